@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs, at pinned versions and idempotently, what the tests and the demo
+# run: containerd and ctr, runc (with seccomp), crictl into $DEPS_DIR/bin, and
+# Debian packages (busybox-static for locally built test images). Nothing goes
+# over the system's own binaries.
+set -euo pipefail
+
+CONTAINERD_VERSION=v2.4.2
+RUNC_VERSION=v1.5.2
+CRICTL_VERSION=v1.34.0
+DEPS_DIR=${DEPS_DIR:-$(pwd)/_deps}
+BIN=$DEPS_DIR/bin
+mkdir -p "$BIN"
+
+apt_install() {
+	local missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "deps: need root to install Debian packages: ${missing[*]}" >&2
+		exit 1
+	fi
+	echo "deps: apt-get install ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+}
+
+# stamp records which version of a tool is in $BIN, so a rerun skips it.
+have() { [ -x "$BIN/$1" ] && [ "$(cat "$BIN/.$1.version" 2>/dev/null)" = "$2" ]; }
+stamp() { echo "$2" >"$BIN/.$1.version"; }
+
+go_install() { # name version tags package
+	local name=$1 version=$2 tags=$3 pkg=$4
+	have "$name" "$version" && return 0
+	echo "deps: go install $pkg@$version"
+	GOBIN=$BIN GOFLAGS= go install -tags "$tags" "$pkg@$version"
+	stamp "$name" "$version"
+}
+
+apt_install libseccomp-dev pkg-config busybox-static iproute2 gcc
+
+go_install containerd "$CONTAINERD_VERSION" "" github.com/containerd/containerd/v2/cmd/containerd
+go_install ctr "$CONTAINERD_VERSION" "" github.com/containerd/containerd/v2/cmd/ctr
+go_install runc "$RUNC_VERSION" "seccomp urfave_cli_no_docs" github.com/opencontainers/runc
+go_install crictl "$CRICTL_VERSION" "" sigs.k8s.io/cri-tools/cmd/crictl
+
+echo "deps: ready in $BIN: containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, crictl $CRICTL_VERSION"

@@ -1,0 +1,192 @@
+// Package shim bootstraps the shim process: `start` finds or starts the one
+// shim process of a pod and answers its socket, `delete` cleans up after a
+// task or a pod from its bundle alone, `-info` describes the runtime. The
+// shim's services live in package task.
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	runcmanager "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/manager"
+	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task"
+)
+
+// RuntimeName is the containerd runtime type this shim serves.
+const RuntimeName = "io.containerd.pause.v2"
+
+// groupLabels put tasks on the shim of their pod, in this order: this
+// runtime's own group label, then CRI's sandbox id (podsandbox mode, where
+// the pause container and the pod's containers arrive as plain tasks).
+var groupLabels = []string{
+	"io.containerd.pause.v2.group",
+	"io.containerd.runc.v2.group",
+	"io.kubernetes.cri.sandbox-id",
+}
+
+// Manager is the shim's bootstrap. Containers' bundles are runc.v2 bundles,
+// so their `delete` and the runtime's `-info` are containerd's runc.v2
+// manager's; `start` and a pod's `delete` are this one's.
+type Manager struct {
+	shim.Shim
+}
+
+// NewManager returns the bootstrap of runtime name.
+func NewManager(name string) *Manager {
+	return &Manager{Shim: runcmanager.NewShimManager(name)}
+}
+
+// Start returns the address of the shim that serves this task or pod,
+// starting that shim unless one already listens there.
+func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *bootapi.BootstrapResult, retErr error) {
+	result := &bootapi.BootstrapResult{Version: 3, Protocol: "ttrpc"}
+	id := opts.GetInstanceID()
+	grouping, err := groupOf(id, "config.json")
+	if err != nil {
+		return nil, err
+	}
+	socketDir := opts.GetSocketDir()
+	if socketDir == "" {
+		socketDir = filepath.Join(defaults.DefaultStateDir, "s")
+	}
+	address, err := shim.CreateSocketAddress(ctx, socketDir, opts.GetContainerdGrpcAddress(), grouping, false)
+	if err != nil {
+		return nil, err
+	}
+	listener, err := shim.NewSocket(address)
+	if err != nil {
+		if !shim.SocketEaddrinuse(err) {
+			return nil, fmt.Errorf("create shim socket: %w", err)
+		}
+		// The pod's shim already runs: its containers share it.
+		if shim.CanConnect(address) {
+			result.Address = address
+			return result, nil
+		}
+		// A dead shim left its socket behind.
+		if err := shim.RemoveSocket(address); err != nil {
+			return nil, fmt.Errorf("remove stale shim socket: %w", err)
+		}
+		if listener, err = shim.NewSocket(address); err != nil {
+			return nil, fmt.Errorf("create shim socket: %w", err)
+		}
+	}
+	defer func() {
+		if retErr != nil {
+			listener.Close()
+			_ = shim.RemoveSocket(address)
+		}
+	}()
+	f, err := listener.File()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+
+	cmd, err := serveCommand(ctx, id, opts.GetContainerdGrpcAddress(), opts.GetLogLevel() <= bootapi.LogLevel_LOG_LEVEL_DEBUG)
+	if err != nil {
+		return nil, err
+	}
+	cmd.ExtraFiles = []*os.File{f}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			_ = cmd.Process.Kill()
+		}
+	}()
+	// The server outlives this process; reap it only if it dies first.
+	go func() { _ = cmd.Wait() }()
+	if err := shim.AdjustOOMScore(cmd.Process.Pid); err != nil {
+		return nil, fmt.Errorf("adjust OOM score of shim: %w", err)
+	}
+	// The server has its own copy of the socket: keep the path.
+	listener.SetUnlinkOnClose(false)
+	listener.Close()
+	result.Address = address
+	return result, nil
+}
+
+// groupOf is the shim grouping of a task: its group label, else its own id.
+// A sandbox bundle from CRI has no config.json: the sandbox is its own group.
+func groupOf(id, configPath string) (string, error) {
+	data, err := os.ReadFile(configPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return id, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	var spec struct {
+		Annotations map[string]string `json:"annotations"`
+	}
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return "", fmt.Errorf("malformed config.json: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	for _, label := range groupLabels {
+		if group, ok := spec.Annotations[label]; ok && group != "" {
+			return group, nil
+		}
+	}
+	return id, nil
+}
+
+// serveCommand re-executes this binary as the long-lived shim server.
+func serveCommand(ctx context.Context, id, containerdAddress string, debug bool) (*exec.Cmd, error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-namespace", ns, "-id", id, "-address", containerdAddress}
+	if debug {
+		args = append(args, "-debug")
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Dir = cwd
+	// Few threads: the shim waits on children and one socket.
+	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd, nil
+}
+
+// Stop is `shim delete`: for a pod's bundle it kills what the pod left and
+// removes its cgroups; a container's bundle is runc.v2's.
+func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return shim.StopStatus{}, err
+	}
+	bundle := filepath.Join(filepath.Dir(cwd), id)
+	isPod, err := task.CleanupBundle(ctx, bundle)
+	if err != nil {
+		log.G(ctx).WithError(err).WithField("sandbox", id).Warn("clean up pod")
+	}
+	if isPod {
+		return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(unix.SIGKILL)}, nil
+	}
+	return m.Shim.Stop(ctx, id)
+}

@@ -1,0 +1,33 @@
+package shim
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/containerd/errdefs"
+)
+
+func TestGroupOf(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "config.json")
+	if g, err := groupOf("sb1", cfg); err != nil || g != "sb1" {
+		t.Errorf("sandbox bundle without config.json: %q %v", g, err)
+	}
+	os.WriteFile(cfg, []byte(`{"annotations":{"io.kubernetes.cri.sandbox-id":"pod9"}}`), 0o600)
+	if g, err := groupOf("c1", cfg); err != nil || g != "pod9" {
+		t.Errorf("CRI podsandbox container: %q %v, want its pod", g, err)
+	}
+	os.WriteFile(cfg, []byte(`{"annotations":{"io.containerd.pause.v2.group":"g","io.kubernetes.cri.sandbox-id":"pod9"}}`), 0o600)
+	if g, _ := groupOf("c1", cfg); g != "g" {
+		t.Errorf("own group label first: %q", g)
+	}
+	os.WriteFile(cfg, []byte(`{}`), 0o600)
+	if g, _ := groupOf("c1", cfg); g != "c1" {
+		t.Errorf("plain task: %q", g)
+	}
+	os.WriteFile(cfg, []byte(`{`), 0o600)
+	if _, err := groupOf("c1", cfg); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("malformed config.json: %v", err)
+	}
+}

@@ -1,0 +1,98 @@
+package task
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/containerd/cgroups/v3"
+	"github.com/containerd/cgroups/v3/cgroup1"
+	"github.com/containerd/cgroups/v3/cgroup2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// cgroup is the little the pod needs of a cgroup on either hierarchy: v1
+// (legacy and hybrid hosts) or v2 (unified).
+type cgroup interface {
+	AddProc(pid uint64) error
+	Delete() error
+	// Stat returns *v1.Metrics or *v2.Metrics, the types containerd's CRI
+	// decodes from sandbox and task metrics.
+	Stat() (any, error)
+	Update(*specs.LinuxResources) error
+}
+
+func unified() bool { return cgroups.Mode() == cgroups.Unified }
+
+// newCgroup creates (or opens, if it exists) the cgroup at path.
+func newCgroup(path string) (cgroup, error) {
+	if unified() {
+		m, err := cgroup2.NewManager("/sys/fs/cgroup", path, &cgroup2.Resources{})
+		if err != nil {
+			return nil, fmt.Errorf("create cgroup %s: %w", path, err)
+		}
+		// Children (the pause leaf, the containers) get every controller the
+		// root offers, so runc can set their limits.
+		if ctrls, err := m.RootControllers(); err == nil {
+			_ = m.ToggleControllers(ctrls, cgroup2.Enable)
+		}
+		return v2Cgroup{m}, nil
+	}
+	cg, err := cgroup1.New(cgroup1.StaticPath(path), &specs.LinuxResources{})
+	if err != nil {
+		return nil, fmt.Errorf("create cgroup %s: %w", path, err)
+	}
+	return v1Cgroup{cg}, nil
+}
+
+// loadCgroup opens an existing cgroup; os.ErrNotExist when it is gone.
+func loadCgroup(path string) (cgroup, error) {
+	if unified() {
+		if _, err := os.Stat("/sys/fs/cgroup" + path); err != nil {
+			return nil, err
+		}
+		m, err := cgroup2.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		return v2Cgroup{m}, nil
+	}
+	cg, err := cgroup1.Load(cgroup1.StaticPath(path))
+	if err != nil {
+		if errors.Is(err, cgroup1.ErrCgroupDeleted) {
+			return nil, os.ErrNotExist
+		}
+		return nil, err
+	}
+	return v1Cgroup{cg}, nil
+}
+
+// deleteCgroup removes the cgroup at path if it still exists.
+func deleteCgroup(path string) error {
+	cg, err := loadCgroup(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return cg.Delete()
+}
+
+type v1Cgroup struct{ cg cgroup1.Cgroup }
+
+func (c v1Cgroup) AddProc(pid uint64) error { return c.cg.AddProc(pid) }
+func (c v1Cgroup) Delete() error            { return c.cg.Delete() }
+func (c v1Cgroup) Stat() (any, error)       { return c.cg.Stat(cgroup1.IgnoreNotExist) }
+func (c v1Cgroup) Update(r *specs.LinuxResources) error {
+	return c.cg.Update(r)
+}
+
+type v2Cgroup struct{ m *cgroup2.Manager }
+
+func (c v2Cgroup) AddProc(pid uint64) error { return c.m.AddProc(pid) }
+func (c v2Cgroup) Delete() error            { return c.m.Delete() }
+func (c v2Cgroup) Stat() (any, error)       { return c.m.Stat() }
+func (c v2Cgroup) Update(r *specs.LinuxResources) error {
+	return c.m.Update(cgroup2.ToResources(r))
+}

@@ -1,0 +1,263 @@
+// Package pause runs a pod's built-in pause task: a freestanding binary
+// (c/pause.c), embedded in the shim and executed from a sealed memfd, that holds
+// the pod's namespaces, reaps the pod's orphans and exits 0 on SIGTERM. It
+// needs no image, no runc call and no file on disk, and costs a few kilobytes.
+package pause
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/sys/reaper"
+	"github.com/containerd/errdefs"
+	"golang.org/x/sys/unix"
+)
+
+// The binary is built from c/pause.c by `make build`.
+//
+//go:embed pause.elf
+var binary []byte
+
+// readyTimeout bounds the pause task's setup (join netns, hostname, lo up).
+const readyTimeout = 10 * time.Second
+
+// Config says which namespaces the pause task creates or joins and how it
+// drops its privileges.
+type Config struct {
+	// NetNSPath is a network namespace to join (CRI and CNI made it).
+	NetNSPath string
+	// NewNetwork creates a network namespace with lo up (when NetNSPath is empty).
+	NewNetwork bool
+	NewIPC     bool
+	NewUTS     bool
+	// NewPID makes the pause task PID 1 of a new PID namespace.
+	NewPID   bool
+	Hostname string
+	// Sysctls are namespaced sysctls ("net.ipv4.ip_forward": "1").
+	Sysctls map[string]string
+	UID     uint32
+	GID     uint32
+	// Root is an empty directory the pause task chroots into.
+	Root string
+}
+
+// Validate reports a configuration the pause task cannot honour.
+func (c Config) Validate() error {
+	if !c.NewUTS && c.Hostname != "" {
+		return fmt.Errorf("hostname %q needs a UTS namespace of the pod's own: %w", c.Hostname, errdefs.ErrInvalidArgument)
+	}
+	if len(c.Hostname) > 64 {
+		return fmt.Errorf("hostname %q is longer than 64 bytes: %w", c.Hostname, errdefs.ErrInvalidArgument)
+	}
+	if c.NetNSPath != "" && c.NewNetwork {
+		return fmt.Errorf("both a network namespace to join and a new one: %w", errdefs.ErrInvalidArgument)
+	}
+	if c.UID == 0 {
+		return fmt.Errorf("the pause task must not run as root: %w", errdefs.ErrInvalidArgument)
+	}
+	if c.Root == "" {
+		return fmt.Errorf("no root directory for the pause task: %w", errdefs.ErrInvalidArgument)
+	}
+	for k, v := range c.Sysctls {
+		if err := c.validateSysctl(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateSysctl accepts only sysctls that live in a namespace the pod owns,
+// as runc does: anything else would change the host.
+func (c Config) validateSysctl(key, value string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("sysctl %q: %s: %w", key, why, errdefs.ErrInvalidArgument)
+	}
+	if key == "" || strings.Contains(key, "..") || strings.ContainsAny(key, "= \x00") ||
+		strings.HasPrefix(key, ".") || strings.HasPrefix(key, "/") || strings.ContainsAny(value, "\x00") {
+		return bad("malformed")
+	}
+	k := strings.ReplaceAll(key, "/", ".")
+	ipc := map[string]bool{"kernel.msgmax": true, "kernel.msgmnb": true, "kernel.msgmni": true,
+		"kernel.sem": true, "kernel.shmall": true, "kernel.shmmax": true, "kernel.shmmni": true,
+		"kernel.shm_rmid_forced": true}
+	switch {
+	case ipc[k] || strings.HasPrefix(k, "fs.mqueue."):
+		if !c.NewIPC {
+			return bad("the pod shares the host's IPC namespace")
+		}
+	case strings.HasPrefix(k, "net."):
+		if !c.NewNetwork && c.NetNSPath == "" {
+			return bad("the pod shares the host's network namespace")
+		}
+	default:
+		return bad("not a namespaced sysctl")
+	}
+	return nil
+}
+
+// Args is the pause task's command line for this configuration.
+func (c Config) Args() []string {
+	args := []string{"pause"}
+	if c.NetNSPath != "" {
+		args = append(args, "-n", c.NetNSPath)
+	}
+	if c.NewNetwork {
+		args = append(args, "-l")
+	}
+	if c.Hostname != "" {
+		args = append(args, "-h", c.Hostname)
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Sysctls)) {
+		args = append(args, "-s", strings.ReplaceAll(k, ".", "/")+"="+c.Sysctls[k])
+	}
+	return append(args, "-r", "-u", strconv.FormatUint(uint64(c.UID), 10), "-g", strconv.FormatUint(uint64(c.GID), 10))
+}
+
+func (c Config) cloneflags() uintptr {
+	var f uintptr
+	for _, ns := range []struct {
+		on   bool
+		flag uintptr
+	}{{c.NewNetwork, unix.CLONE_NEWNET}, {c.NewIPC, unix.CLONE_NEWIPC}, {c.NewUTS, unix.CLONE_NEWUTS}, {c.NewPID, unix.CLONE_NEWPID}} {
+		if ns.on {
+			f |= ns.flag
+		}
+	}
+	return f
+}
+
+// Process is a running (or exited) pause task.
+type Process struct {
+	Pid       int
+	StartedAt time.Time
+
+	done     chan struct{}
+	status   int
+	exitedAt time.Time
+}
+
+// Done is closed when the pause task has exited and been reaped.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Exited tells whether the pause task has exited.
+func (p *Process) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Exit returns the exit status and time; valid once Done is closed.
+func (p *Process) Exit() (int, time.Time) {
+	<-p.done
+	return p.status, p.exitedAt
+}
+
+// Signal sends sig to the pause task unless it has already been reaped (its
+// pid could then name another process).
+func (p *Process) Signal(sig syscall.Signal) error {
+	if p.Exited() {
+		return nil
+	}
+	if err := unix.Kill(p.Pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
+		return err
+	}
+	return nil
+}
+
+var (
+	memfdOnce sync.Once
+	memfdPath string
+	memfdErr  error
+)
+
+// executable writes the embedded binary to a sealed memfd once per shim.
+func executable() (string, error) {
+	memfdOnce.Do(func() {
+		fd, err := unix.MemfdCreate("pause", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+		if err != nil {
+			memfdErr = fmt.Errorf("memfd for the pause task: %w", err)
+			return
+		}
+		f := os.NewFile(uintptr(fd), "pause")
+		if _, err := f.Write(binary); err != nil {
+			f.Close()
+			memfdErr = fmt.Errorf("write the pause task: %w", err)
+			return
+		}
+		seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+		if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+			f.Close()
+			memfdErr = fmt.Errorf("seal the pause task: %w", err)
+			return
+		}
+		// The file stays open for the life of the shim; children see it as
+		// their own /proc/self/fd/N until they exec.
+		memfdPath = fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	})
+	return memfdPath, memfdErr
+}
+
+// Start runs the pause task and returns once its namespaces are ready.
+func Start(cfg Config) (*Process, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	path, err := executable()
+	if err != nil {
+		return nil, err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+
+	cmd := &exec.Cmd{
+		Path:       path,
+		Args:       cfg.Args(),
+		Dir:        cfg.Root,
+		ExtraFiles: []*os.File{w},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags: cfg.cloneflags(),
+			Setsid:     true,
+			Pdeathsig:  syscall.SIGKILL,
+		},
+	}
+	ec, err := reaper.Default.Start(cmd)
+	w.Close()
+	if err != nil {
+		return nil, fmt.Errorf("start the pause task: %w", err)
+	}
+	p := &Process{Pid: cmd.Process.Pid, StartedAt: time.Now(), done: make(chan struct{})}
+	go func() {
+		status, _ := reaper.Default.Wait(cmd, ec)
+		p.status, p.exitedAt = status, time.Now()
+		close(p.done)
+	}()
+
+	_ = r.SetReadDeadline(time.Now().Add(readyTimeout))
+	msg, err := io.ReadAll(io.LimitReader(r, 512))
+	if string(msg) == "ok" {
+		return p, nil
+	}
+	_ = p.Signal(syscall.SIGKILL)
+	<-p.done
+	if err != nil {
+		return nil, fmt.Errorf("pause task did not get ready: %w", err)
+	}
+	return nil, fmt.Errorf("pause task setup failed: %s: %w", strings.TrimSpace(string(msg)), errdefs.ErrFailedPrecondition)
+}

@@ -1,0 +1,134 @@
+package pause
+
+import (
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/sys/reaper"
+	"github.com/containerd/errdefs"
+)
+
+func valid() Config {
+	return Config{NewNetwork: true, NewIPC: true, NewUTS: true, NewPID: true, Hostname: "pod", UID: 65535, GID: 65535, Root: "/empty"}
+}
+
+func TestArgs(t *testing.T) {
+	c := valid()
+	c.Sysctls = map[string]string{"net.ipv4.ip_forward": "1", "kernel.shmmax": "4096"}
+	got := strings.Join(c.Args(), " ")
+	want := "pause -l -h pod -s kernel/shmmax=4096 -s net/ipv4/ip_forward=1 -r -u 65535 -g 65535"
+	if got != want {
+		t.Fatalf("args %q, want %q", got, want)
+	}
+	c = valid()
+	c.NewNetwork, c.NetNSPath = false, "/var/run/netns/x"
+	if args := c.Args(); !slices.Contains(args, "-n") || slices.Contains(args, "-l") {
+		t.Fatalf("joining a netns: %v", args)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	for name, mutate := range map[string]func(*Config){
+		"root uid":              func(c *Config) { c.UID = 0 },
+		"hostname without uts":  func(c *Config) { c.NewUTS = false },
+		"long hostname":         func(c *Config) { c.Hostname = strings.Repeat("h", 65) },
+		"join and new netns":    func(c *Config) { c.NetNSPath = "/x" },
+		"no root":               func(c *Config) { c.Root = "" },
+		"host sysctl":           func(c *Config) { c.Sysctls = map[string]string{"kernel.panic": "1"} },
+		"path escape sysctl":    func(c *Config) { c.Sysctls = map[string]string{"net/../../etc": "1"} },
+		"net sysctl, host net":  func(c *Config) { c.NewNetwork = false; c.Sysctls = map[string]string{"net.core.somaxconn": "1"} },
+		"ipc sysctl, host ipc":  func(c *Config) { c.NewIPC = false; c.Sysctls = map[string]string{"kernel.shmmax": "1"} },
+		"sysctl value with NUL": func(c *Config) { c.Sysctls = map[string]string{"net.core.somaxconn": "1\x00"} },
+	} {
+		c := valid()
+		mutate(&c)
+		if err := c.Validate(); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("%s: got %v, want invalid argument", name, err)
+		}
+	}
+	c := valid()
+	c.Sysctls = map[string]string{"net.ipv4.ping_group_range": "0 0", "fs.mqueue.msg_max": "10"}
+	if err := c.Validate(); err != nil {
+		t.Errorf("namespaced sysctls: %v", err)
+	}
+}
+
+// reapChildren does what the shim's signal loop does: reap on SIGCHLD, so
+// the reaper reports exits.
+func reapChildren(t *testing.T) {
+	ch := make(chan os.Signal, 32)
+	signal.Notify(ch, syscall.SIGCHLD)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ch:
+				_ = reaper.Reap()
+			case <-done:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { signal.Stop(ch); close(done) })
+}
+
+// TestPauseTask runs the embedded binary: it holds its namespaces, drops
+// every privilege and exits 0 on SIGTERM.
+func TestPauseTask(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the pause task makes namespaces and changes uid")
+	}
+	reapChildren(t)
+	c := valid()
+	c.Root = t.TempDir()
+	c.Sysctls = map[string]string{"net.ipv4.ip_unprivileged_port_start": "80"}
+	p, err := Start(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"CapEff:\t0000000000000000", "NoNewPrivs:\t1", "Uid:\t65535"} {
+		if !strings.Contains(string(status), want) {
+			t.Errorf("pause task status lacks %q", want)
+		}
+	}
+	host, _ := os.Readlink("/proc/self/ns/uts")
+	pod, _ := os.Readlink("/proc/" + strconv.Itoa(p.Pid) + "/ns/uts")
+	if host == pod {
+		t.Error("pause task shares the host's UTS namespace")
+	}
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("pause task did not exit on SIGTERM")
+	}
+	if code, _ := p.Exit(); code != 0 {
+		t.Errorf("exit status %d on SIGTERM, want 0", code)
+	}
+}
+
+func TestPauseTaskReportsSetupFailure(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the pause task makes namespaces and changes uid")
+	}
+	reapChildren(t)
+	c := valid()
+	c.Root = t.TempDir()
+	c.NewNetwork, c.NetNSPath = false, "/proc/self/ns/ipc" // not a network namespace
+	_, err := Start(c)
+	if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "join netns") {
+		t.Fatalf("got %v, want the failed step", err)
+	}
+}

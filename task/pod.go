@@ -1,0 +1,267 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task/pause"
+)
+
+const (
+	// stateFile in the sandbox bundle lets `shim delete` clean up a pod whose
+	// shim is gone.
+	stateFile = "pod.json"
+	// pauseRoot is the empty directory the pause task chroots into.
+	pauseRoot = "pause-root"
+	// pauseStopGrace is how long the pause task gets to exit on SIGTERM.
+	pauseStopGrace = 2 * time.Second
+)
+
+// podState is what survives the shim: enough to kill the pause task and
+// remove the pod's cgroups from the bundle alone.
+type podState struct {
+	ID             string `json:"id"`
+	PausePid       int    `json:"pause_pid,omitempty"`
+	PauseStartTime uint64 `json:"pause_start_time,omitempty"`
+	PodCgroup      string `json:"pod_cgroup,omitempty"`
+	PauseCgroup    string `json:"pause_cgroup,omitempty"`
+	OwnsPodCgroup  bool   `json:"owns_pod_cgroup,omitempty"`
+}
+
+// pod is the one pod a shim holds: its configuration, its pause task and its
+// cgroups. The Service guards it with its lock.
+type pod struct {
+	state     podState
+	bundle    string
+	namespace string
+	cfg       *podConfig
+	pauseCfg  pause.Config
+	createdAt time.Time
+	pause     *pause.Process // nil until StartSandbox
+	shutdown  bool
+}
+
+// newPod checks the pod's configuration and prepares (without starting) its
+// pause task.
+func newPod(id, namespace, bundle string, cfg *podConfig, uid, gid uint32) (*pod, error) {
+	p := &pod{
+		state:     podState{ID: id},
+		bundle:    bundle,
+		namespace: namespace,
+		cfg:       cfg,
+		createdAt: time.Now(),
+		pauseCfg: pause.Config{
+			NetNSPath:  cfg.NetNSPath,
+			NewNetwork: !cfg.HostNetwork && cfg.NetNSPath == "",
+			NewIPC:     !cfg.HostIPC,
+			NewUTS:     !cfg.HostUTS,
+			NewPID:     !cfg.HostPID,
+			Hostname:   cfg.Hostname,
+			Sysctls:    cfg.Sysctls,
+			UID:        uid,
+			GID:        gid,
+			Root:       filepath.Join(bundle, pauseRoot),
+		},
+	}
+	if err := p.pauseCfg.Validate(); err != nil {
+		return nil, err
+	}
+	p.state.PodCgroup, p.state.PauseCgroup, p.state.OwnsPodCgroup = cgroupLayout(id, namespace, cfg)
+	return p, nil
+}
+
+// cgroupLayout places the pod: CRI's cgroup parent is the pod's cgroup (the
+// kubelet owns it) with the pause task in a leaf named after the sandbox, as
+// CRI does for a pause container; otherwise the shim makes the pod's cgroup
+// (the spec's cgroupsPath, else /<namespace>/<id>) with a leaf "pause".
+// Leaves keep cgroup v2's no-internal-processes rule.
+func cgroupLayout(id, namespace string, cfg *podConfig) (podCg, pauseCg string, owned bool) {
+	switch {
+	case cfg.CgroupParent != "" && isSystemdCgroup(cfg.CgroupParent):
+		return "", "", false
+	case cfg.CgroupParent != "":
+		return cfg.CgroupParent, path.Join(cfg.CgroupParent, id), false
+	case cfg.CgroupsPath != "" && isSystemdCgroup(cfg.CgroupsPath):
+		return "", "", false
+	case cfg.CgroupsPath != "":
+		return cfg.CgroupsPath, path.Join(cfg.CgroupsPath, "pause"), true
+	default:
+		podCg = path.Join("/", namespace, id)
+		return podCg, path.Join(podCg, "pause"), true
+	}
+}
+
+// isSystemdCgroup tells a systemd slice ("slice:prefix:name" or "x.slice"),
+// which this shim leaves to runc and systemd.
+func isSystemdCgroup(p string) bool {
+	return strings.Contains(p, ":") || strings.HasSuffix(p, ".slice")
+}
+
+// start makes the pod's cgroups and runs its pause task in them.
+func (p *pod) start(ctx context.Context) (retErr error) {
+	if p.state.PodCgroup != "" {
+		if _, err := newCgroup(p.state.PodCgroup); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		if retErr != nil {
+			p.cleanup(ctx)
+		}
+	}()
+	if err := os.MkdirAll(p.pauseCfg.Root, 0o500); err != nil {
+		return err
+	}
+	proc, err := pause.Start(p.pauseCfg)
+	if err != nil {
+		return err
+	}
+	p.pause = proc
+	p.state.PausePid = proc.Pid
+	p.state.PauseStartTime, _ = procStartTime(proc.Pid)
+	if p.state.PauseCgroup != "" {
+		cg, err := newCgroup(p.state.PauseCgroup)
+		if err != nil {
+			return err
+		}
+		if err := cg.AddProc(uint64(proc.Pid)); err != nil {
+			return fmt.Errorf("move pause task into %s: %w", p.state.PauseCgroup, err)
+		}
+	}
+	return p.state.save(p.bundle)
+}
+
+// ready tells whether the pause task runs.
+func (p *pod) ready() bool { return p.pause != nil && !p.pause.Exited() && !p.shutdown }
+
+// stopPause ends the pause task: SIGTERM, then SIGKILL after a grace.
+func (p *pod) stopPause(ctx context.Context) {
+	if p.pause == nil {
+		return
+	}
+	_ = p.pause.Signal(syscall.SIGTERM)
+	select {
+	case <-p.pause.Done():
+		return
+	case <-time.After(pauseStopGrace):
+	case <-ctx.Done():
+	}
+	log.G(ctx).WithField("sandbox", p.state.ID).Warn("pause task ignored SIGTERM, killing it")
+	_ = p.pause.Signal(syscall.SIGKILL)
+	<-p.pause.Done()
+}
+
+// cleanup removes what the pod made; the pause task must be gone (or is killed).
+func (p *pod) cleanup(ctx context.Context) {
+	if p.pause != nil {
+		_ = p.pause.Signal(syscall.SIGKILL)
+		<-p.pause.Done()
+	}
+	p.state.cleanup(ctx, p.bundle)
+}
+
+func (s podState) save(bundle string) error {
+	data, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(bundle, stateFile+".tmp")
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(bundle, stateFile))
+}
+
+// cleanup kills the pause task if it is still the process recorded and
+// removes the pod's cgroups. It is idempotent: `shim delete` may run it after
+// the shim did.
+func (s podState) cleanup(ctx context.Context, bundle string) {
+	logger := log.G(ctx).WithField("sandbox", s.ID)
+	if s.PausePid > 0 && s.PauseStartTime != 0 {
+		if st, err := procStartTime(s.PausePid); err == nil && st == s.PauseStartTime {
+			_ = syscall.Kill(s.PausePid, syscall.SIGKILL)
+			waitGone(s.PausePid, s.PauseStartTime, 2*time.Second)
+		}
+	}
+	if s.PauseCgroup != "" {
+		if err := deleteCgroup(s.PauseCgroup); err != nil {
+			logger.WithError(err).Warn("remove pause cgroup")
+		}
+	}
+	if s.OwnsPodCgroup && s.PodCgroup != "" {
+		if err := deleteCgroup(s.PodCgroup); err != nil {
+			logger.WithError(err).Warn("remove pod cgroup")
+		}
+	}
+	_ = os.RemoveAll(filepath.Join(bundle, pauseRoot))
+}
+
+// CleanupBundle is `shim delete` for a sandbox bundle: it reports whether the
+// bundle held a pod (false: it is a container's bundle) and cleans the pod up.
+func CleanupBundle(ctx context.Context, bundle string) (bool, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, stateFile))
+	if errors.Is(err, os.ErrNotExist) {
+		_, cerr := os.Stat(filepath.Join(bundle, "config.json"))
+		// A sandbox bundle from CRI has no config.json; its shim died before
+		// the pause task started: nothing to clean.
+		return errors.Is(cerr, os.ErrNotExist), nil
+	}
+	if err != nil {
+		return true, err
+	}
+	var s podState
+	if err := json.Unmarshal(data, &s); err != nil {
+		return true, fmt.Errorf("malformed pod state %s: %v: %w", stateFile, err, errdefs.ErrDataLoss)
+	}
+	s.cleanup(ctx, bundle)
+	return true, nil
+}
+
+// procStartTime is the start time of pid in clock ticks since boot (field 22
+// of /proc/PID/stat): with the pid it names one process for good.
+func procStartTime(pid int) (uint64, error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces; the fields after it are plain.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	if len(fields) < 20 {
+		return 0, fmt.Errorf("malformed /proc/%d/stat", pid)
+	}
+	return strconv.ParseUint(fields[19], 10, 64)
+}
+
+// waitGone waits until pid no longer names the process that started at start.
+func waitGone(pid int, start uint64, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		st, err := procStartTime(pid)
+		if err != nil || st != start {
+			return
+		}
+		// A zombie still has its stat; it is gone for our purpose.
+		if data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat"); err == nil {
+			if i := strings.LastIndexByte(string(data), ')'); i > 0 && len(data) > i+2 && data[i+2] == 'Z' {
+				return
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

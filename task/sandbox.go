@@ -1,0 +1,345 @@
+package task
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/protobuf"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/log"
+	"github.com/containerd/typeurl/v2"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// Sandbox states as containerd's CRI reads them.
+const (
+	stateReady    = "SANDBOX_READY"
+	stateNotReady = "SANDBOX_NOTREADY"
+)
+
+// sandboxService is sandbox API v1 over the shim's pod.
+type sandboxService struct{ s *Service }
+
+// getPod returns the pod named id, or NotFound.
+func (s *Service) getPod(id string) (*pod, error) {
+	if s.pod == nil || s.pod.state.ID != id {
+		return nil, fmt.Errorf("sandbox %q: %w", id, errdefs.ErrNotFound)
+	}
+	return s.pod, nil
+}
+
+func (x *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.CreateSandboxRequest) (*sandboxAPI.CreateSandboxResponse, error) {
+	if err := identifiers.Validate(r.SandboxID); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	if !filepath.IsAbs(r.BundlePath) {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "bundle path %q is not absolute", r.BundlePath)
+	}
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	s := x.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pod != nil {
+		if s.pod.state.ID == r.SandboxID {
+			return nil, errgrpc.ToGRPCf(errdefs.ErrAlreadyExists, "sandbox %q", r.SandboxID)
+		}
+		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "this shim holds sandbox %q, not %q", s.pod.state.ID, r.SandboxID)
+	}
+	cfg, err := parsePodConfig(r.Options, r.BundlePath, r.NetnsPath)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	p, err := newPod(r.SandboxID, ns, r.BundlePath, cfg, DefaultPauseUID, DefaultPauseGID)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	s.pod = p
+	log.G(ctx).WithFields(log.Fields{"sandbox": r.SandboxID, "netns": cfg.NetNSPath, "cri": cfg.FromCRI}).Info("sandbox created")
+	return &sandboxAPI.CreateSandboxResponse{}, nil
+}
+
+func (x *sandboxService) StartSandbox(ctx context.Context, r *sandboxAPI.StartSandboxRequest) (*sandboxAPI.StartSandboxResponse, error) {
+	s := x.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.getPod(r.SandboxID)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	if p.shutdown {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "sandbox %q is shut down", r.SandboxID)
+	}
+	if p.pause != nil {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrAlreadyExists, "sandbox %q already started", r.SandboxID)
+	}
+	if err := p.start(ctx); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	go s.onPauseExit(ctx, p)
+	log.G(ctx).WithFields(log.Fields{"sandbox": r.SandboxID, "pid": p.pause.Pid}).Info("sandbox started")
+	return &sandboxAPI.StartSandboxResponse{
+		Pid:       uint32(p.pause.Pid),
+		CreatedAt: protobuf.ToTimestamp(p.createdAt),
+	}, nil
+}
+
+// onPauseExit ends the pod's containers when its pause task dies: without it
+// they would run on in namespaces nobody holds.
+func (s *Service) onPauseExit(ctx context.Context, p *pod) {
+	<-p.pause.Done()
+	status, _ := p.pause.Exit()
+	log.G(ctx).WithFields(log.Fields{"sandbox": p.state.ID, "status": status}).Info("pause task exited")
+	s.signalMembers(context.WithoutCancel(ctx), syscall.SIGKILL)
+}
+
+func (x *sandboxService) Platform(ctx context.Context, r *sandboxAPI.PlatformRequest) (*sandboxAPI.PlatformResponse, error) {
+	x.s.mu.Lock()
+	_, err := x.s.getPod(r.SandboxID)
+	x.s.mu.Unlock()
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	return &sandboxAPI.PlatformResponse{Platform: &types.Platform{OS: "linux", Architecture: goruntime.GOARCH}}, nil
+}
+
+// StopSandbox stops the pod: SIGTERM to every container at once, SIGKILL to
+// those still running at the timeout, then the pause task last.
+func (x *sandboxService) StopSandbox(ctx context.Context, r *sandboxAPI.StopSandboxRequest) (*sandboxAPI.StopSandboxResponse, error) {
+	s := x.s
+	s.mu.Lock()
+	p, err := s.getPod(r.SandboxID)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	timeout := time.Duration(r.TimeoutSecs) * time.Second
+	s.stopMembers(ctx, timeout)
+	p.stopPause(ctx)
+	log.G(ctx).WithField("sandbox", r.SandboxID).Info("sandbox stopped")
+	return &sandboxAPI.StopSandboxResponse{}, nil
+}
+
+// stopMembers gives the pod's containers timeout to exit on SIGTERM (none
+// when it is zero), then kills what is left.
+func (s *Service) stopMembers(ctx context.Context, timeout time.Duration) {
+	if timeout > 0 {
+		s.signalMembers(ctx, syscall.SIGTERM)
+		wctx, cancel := context.WithTimeout(ctx, timeout)
+		s.waitMembers(wctx)
+		cancel()
+	}
+	s.signalMembers(ctx, syscall.SIGKILL)
+	s.waitMembers(ctx)
+}
+
+func (s *Service) memberIDs() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, 0, len(s.members))
+	for id := range s.members {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// signalMembers signals the init process of every container of the pod; a
+// container that has already exited answers NotFound, which is fine.
+func (s *Service) signalMembers(ctx context.Context, sig syscall.Signal) {
+	for _, id := range s.memberIDs() {
+		_, err := s.runc.Kill(ctx, &taskAPI.KillRequest{ID: id, Signal: uint32(sig), All: sig == syscall.SIGKILL})
+		if err != nil && !errdefs.IsNotFound(errgrpc.ToNative(err)) {
+			log.G(ctx).WithError(err).WithFields(log.Fields{"container": id, "signal": sig}).Debug("signal container")
+		}
+	}
+}
+
+// waitMembers waits, in parallel, until every container has exited or ctx ends.
+func (s *Service) waitMembers(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, id := range s.memberIDs() {
+		wg.Go(func() {
+			_, _ = s.runc.Wait(ctx, &taskAPI.WaitRequest{ID: id})
+		})
+	}
+	wg.Wait()
+}
+
+func (x *sandboxService) WaitSandbox(ctx context.Context, r *sandboxAPI.WaitSandboxRequest) (*sandboxAPI.WaitSandboxResponse, error) {
+	x.s.mu.Lock()
+	p, err := x.s.getPod(r.SandboxID)
+	x.s.mu.Unlock()
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	if p.pause == nil {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "sandbox %q is not started", r.SandboxID)
+	}
+	select {
+	case <-p.pause.Done():
+	case <-ctx.Done():
+		return nil, errgrpc.ToGRPC(ctx.Err())
+	}
+	status, at := p.pause.Exit()
+	return &sandboxAPI.WaitSandboxResponse{ExitStatus: uint32(status), ExitedAt: protobuf.ToTimestamp(at)}, nil
+}
+
+func (x *sandboxService) SandboxStatus(ctx context.Context, r *sandboxAPI.SandboxStatusRequest) (*sandboxAPI.SandboxStatusResponse, error) {
+	s := x.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.getPod(r.SandboxID)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	resp := &sandboxAPI.SandboxStatusResponse{
+		SandboxID: r.SandboxID,
+		State:     stateNotReady,
+		CreatedAt: protobuf.ToTimestamp(p.createdAt),
+	}
+	if p.pause != nil {
+		resp.Pid = uint32(p.pause.Pid)
+		if p.ready() {
+			resp.State = stateReady
+		} else if p.pause.Exited() {
+			_, at := p.pause.Exit()
+			resp.ExitedAt = protobuf.ToTimestamp(at)
+		}
+	}
+	if r.Verbose {
+		cfg, _ := json.Marshal(p.cfg)
+		resp.Info = map[string]string{
+			"pause_pid":    strconv.Itoa(p.state.PausePid),
+			"pause_args":   fmt.Sprint(p.pauseCfg.Args()),
+			"pod_cgroup":   p.state.PodCgroup,
+			"pause_cgroup": p.state.PauseCgroup,
+			"config":       string(cfg),
+			"containers":   strconv.Itoa(len(s.members)),
+		}
+	}
+	return resp, nil
+}
+
+func (x *sandboxService) PingSandbox(ctx context.Context, r *sandboxAPI.PingRequest) (*sandboxAPI.PingResponse, error) {
+	x.s.mu.Lock()
+	defer x.s.mu.Unlock()
+	p, err := x.s.getPod(r.SandboxID)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	if p.pause != nil && !p.ready() {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrUnavailable, "sandbox %q: pause task has exited", r.SandboxID)
+	}
+	return &sandboxAPI.PingResponse{}, nil
+}
+
+// ShutdownSandbox ends the pod for good: whatever still runs is killed, the
+// pod's cgroups and files are removed, and the shim exits once no container
+// is left (containerd deletes the bundle next).
+func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.ShutdownSandboxRequest) (*sandboxAPI.ShutdownSandboxResponse, error) {
+	s := x.s
+	s.mu.Lock()
+	p, err := s.getPod(r.SandboxID)
+	never := s.pod == nil
+	s.mu.Unlock()
+	if never {
+		// CreateSandbox failed: containerd shuts the shim down, which has
+		// nothing of the pod to clean.
+		if _, err := s.runc.Shutdown(ctx, &taskAPI.ShutdownRequest{}); err != nil {
+			return nil, err
+		}
+		return &sandboxAPI.ShutdownSandboxResponse{}, nil
+	}
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	s.stopMembers(ctx, 0)
+	for _, id := range s.memberIDs() {
+		if _, err := s.runc.Delete(ctx, &taskAPI.DeleteRequest{ID: id}); err != nil {
+			log.G(ctx).WithError(err).WithField("container", id).Warn("delete container left in sandbox")
+		}
+		s.forget(id)
+	}
+	s.mu.Lock()
+	p.cleanup(ctx)
+	p.shutdown = true
+	s.mu.Unlock()
+	log.G(ctx).WithField("sandbox", r.SandboxID).Info("sandbox shut down")
+	if _, err := s.runc.Shutdown(ctx, &taskAPI.ShutdownRequest{}); err != nil {
+		return nil, err
+	}
+	return &sandboxAPI.ShutdownSandboxResponse{}, nil
+}
+
+func (x *sandboxService) SandboxMetrics(ctx context.Context, r *sandboxAPI.SandboxMetricsRequest) (*sandboxAPI.SandboxMetricsResponse, error) {
+	x.s.mu.Lock()
+	p, err := x.s.getPod(r.SandboxID)
+	x.s.mu.Unlock()
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	if p.state.PodCgroup == "" {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "sandbox %q has no cgroup of its own", r.SandboxID)
+	}
+	cg, err := loadCgroup(p.state.PodCgroup)
+	if err != nil {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "cgroup of sandbox %q: %v", r.SandboxID, err)
+	}
+	stats, err := cg.Stat()
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	data, err := typeurl.MarshalAnyToProto(stats)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	return &sandboxAPI.SandboxMetricsResponse{Metrics: &types.Metric{
+		Timestamp: protobuf.ToTimestamp(time.Now()),
+		ID:        r.SandboxID,
+		Data:      data,
+	}}, nil
+}
+
+// UpdateSandbox applies pod-level resources (an OCI LinuxResources) to the
+// pod's cgroup; other fields need nothing from the shim.
+func (x *sandboxService) UpdateSandbox(ctx context.Context, r *sandboxAPI.UpdateSandboxRequest) (*sandboxAPI.UpdateSandboxResponse, error) {
+	x.s.mu.Lock()
+	p, err := x.s.getPod(r.SandboxID)
+	x.s.mu.Unlock()
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	if r.Resources == nil {
+		return &sandboxAPI.UpdateSandboxResponse{}, nil
+	}
+	var res specs.LinuxResources
+	if err := typeurl.UnmarshalTo(r.Resources, &res); err != nil {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "sandbox resources: %v", err)
+	}
+	if p.state.PodCgroup == "" {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "sandbox %q has no cgroup of its own", r.SandboxID)
+	}
+	cg, err := loadCgroup(p.state.PodCgroup)
+	if err != nil {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "cgroup of sandbox %q: %v", r.SandboxID, err)
+	}
+	if err := cg.Update(&res); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	return &sandboxAPI.UpdateSandboxResponse{}, nil
+}

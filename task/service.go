@@ -1,0 +1,196 @@
+// Package task serves one pod per shim: the sandbox API (sandbox.go) over the
+// built-in pause task (package pause), and the task API for the pod's
+// containers. Containers run through containerd's own runc task service, so
+// they behave exactly as under io.containerd.runc.v2; this package only joins
+// them to the pod (spec.go), stops them with the pod, and keeps the shim alive
+// while the pod lives. A shim started for a task outside any sandbox is a
+// drop-in runc.v2 shim.
+package task
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types/task"
+	runctask "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/task"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
+	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
+	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/containerd/v2/pkg/shutdown"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+	"github.com/containerd/log"
+	"github.com/containerd/ttrpc"
+
+	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
+)
+
+// Default credentials of the pause task: the conventional "nobody" of
+// container images, never a uid the host gives a person.
+const (
+	DefaultPauseUID = 65535
+	DefaultPauseGID = 65535
+)
+
+// Service holds the shim's pod and its containers.
+type Service struct {
+	runc taskAPI.TTRPCTaskService
+
+	mu      sync.Mutex
+	pod     *pod                // nil until CreateSandbox
+	members map[string]struct{} // ids of the pod's containers
+}
+
+// NewService wraps containerd's runc task service with the pod.
+func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service) (*Service, error) {
+	r, err := runctask.NewTaskService(ctx, publisher, sd)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{runc: r, members: map[string]struct{}{}}, nil
+}
+
+// RegisterTTRPC serves task v3 and sandbox v1 on the shim's one socket.
+func (s *Service) RegisterTTRPC(server *ttrpc.Server) error {
+	taskAPI.RegisterTTRPCTaskService(server, &taskService{TTRPCTaskService: s.runc, s: s})
+	sandboxAPI.RegisterTTRPCSandboxService(server, &sandboxService{s: s})
+	return nil
+}
+
+// taskService is runc.v2's task service but for the calls the pod changes.
+type taskService struct {
+	taskAPI.TTRPCTaskService
+	s *Service
+}
+
+// sandboxOf names the sandbox containerd routed a task to (the bundle's
+// "sandbox" file), or "" for a task outside any sandbox.
+func sandboxOf(bundle string) string {
+	data, err := os.ReadFile(filepath.Join(bundle, "sandbox"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(data))
+}
+
+func (t *taskService) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
+	if err := identifiers.Validate(r.ID); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	if !filepath.IsAbs(r.Bundle) {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "bundle path %q is not absolute", r.Bundle)
+	}
+	sandboxID := sandboxOf(r.Bundle)
+	joined, err := t.s.admit(ctx, r, sandboxID)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	resp, err := t.TTRPCTaskService.Create(ctx, r)
+	if err != nil && joined {
+		t.s.forget(r.ID)
+	}
+	return resp, err
+}
+
+// admit joins a container to the pod it was routed to. It tells whether the
+// container became a member of this shim's pod.
+func (s *Service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest, sandboxID string) (bool, error) {
+	if sandboxID == "" {
+		return false, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pod
+	if p == nil || p.state.ID != sandboxID {
+		// CRI's podsandbox mode: the sandbox is a pause container this shim
+		// runs as a task, and CRI already joined its namespaces.
+		if _, err := s.runc.State(ctx, &taskAPI.StateRequest{ID: sandboxID}); err != nil {
+			return false, fmt.Errorf("sandbox %s of container %s is gone: %w", sandboxID, r.ID, errdefs.ErrFailedPrecondition)
+		}
+		return false, nil
+	}
+	if !p.ready() {
+		return false, fmt.Errorf("sandbox %s is not ready: its pause task is not running: %w", sandboxID, errdefs.ErrFailedPrecondition)
+	}
+	if _, ok := s.members[r.ID]; ok {
+		return false, fmt.Errorf("container %s already exists in sandbox %s: %w", r.ID, sandboxID, errdefs.ErrAlreadyExists)
+	}
+	if err := joinPod(filepath.Join(r.Bundle, "config.json"), r.ID, p); err != nil {
+		return false, err
+	}
+	s.members[r.ID] = struct{}{}
+	log.G(ctx).WithFields(log.Fields{"sandbox": sandboxID, "container": r.ID}).Debug("container joins pod")
+	return true, nil
+}
+
+func (s *Service) forget(id string) {
+	s.mu.Lock()
+	delete(s.members, id)
+	s.mu.Unlock()
+}
+
+func (t *taskService) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
+	resp, err := t.TTRPCTaskService.Delete(ctx, r)
+	if err == nil && r.ExecID == "" {
+		t.s.forget(r.ID)
+	}
+	return resp, err
+}
+
+// Pids answers for the sandbox id too: containerd probes it when it reloads
+// shims after a restart, and keeps the shim while it has pids.
+func (t *taskService) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.PidsResponse, error) {
+	if pid := t.s.pausePid(r.ID); pid > 0 {
+		return &taskAPI.PidsResponse{Processes: []*task.ProcessInfo{{Pid: uint32(pid)}}}, nil
+	}
+	return t.TTRPCTaskService.Pids(ctx, r)
+}
+
+func (t *taskService) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
+	resp, err := t.TTRPCTaskService.Connect(ctx, r)
+	if err == nil && resp.TaskPid == 0 {
+		resp.TaskPid = uint32(t.s.pausePid(r.ID))
+	}
+	return resp, err
+}
+
+func (t *taskService) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskRequest) (*ptypes.Empty, error) {
+	if t.s.isMember(r.ID) {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrNotImplemented, "checkpoint of container %s: containers of a pause pod cannot be checkpointed apart from their pod", r.ID)
+	}
+	return t.TTRPCTaskService.Checkpoint(ctx, r)
+}
+
+// Shutdown is called after every task delete. The shim stays while its pod
+// does; ShutdownSandbox ends it.
+func (t *taskService) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*ptypes.Empty, error) {
+	t.s.mu.Lock()
+	held := t.s.pod != nil && !t.s.pod.shutdown
+	t.s.mu.Unlock()
+	if held {
+		return &ptypes.Empty{}, nil
+	}
+	return t.TTRPCTaskService.Shutdown(ctx, r)
+}
+
+func (s *Service) isMember(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.members[id]
+	return ok
+}
+
+// pausePid is the pause task's pid when id names the running pod, else 0.
+func (s *Service) pausePid(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pod == nil || s.pod.state.ID != id || !s.pod.ready() {
+		return 0
+	}
+	return s.pod.pause.Pid
+}

@@ -1,0 +1,89 @@
+package task
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path"
+	"strconv"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+// criContainerType is the annotation CRI sets on every container it makes.
+const criContainerType = "io.kubernetes.cri.container-type"
+
+// joinPod rewrites a container's OCI spec so that runc starts it inside the
+// pod. CRI already points a container's namespaces at the sandbox's pid
+// (from SandboxStatus); `ctr run --sandbox` sets none, so the shim joins the
+// pod's network, IPC, UTS and (when shared) PID namespaces, and puts the
+// container's cgroup under the pod's.
+func joinPod(configPath, id string, p *pod) error {
+	data, err := os.ReadFile(configPath)
+	if err != nil {
+		return fmt.Errorf("read container spec: %w", err)
+	}
+	var spec specs.Spec
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return fmt.Errorf("malformed container spec: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if spec.Linux == nil {
+		return fmt.Errorf("container spec has no linux section: %w", errdefs.ErrInvalidArgument)
+	}
+	if _, fromCRI := spec.Annotations[criContainerType]; fromCRI {
+		return nil
+	}
+	rewriteForPod(&spec, id, p.pause.Pid, p.cfg, p.state.PodCgroup)
+	out, err := json.Marshal(&spec)
+	if err != nil {
+		return err
+	}
+	tmp := configPath + ".tmp"
+	if err := os.WriteFile(tmp, out, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, configPath)
+}
+
+// rewriteForPod is the pure part of joinPod.
+func rewriteForPod(spec *specs.Spec, id string, pausePid int, cfg *podConfig, podCgroup string) {
+	nsPath := func(name string) string { return "/proc/" + strconv.Itoa(pausePid) + "/ns/" + name }
+	pod := []struct {
+		typ  specs.LinuxNamespaceType
+		name string
+		host bool // the pod shares the host's: so does the container
+		join bool // else the container joins the pause task's, or gets its own
+	}{
+		{specs.NetworkNamespace, "net", cfg.HostNetwork, true},
+		{specs.IPCNamespace, "ipc", cfg.HostIPC, true},
+		{specs.UTSNamespace, "uts", cfg.HostUTS, true},
+		{specs.PIDNamespace, "pid", cfg.HostPID, cfg.SharePID},
+	}
+	for _, ns := range pod {
+		spec.Linux.Namespaces = withoutNamespace(spec.Linux.Namespaces, ns.typ)
+		switch {
+		case ns.host:
+		case ns.join:
+			spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: ns.typ, Path: nsPath(ns.name)})
+		default:
+			spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: ns.typ})
+		}
+	}
+	// The hostname belongs to the pod's UTS namespace: a container that set
+	// its own would rename the whole pod.
+	spec.Hostname = ""
+	if podCgroup != "" && !cfg.FromCRI {
+		spec.Linux.CgroupsPath = path.Join(podCgroup, id)
+	}
+}
+
+func withoutNamespace(list []specs.LinuxNamespace, typ specs.LinuxNamespaceType) []specs.LinuxNamespace {
+	out := list[:0]
+	for _, ns := range list {
+		if ns.Type != typ {
+			out = append(out, ns)
+		}
+	}
+	return out
+}

@@ -1,0 +1,161 @@
+package task
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+func nsMap(spec *specs.Spec) map[specs.LinuxNamespaceType]string {
+	m := map[specs.LinuxNamespaceType]string{}
+	for _, ns := range spec.Linux.Namespaces {
+		m[ns.Type] = ns.Path
+	}
+	return m
+}
+
+func ctrSpec() *specs.Spec {
+	return &specs.Spec{Hostname: "own", Linux: &specs.Linux{
+		CgroupsPath: "/default/c1",
+		Namespaces: []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace},
+			{Type: specs.UTSNamespace}, {Type: specs.MountNamespace}, {Type: specs.NetworkNamespace}},
+	}}
+}
+
+func TestRewriteJoinsPodNamespaces(t *testing.T) {
+	spec := ctrSpec()
+	rewriteForPod(spec, "c1", 42, &podConfig{SharePID: true}, "/default/pod")
+	ns := nsMap(spec)
+	for typ, want := range map[specs.LinuxNamespaceType]string{
+		specs.NetworkNamespace: "/proc/42/ns/net", specs.IPCNamespace: "/proc/42/ns/ipc",
+		specs.UTSNamespace: "/proc/42/ns/uts", specs.PIDNamespace: "/proc/42/ns/pid", specs.MountNamespace: "",
+	} {
+		if got, ok := ns[typ]; !ok || got != want {
+			t.Errorf("%s namespace: %q (present %v), want %q", typ, got, ok, want)
+		}
+	}
+	if spec.Hostname != "" {
+		t.Errorf("hostname %q kept: it would rename the pod", spec.Hostname)
+	}
+	if spec.Linux.CgroupsPath != "/default/pod/c1" {
+		t.Errorf("cgroupsPath %q, want under the pod", spec.Linux.CgroupsPath)
+	}
+}
+
+func TestRewriteHostNamespacesAndOwnPID(t *testing.T) {
+	spec := ctrSpec()
+	rewriteForPod(spec, "c1", 42, &podConfig{HostNetwork: true, HostUTS: true}, "")
+	ns := nsMap(spec)
+	if _, ok := ns[specs.NetworkNamespace]; ok {
+		t.Error("a container of a host-network pod must share the host's network")
+	}
+	if _, ok := ns[specs.UTSNamespace]; ok {
+		t.Error("a container of a host-UTS pod must share the host's UTS namespace")
+	}
+	if p, ok := ns[specs.PIDNamespace]; !ok || p != "" {
+		t.Errorf("pid namespace not shared in the pod: want a new one, got %q (present %v)", p, ok)
+	}
+	if spec.Linux.CgroupsPath != "/default/c1" {
+		t.Errorf("cgroupsPath changed without a pod cgroup: %q", spec.Linux.CgroupsPath)
+	}
+}
+
+func TestJoinPodLeavesCRIContainers(t *testing.T) {
+	dir := t.TempDir()
+	spec := ctrSpec()
+	spec.Annotations = map[string]string{criContainerType: "container"}
+	data, _ := json.Marshal(spec)
+	path := filepath.Join(dir, "config.json")
+	os.WriteFile(path, data, 0o600)
+	if err := joinPod(path, "c1", &pod{cfg: &podConfig{}}); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := os.ReadFile(path)
+	if string(after) != string(data) {
+		t.Error("a CRI container's spec was rewritten: CRI sets its own joins")
+	}
+	os.WriteFile(path, []byte("{not json"), 0o600)
+	if err := joinPod(path, "c1", &pod{cfg: &podConfig{}}); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("malformed spec: %v", err)
+	}
+}
+
+func TestPodConfigFromCRI(t *testing.T) {
+	pc := &cri.PodSandboxConfig{Hostname: "web", Linux: &cri.LinuxPodSandboxConfig{
+		CgroupParent: "/kubepods/pod1",
+		Sysctls:      map[string]string{"net.core.somaxconn": "1024"},
+		SecurityContext: &cri.LinuxSandboxSecurityContext{NamespaceOptions: &cri.NamespaceOption{
+			Network: cri.NamespaceMode_POD, Pid: cri.NamespaceMode_CONTAINER, Ipc: cri.NamespaceMode_NODE,
+		}},
+	}}
+	data, _ := proto.Marshal(pc)
+	cfg, err := parsePodConfig(&anypb.Any{TypeUrl: criConfigType, Value: data}, t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.FromCRI || cfg.Hostname != "web" || cfg.HostNetwork || !cfg.HostIPC || cfg.SharePID || cfg.HostPID ||
+		cfg.CgroupParent != "/kubepods/pod1" || cfg.Sysctls["net.core.somaxconn"] != "1024" {
+		t.Errorf("config %+v", cfg)
+	}
+	pod, pause, owned := cgroupLayout("sb", "k8s.io", cfg)
+	if pod != "/kubepods/pod1" || pause != "/kubepods/pod1/sb" || owned {
+		t.Errorf("cgroup layout %s %s %v: the kubelet owns the pod cgroup", pod, pause, owned)
+	}
+	if _, err := parsePodConfig(&anypb.Any{TypeUrl: criConfigType, Value: []byte{0xff}}, t.TempDir(), ""); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("malformed options: %v", err)
+	}
+	if _, err := parsePodConfig(&anypb.Any{TypeUrl: "x.Other"}, t.TempDir(), ""); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("options of another type: %v", err)
+	}
+}
+
+func TestPodConfigFromBundle(t *testing.T) {
+	dir := t.TempDir()
+	cfg, err := parsePodConfig(nil, dir, "")
+	if err != nil || cfg.HostNetwork || cfg.HostPID || !cfg.SharePID {
+		t.Fatalf("no spec: want an isolated pod, got %+v %v", cfg, err)
+	}
+	write := func(s *specs.Spec) {
+		data, _ := json.Marshal(s)
+		os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600)
+	}
+	write(&specs.Spec{Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{{Type: specs.IPCNamespace}}}})
+	cfg, err = parsePodConfig(nil, dir, "")
+	if err != nil || !cfg.HostNetwork || cfg.HostIPC || !cfg.HostPID || !cfg.HostUTS {
+		t.Errorf("spec with only ipc: %+v %v", cfg, err)
+	}
+	write(&specs.Spec{Hostname: "x", Linux: &specs.Linux{}})
+	if _, err := parsePodConfig(nil, dir, ""); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("hostname without a UTS namespace: %v", err)
+	}
+	if _, err := parsePodConfig(nil, t.TempDir(), "/proc/self/ns/net"); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("host netns: %v", err)
+	}
+	if _, err := parsePodConfig(nil, t.TempDir(), "/proc/self/ns/ipc"); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("ipc namespace as netns: %v", err)
+	}
+	pod, pause, owned := cgroupLayout("p1", "default", &podConfig{})
+	if pod != "/default/p1" || pause != "/default/p1/pause" || !owned {
+		t.Errorf("default cgroup layout %s %s %v", pod, pause, owned)
+	}
+}
+
+func TestProcStartTime(t *testing.T) {
+	a, err := procStartTime(os.Getpid())
+	if err != nil || a == 0 {
+		t.Fatalf("%d %v", a, err)
+	}
+	if b, _ := procStartTime(os.Getpid()); a != b {
+		t.Errorf("start time changed: %d %d", a, b)
+	}
+	if _, err := procStartTime(1 << 30); err == nil {
+		t.Error("no error for a pid that does not exist")
+	}
+}
