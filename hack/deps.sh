@@ -39,10 +39,11 @@ go_install() { # name version tags package
 	stamp "$name" "$version"
 }
 
-apt_install libseccomp-dev pkg-config busybox-static iproute2 gcc
+apt_install libseccomp-dev pkg-config busybox-static iproute2 gcc containernetworking-plugins
 
 go_install containerd "$CONTAINERD_VERSION" "" github.com/containerd/containerd/v2/cmd/containerd
 go_install ctr "$CONTAINERD_VERSION" "" github.com/containerd/containerd/v2/cmd/ctr
+go_install containerd-shim-runc-v2 "$CONTAINERD_VERSION" "" github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 go_install runc "$RUNC_VERSION" "seccomp urfave_cli_no_docs" github.com/opencontainers/runc
 go_install crictl "$CRICTL_VERSION" "" sigs.k8s.io/cri-tools/cmd/crictl
 

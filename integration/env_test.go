@@ -43,9 +43,12 @@ func TestMain(m *testing.M) {
 			stopContainerd()
 			return 1
 		}
+		netnsBefore := netnsEntries()
 		code := m.Run()
 		leaks := findLeaks()
 		stopContainerd()
+		leaks = append(leaks, newEntries(netnsBefore, netnsEntries(), "netns")...)
+		leaks = append(leaks, removeBridge()...)
 		leaks = append(leaks, findHostLeaks()...)
 		if len(leaks) > 0 {
 			fmt.Fprintf(os.Stderr, "integration: the suite left behind:\n  %s\n", strings.Join(leaks, "\n  "))
@@ -81,7 +84,7 @@ func prerequisites() string {
 	}
 	env.shim = shim
 	os.Setenv("PATH", filepath.Dir(shim)+":"+os.Getenv("PATH"))
-	for _, tool := range []string{"containerd", "ctr", "runc", "busybox"} {
+	for _, tool := range []string{"containerd", "ctr", "runc", "containerd-shim-runc-v2", "busybox", "/usr/lib/cni/bridge"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Sprintf("%s is not installed (run `make deps`)", tool)
 		}
@@ -104,7 +107,7 @@ func startContainerd() error {
 	config := fmt.Sprintf(`version = 3
 root = %[1]q
 state = %[2]q
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime", "io.containerd.cri.v1.images", "io.containerd.nri.v1.nri"]
+disabled_plugins = ["io.containerd.nri.v1.nri"]
 [grpc]
   address = %[3]q
 [ttrpc]
@@ -113,7 +116,27 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime",
   level = "debug"
 [plugins."io.containerd.shim.v1.manager"]
   socket_dir = %[5]q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.address, env.address+".ttrpc", filepath.Join(dir, "s"))
+[plugins."io.containerd.cri.v1.runtime"]
+  # This host cannot lower oom_score_adj (no CAP_SYS_RESOURCE).
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = %[6]q
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.pause]
+      runtime_type = "io.containerd.pause.v2"
+      sandboxer = "shim"
+      disable_pause_image_pull = true
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.address, env.address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "cni"))
+	if err := writeCNIConfig(filepath.Join(dir, "cni")); err != nil {
+		return err
+	}
 	cfgPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		return err
@@ -139,7 +162,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.cri.v1.runtime",
 		if err == nil {
 			if _, err = c.Version(context.Background()); err == nil {
 				env.client = c
-				return nil
+				return importImages()
 			}
 			c.Close()
 		}

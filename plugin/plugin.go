@@ -30,7 +30,7 @@ func init() {
 			if err != nil {
 				return nil, err
 			}
-			return task.NewService(ic.Context, pp.(shim.Publisher), ss.(shutdown.Service))
+			return task.NewService(ic.Context, pp.(shim.Publisher), ss.(shutdown.Service), ic.Properties[plugins.PropertyGRPCAddress])
 		},
 	})
 }

@@ -36,6 +36,8 @@ type podConfig struct {
 	CgroupsPath  string
 	// FromCRI: CRI sets the containers' namespace joins itself.
 	FromCRI bool
+	// CRI is the pod's CRI configuration (DNS, hostname files).
+	CRI *cri.PodSandboxConfig `json:"-"`
 }
 
 const criConfigType = "runtime.v1.PodSandboxConfig"
@@ -76,7 +78,7 @@ func fromOptions(options *anypb.Any) (*podConfig, error) {
 	if err := proto.Unmarshal(options.GetValue(), &pc); err != nil {
 		return nil, fmt.Errorf("malformed sandbox options: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
-	cfg := &podConfig{FromCRI: true, Hostname: pc.GetHostname(), SharePID: true}
+	cfg := &podConfig{FromCRI: true, CRI: &pc, Hostname: pc.GetHostname(), SharePID: true}
 	linux := pc.GetLinux()
 	ns := linux.GetSecurityContext().GetNamespaceOptions()
 	cfg.HostNetwork = ns.GetNetwork() == cri.NamespaceMode_NODE

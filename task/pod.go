@@ -38,6 +38,8 @@ type podState struct {
 	PodCgroup      string `json:"pod_cgroup,omitempty"`
 	PauseCgroup    string `json:"pause_cgroup,omitempty"`
 	OwnsPodCgroup  bool   `json:"owns_pod_cgroup,omitempty"`
+	// Files are the CRI pod's hostname, hosts, resolv.conf and shm.
+	Files podFiles `json:"files"`
 }
 
 // pod is the one pod a shim holds: its configuration, its pause task and its
@@ -110,9 +112,14 @@ func isSystemdCgroup(p string) bool {
 }
 
 // start makes the pod's cgroups and runs its pause task in them.
-func (p *pod) start(ctx context.Context) (retErr error) {
-	if p.state.PodCgroup != "" {
-		if _, err := newCgroup(p.state.PodCgroup); err != nil {
+func (p *pod) start(ctx context.Context, grpcAddress string) (retErr error) {
+	if p.cfg.FromCRI {
+		files, err := criDirs(ctx, grpcAddress, p.bundle, p.state.ID)
+		if err != nil {
+			return err
+		}
+		p.state.Files = files
+		if err := files.create(p.cfg.CRI, p.cfg.HostIPC); err != nil {
 			return err
 		}
 	}
@@ -121,6 +128,11 @@ func (p *pod) start(ctx context.Context) (retErr error) {
 			p.cleanup(ctx)
 		}
 	}()
+	if p.state.PodCgroup != "" {
+		if _, err := newCgroup(p.state.PodCgroup); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(p.pauseCfg.Root, 0o500); err != nil {
 		return err
 	}
@@ -204,6 +216,9 @@ func (s podState) cleanup(ctx context.Context, bundle string) {
 		if err := deleteCgroup(s.PodCgroup); err != nil {
 			logger.WithError(err).Warn("remove pod cgroup")
 		}
+	}
+	if err := s.Files.remove(); err != nil {
+		logger.WithError(err).Warn("remove pod files")
 	}
 	_ = os.RemoveAll(filepath.Join(bundle, pauseRoot))
 }

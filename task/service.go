@@ -40,6 +40,8 @@ const (
 // Service holds the shim's pod and its containers.
 type Service struct {
 	runc taskAPI.TTRPCTaskService
+	// grpcAddress is containerd's, asked for its directories.
+	grpcAddress string
 
 	mu      sync.Mutex
 	pod     *pod                // nil until CreateSandbox
@@ -47,12 +49,12 @@ type Service struct {
 }
 
 // NewService wraps containerd's runc task service with the pod.
-func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service) (*Service, error) {
+func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service, grpcAddress string) (*Service, error) {
 	r, err := runctask.NewTaskService(ctx, publisher, sd)
 	if err != nil {
 		return nil, err
 	}
-	return &Service{runc: r, members: map[string]struct{}{}}, nil
+	return &Service{runc: r, grpcAddress: grpcAddress, members: map[string]struct{}{}}, nil
 }
 
 // RegisterTTRPC serves task v3 and sandbox v1 on the shim's one socket.

@@ -204,9 +204,10 @@ func executable() (string, error) {
 			memfdErr = fmt.Errorf("seal the pause task: %w", err)
 			return
 		}
-		// The file stays open for the life of the shim; children see it as
-		// their own /proc/self/fd/N until they exec.
-		memfdPath = fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+		// The file stays open for the life of the shim. Named through the
+		// shim's pid, not /proc/self: in the child, fd N may by then be one
+		// of the files passed to it.
+		memfdPath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
 	})
 	return memfdPath, memfdErr
 }

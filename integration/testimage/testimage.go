@@ -1,0 +1,196 @@
+// Package testimage builds small OCI image archives from files on this host
+// (busybox-static, the shim's own pause binary), so tests and the demo import
+// images with `ctr images import` and never reach a registry.
+package testimage
+
+import (
+	"archive/tar"
+	"bytes"
+	_ "crypto/sha256" // registers the digest algorithm
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path"
+	"runtime"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// File is one entry of an image's single layer.
+type File struct {
+	Path     string // inside the image, no leading slash
+	Data     []byte
+	Mode     int64
+	Linkname string // a symlink when set
+	Dir      bool
+}
+
+// Image is what an archive holds: one layer and a run configuration.
+type Image struct {
+	Name       string // full reference, e.g. docker.io/library/busybox:latest
+	Files      []File
+	Entrypoint []string
+	Cmd        []string
+}
+
+// Busybox is an image of the host's static busybox with the applets linked
+// and the usual passwd and group entries.
+func Busybox(name string, applets ...string) (Image, error) {
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		return Image{}, err
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		return Image{}, err
+	}
+	files := []File{
+		{Path: "bin", Dir: true}, {Path: "etc", Dir: true}, {Path: "tmp", Dir: true, Mode: 0o1777},
+		{Path: "bin/busybox", Data: data, Mode: 0o755},
+		{Path: "etc/passwd", Data: []byte("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n"), Mode: 0o644},
+		{Path: "etc/group", Data: []byte("root:x:0:\nnobody:x:65534:\n"), Mode: 0o644},
+	}
+	for _, a := range applets {
+		files = append(files, File{Path: "bin/" + a, Linkname: "busybox"})
+	}
+	return Image{Name: name, Files: files, Cmd: []string{"/bin/sh"}}, nil
+}
+
+// WriteArchive writes img as an OCI image layout archive, as
+// `ctr images import` takes it.
+func WriteArchive(img Image, out string) error {
+	layer, err := layerTar(img.Files)
+	if err != nil {
+		return err
+	}
+	config := ocispec.Image{
+		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
+		Config: ocispec.ImageConfig{
+			Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+			Entrypoint: img.Entrypoint,
+			Cmd:        img.Cmd,
+		},
+		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digestOf(layer)}},
+	}
+	configJSON, err := json.Marshal(config)
+	if err != nil {
+		return err
+	}
+	manifest := ocispec.Manifest{
+		MediaType: ocispec.MediaTypeImageManifest,
+		Config:    descriptor(ocispec.MediaTypeImageConfig, configJSON),
+		Layers:    []ocispec.Descriptor{descriptor(ocispec.MediaTypeImageLayer, layer)},
+	}
+	manifest.SchemaVersion = 2
+	manifestJSON, err := json.Marshal(manifest)
+	if err != nil {
+		return err
+	}
+	md := descriptor(ocispec.MediaTypeImageManifest, manifestJSON)
+	md.Annotations = map[string]string{
+		"io.containerd.image.name": img.Name,
+		ocispec.AnnotationRefName:  refName(img.Name),
+	}
+	md.Platform = &config.Platform
+	index := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{md}}
+	index.SchemaVersion = 2
+	indexJSON, err := json.Marshal(index)
+	if err != nil {
+		return err
+	}
+
+	f, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	entries := []struct {
+		name string
+		data []byte
+	}{
+		{ocispec.ImageLayoutFile, []byte(`{"imageLayoutVersion":"1.0.0"}`)},
+		{"index.json", indexJSON},
+		{blobPath(configJSON), configJSON},
+		{blobPath(layer), layer},
+		{blobPath(manifestJSON), manifestJSON},
+	}
+	for _, e := range entries {
+		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), ModTime: epoch}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(e.data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// epoch keeps archives byte-for-byte reproducible.
+var epoch = time.Unix(0, 0)
+
+func layerTar(files []File) ([]byte, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range files {
+		h := &tar.Header{Name: f.Path, Mode: f.Mode, ModTime: epoch}
+		switch {
+		case f.Dir:
+			h.Typeflag, h.Name = tar.TypeDir, f.Path+"/"
+			if h.Mode == 0 {
+				h.Mode = 0o755
+			}
+		case f.Linkname != "":
+			h.Typeflag, h.Linkname, h.Mode = tar.TypeSymlink, f.Linkname, 0o777
+		default:
+			h.Typeflag, h.Size = tar.TypeReg, int64(len(f.Data))
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			return nil, err
+		}
+		if _, err := io.Copy(tw, bytes.NewReader(f.Data)); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func descriptor(mediaType string, data []byte) ocispec.Descriptor {
+	return ocispec.Descriptor{MediaType: mediaType, Digest: digestOf(data), Size: int64(len(data))}
+}
+
+func digestOf(data []byte) digest.Digest { return digest.FromBytes(data) }
+
+func blobPath(data []byte) string {
+	return path.Join("blobs", "sha256", digest.FromBytes(data).Encoded())
+}
+
+// refName is the tag of a reference ("latest" for "busybox:latest").
+func refName(name string) string {
+	for i := len(name) - 1; i >= 0 && name[i] != '/'; i-- {
+		if name[i] == ':' {
+			return name[i+1:]
+		}
+	}
+	return "latest"
+}
+
+// Import loads an archive into containerd's namespace with ctr.
+func Import(ctrArgs []string, archive string) error {
+	args := append(append([]string{}, ctrArgs...), "images", "import", "--all-platforms", archive)
+	out, err := exec.Command("ctr", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ctr images import: %v: %s", err, out)
+	}
+	return nil
+}

@@ -1,0 +1,163 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	introspection "github.com/containerd/containerd/api/services/introspection/v1"
+	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/containerd/v2/pkg/dialer"
+	"golang.org/x/sys/unix"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// criDirName is the CRI plugin's directory under containerd's root and state.
+const criDirName = "io.containerd.grpc.v1.cri"
+
+// defaultShmSize is CRI's size of a pod's /dev/shm (64 MiB).
+const defaultShmSize = 64 << 20
+
+// podFiles are the files CRI mounts into every container of a pod when they
+// exist: in shim mode nothing but the shim creates them. CRI looks for them
+// at <root>/io.containerd.grpc.v1.cri/sandboxes/<id>/{hostname,hosts,resolv.conf}
+// and <state>/io.containerd.grpc.v1.cri/sandboxes/<id>/shm.
+type podFiles struct {
+	Dir         string `json:"dir,omitempty"`          // hostname, hosts, resolv.conf
+	VolatileDir string `json:"volatile_dir,omitempty"` // shm
+}
+
+// criDirs finds CRI's sandbox directories for pod id. containerd's state
+// directory holds the bundle (<state>/io.containerd.runtime.v2.task/<ns>/<id>);
+// its root directory is asked of containerd (the metadata plugin's path).
+func criDirs(ctx context.Context, grpcAddress, bundle, id string) (podFiles, error) {
+	state := filepath.Dir(filepath.Dir(filepath.Dir(bundle)))
+	root, err := containerdRoot(ctx, grpcAddress)
+	if err != nil {
+		return podFiles{}, err
+	}
+	return podFiles{
+		Dir:         filepath.Join(root, criDirName, "sandboxes", id),
+		VolatileDir: filepath.Join(state, criDirName, "sandboxes", id),
+	}, nil
+}
+
+func containerdRoot(ctx context.Context, grpcAddress string) (string, error) {
+	if grpcAddress == "" {
+		return "", errors.New("no containerd address to find its root directory")
+	}
+	conn, err := grpc.NewClient(dialer.DialAddress(grpcAddress),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(dialer.ContextDialer))
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	resp, err := introspection.NewIntrospectionClient(conn).Plugins(ctx, &introspection.PluginsRequest{
+		Filters: []string{`type==io.containerd.metadata.v1`},
+	})
+	if err != nil {
+		return "", fmt.Errorf("ask containerd for its root directory: %w", err)
+	}
+	for _, p := range resp.Plugins {
+		if path := p.Exports["path"]; path != "" {
+			// <root>/io.containerd.metadata.v1.bolt/meta.db
+			return filepath.Dir(filepath.Dir(path)), nil
+		}
+	}
+	return "", errors.New("containerd did not tell its root directory")
+}
+
+// create writes the pod's hostname, hosts and resolv.conf and mounts its
+// /dev/shm (unless the pod shares the host's IPC namespace, whose /dev/shm
+// CRI then mounts).
+func (f podFiles) create(pc *cri.PodSandboxConfig, hostIPC bool) (retErr error) {
+	defer func() {
+		if retErr != nil {
+			f.remove()
+		}
+	}()
+	if err := os.MkdirAll(f.Dir, 0o755); err != nil {
+		return err
+	}
+	hostname := pc.GetHostname()
+	if hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return err
+		}
+		hostname = h
+	}
+	if err := os.WriteFile(filepath.Join(f.Dir, "hostname"), []byte(hostname+"\n"), 0o644); err != nil {
+		return err
+	}
+	hosts, err := os.ReadFile("/etc/hosts")
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(f.Dir, "hosts"), hosts, 0o644); err != nil {
+		return err
+	}
+	resolv, err := resolvConf(pc.GetDnsConfig())
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(f.Dir, "resolv.conf"), resolv, 0o644); err != nil {
+		return err
+	}
+	if hostIPC {
+		return nil
+	}
+	shm := filepath.Join(f.VolatileDir, "shm")
+	if err := os.MkdirAll(shm, 0o700); err != nil {
+		return err
+	}
+	if err := unix.Mount("shm", shm, "tmpfs", unix.MS_NOEXEC|unix.MS_NOSUID|unix.MS_NODEV,
+		fmt.Sprintf("mode=1777,size=%d", defaultShmSize)); err != nil {
+		return fmt.Errorf("mount pod shm: %w", err)
+	}
+	return nil
+}
+
+// resolvConf is the pod's resolv.conf: CRI's DNSConfig, or the host's.
+func resolvConf(dns *cri.DNSConfig) ([]byte, error) {
+	if dns == nil {
+		data, err := os.ReadFile("/etc/resolv.conf")
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return data, err
+	}
+	var b strings.Builder
+	if len(dns.Searches) > 0 {
+		fmt.Fprintf(&b, "search %s\n", strings.Join(dns.Searches, " "))
+	}
+	for _, s := range dns.Servers {
+		fmt.Fprintf(&b, "nameserver %s\n", s)
+	}
+	if len(dns.Options) > 0 {
+		fmt.Fprintf(&b, "options %s\n", strings.Join(dns.Options, " "))
+	}
+	return []byte(b.String()), nil
+}
+
+// remove unmounts the pod's shm and removes what create made. Idempotent.
+func (f podFiles) remove() error {
+	var errs []error
+	if f.VolatileDir != "" {
+		shm := filepath.Join(f.VolatileDir, "shm")
+		if err := mount.UnmountAll(shm, unix.MNT_DETACH); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+		errs = append(errs, os.RemoveAll(f.VolatileDir))
+	}
+	if f.Dir != "" {
+		errs = append(errs, os.RemoveAll(f.Dir))
+	}
+	return errors.Join(errs...)
+}
