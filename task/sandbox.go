@@ -33,7 +33,26 @@ const (
 // sandboxService is sandbox API v1 over the shim's pod.
 type sandboxService struct{ s *Service }
 
-// getPod returns the pod named id, or NotFound.
+// lookupPod is getPod under the lock.
+func (s *Service) lookupPod(id string) (*pod, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.getPod(id)
+}
+
+// podCgroup opens the pod's cgroup, for metrics and updates.
+func podCgroup(p *pod) (cgroup, error) {
+	if p.state.PodCgroup == "" {
+		return nil, fmt.Errorf("sandbox %q has no cgroup of its own: %w", p.state.ID, errdefs.ErrNotFound)
+	}
+	cg, err := loadCgroup(p.state.PodCgroup)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup of sandbox %q: %v: %w", p.state.ID, err, errdefs.ErrNotFound)
+	}
+	return cg, nil
+}
+
+// getPod returns the pod named id, or NotFound; s.mu must be held.
 func (s *Service) getPod(id string) (*pod, error) {
 	if s.pod == nil || s.pod.state.ID != id {
 		return nil, fmt.Errorf("sandbox %q: %w", id, errdefs.ErrNotFound)
@@ -109,9 +128,7 @@ func (s *Service) onPauseExit(ctx context.Context, p *pod) {
 }
 
 func (x *sandboxService) Platform(ctx context.Context, r *sandboxAPI.PlatformRequest) (*sandboxAPI.PlatformResponse, error) {
-	x.s.mu.Lock()
-	_, err := x.s.getPod(r.SandboxID)
-	x.s.mu.Unlock()
+	_, err := x.s.lookupPod(r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -122,9 +139,7 @@ func (x *sandboxService) Platform(ctx context.Context, r *sandboxAPI.PlatformReq
 // those still running at the timeout, then the pause task last.
 func (x *sandboxService) StopSandbox(ctx context.Context, r *sandboxAPI.StopSandboxRequest) (*sandboxAPI.StopSandboxResponse, error) {
 	s := x.s
-	s.mu.Lock()
-	p, err := s.getPod(r.SandboxID)
-	s.mu.Unlock()
+	p, err := s.lookupPod(r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -181,9 +196,7 @@ func (s *Service) waitMembers(ctx context.Context) {
 }
 
 func (x *sandboxService) WaitSandbox(ctx context.Context, r *sandboxAPI.WaitSandboxRequest) (*sandboxAPI.WaitSandboxResponse, error) {
-	x.s.mu.Lock()
-	p, err := x.s.getPod(r.SandboxID)
-	x.s.mu.Unlock()
+	p, err := x.s.lookupPod(r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -287,18 +300,13 @@ func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.Shut
 }
 
 func (x *sandboxService) SandboxMetrics(ctx context.Context, r *sandboxAPI.SandboxMetricsRequest) (*sandboxAPI.SandboxMetricsResponse, error) {
-	x.s.mu.Lock()
-	p, err := x.s.getPod(r.SandboxID)
-	x.s.mu.Unlock()
+	p, err := x.s.lookupPod(r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	if p.state.PodCgroup == "" {
-		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "sandbox %q has no cgroup of its own", r.SandboxID)
-	}
-	cg, err := loadCgroup(p.state.PodCgroup)
+	cg, err := podCgroup(p)
 	if err != nil {
-		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "cgroup of sandbox %q: %v", r.SandboxID, err)
+		return nil, errgrpc.ToGRPC(err)
 	}
 	stats, err := cg.Stat()
 	if err != nil {
@@ -318,9 +326,7 @@ func (x *sandboxService) SandboxMetrics(ctx context.Context, r *sandboxAPI.Sandb
 // UpdateSandbox applies pod-level resources (an OCI LinuxResources) to the
 // pod's cgroup; other fields need nothing from the shim.
 func (x *sandboxService) UpdateSandbox(ctx context.Context, r *sandboxAPI.UpdateSandboxRequest) (*sandboxAPI.UpdateSandboxResponse, error) {
-	x.s.mu.Lock()
-	p, err := x.s.getPod(r.SandboxID)
-	x.s.mu.Unlock()
+	p, err := x.s.lookupPod(r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -331,12 +337,9 @@ func (x *sandboxService) UpdateSandbox(ctx context.Context, r *sandboxAPI.Update
 	if err := typeurl.UnmarshalTo(r.Resources, &res); err != nil {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "sandbox resources: %v", err)
 	}
-	if p.state.PodCgroup == "" {
-		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "sandbox %q has no cgroup of its own", r.SandboxID)
-	}
-	cg, err := loadCgroup(p.state.PodCgroup)
+	cg, err := podCgroup(p)
 	if err != nil {
-		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "cgroup of sandbox %q: %v", r.SandboxID, err)
+		return nil, errgrpc.ToGRPC(err)
 	}
 	if err := cg.Update(&res); err != nil {
 		return nil, errgrpc.ToGRPC(err)

@@ -78,15 +78,22 @@ func reapChildren(t *testing.T) {
 	t.Cleanup(func() { signal.Stop(ch); close(done) })
 }
 
-// TestPauseTask runs the embedded binary: it holds its namespaces, drops
-// every privilege and exits 0 on SIGTERM.
-func TestPauseTask(t *testing.T) {
+// rootConfig is a valid configuration for a pause task run by this test,
+// which needs root.
+func rootConfig(t *testing.T) Config {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the pause task makes namespaces and changes uid")
 	}
 	reapChildren(t)
 	c := valid()
 	c.Root = t.TempDir()
+	return c
+}
+
+// TestPauseTask runs the embedded binary: it holds its namespaces, drops
+// every privilege and exits 0 on SIGTERM.
+func TestPauseTask(t *testing.T) {
+	c := rootConfig(t)
 	c.Sysctls = map[string]string{"net.ipv4.ip_unprivileged_port_start": "80"}
 	p, err := Start(c)
 	if err != nil {
@@ -120,12 +127,7 @@ func TestPauseTask(t *testing.T) {
 }
 
 func TestPauseTaskReportsSetupFailure(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the pause task makes namespaces and changes uid")
-	}
-	reapChildren(t)
-	c := valid()
-	c.Root = t.TempDir()
+	c := rootConfig(t)
 	c.NewNetwork, c.NetNSPath = false, "/proc/self/ns/ipc" // not a network namespace
 	_, err := Start(c)
 	if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "join netns") {
