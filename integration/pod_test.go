@@ -510,3 +510,17 @@ func TestBadInput(t *testing.T) {
 	// The pod the duplicate named is untouched.
 	pausePid(t, ctx, "dup")
 }
+
+func TestShimVersionAndInfo(t *testing.T) {
+	requireEnv(t)
+	out, err := exec.Command(env.shim, "-v").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Version:") {
+		t.Errorf("-v: %v: %s", err, out)
+	}
+	cmd := exec.Command(env.shim, "-info")
+	cmd.Stdin = strings.NewReader("")
+	out, err = cmd.Output()
+	if err != nil || !strings.Contains(string(out), runtimeName) || !strings.Contains(string(out), "runtime-spec") {
+		t.Errorf("-info: %v: %q", err, out)
+	}
+}
