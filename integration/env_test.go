@@ -104,10 +104,16 @@ func startContainerd() error {
 		return err
 	}
 	env.rootfs = filepath.Join(dir, "rootfs")
+	dropIn, err := filepath.Abs("../deploy/containerd-pause.toml")
+	if err != nil {
+		return err
+	}
 	config := fmt.Sprintf(`version = 3
 root = %[1]q
 state = %[2]q
 disabled_plugins = ["io.containerd.nri.v1.nri"]
+# The "pause" handler comes from the drop-in operators install.
+imports = [%[7]q]
 [grpc]
   address = %[3]q
 [ttrpc]
@@ -126,14 +132,10 @@ disabled_plugins = ["io.containerd.nri.v1.nri"]
     default_runtime_name = "runc"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.pause]
-      runtime_type = "io.containerd.pause.v2"
-      sandboxer = "shim"
-      disable_pause_image_pull = true
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.address, env.address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "cni"))
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.address, env.address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "cni"), dropIn)
 	if err := writeCNIConfig(filepath.Join(dir, "cni")); err != nil {
 		return err
 	}
