@@ -34,7 +34,8 @@ teardown() {
 	done
 	grep -q "$dir" /proc/self/mountinfo && left="$left mounts"
 	ip link del "$bridge" 2>/dev/null
-	for c in /sys/fs/cgroup/memory /sys/fs/cgroup/pids /sys/fs/cgroup; do
+	for c in /sys/fs/cgroup/*/ /sys/fs/cgroup; do c=${c%/}
+		rmdir "$c/$ns/podweb" 2>/dev/null # the pod cgroup, the kubelet's to remove
 		[ -d "$c/$ns" ] && [ -n "$(find "$c/$ns" -mindepth 1 -type d 2>/dev/null)" ] && left="$left cgroup:$c/$ns"
 		rmdir "$c/$ns" 2>/dev/null
 	done
@@ -123,7 +124,7 @@ cat >"$dir/pod.yaml" <<YAML
 metadata: {name: web, namespace: default, uid: demo-web}
 hostname: web
 log_directory: $dir/logs
-linux: {security_context: {namespace_options: {pid: 0}}}
+linux: {cgroup_parent: /$ns/podweb, security_context: {namespace_options: {pid: 0}}}
 YAML
 pod=$(crictl runp --runtime pause "$dir/pod.yaml")
 echo "crictl runp --runtime pause: pod ${pod:0:13}, $(crictl inspectp -o go-template --template '{{.status.state}}, IP {{.status.network.ip}}' "$pod")"

@@ -3,16 +3,24 @@ package integration
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testimage"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/remotecommand"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
+
+// pauseImage is the sandbox image CRI pins by default.
+const pauseImage = "registry.k8s.io/pause:3.10.2"
 
 // criClients dial containerd's CRI over its gRPC socket, as the kubelet does.
 func criClients(t *testing.T) (cri.RuntimeServiceClient, cri.ImageServiceClient) {
@@ -32,17 +40,23 @@ type criPod struct {
 	rt     cri.RuntimeServiceClient
 }
 
+// podConfig is a pod as the kubelet sends it, with a pod cgroup under the
+// suite's cgroup (the kubelet makes and removes pod cgroups: so does the test).
 func podConfig(t *testing.T, name string, hostNetwork bool) *cri.PodSandboxConfig {
 	netMode := cri.NamespaceMode_POD
 	if hostNetwork {
 		netMode = cri.NamespaceMode_NODE
 	}
+	uid := fmt.Sprintf("%s-%d", name, time.Now().UnixNano())
+	cgroupParent := "/" + env.namespace + "/pod" + uid
+	t.Cleanup(func() { removeCgroup(t, cgroupParent) })
 	return &cri.PodSandboxConfig{
-		Metadata:     &cri.PodSandboxMetadata{Name: name, Namespace: "default", Uid: fmt.Sprintf("%s-%d", name, time.Now().UnixNano())},
+		Metadata:     &cri.PodSandboxMetadata{Name: name, Namespace: "default", Uid: uid},
 		Hostname:     name + "-host",
 		LogDirectory: t.TempDir(),
 		DnsConfig:    &cri.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"default.svc.cluster.local"}, Options: []string{"ndots:5"}},
 		Linux: &cri.LinuxPodSandboxConfig{
+			CgroupParent: cgroupParent,
 			SecurityContext: &cri.LinuxSandboxSecurityContext{
 				NamespaceOptions: &cri.NamespaceOption{Network: netMode, Pid: cri.NamespaceMode_POD, Ipc: cri.NamespaceMode_POD},
 			},
@@ -70,17 +84,24 @@ func runCRIPod(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, c
 
 func (p *criPod) start(t *testing.T, ctx context.Context, name string, cmd ...string) string {
 	t.Helper()
+	return p.startWith(t, ctx, name, &cri.ContainerConfig{}, cmd...)
+}
+
+// startWith creates and starts a busybox container from base (for its
+// terminal and stdin settings).
+func (p *criPod) startWith(t *testing.T, ctx context.Context, name string, base *cri.ContainerConfig, cmd ...string) string {
+	t.Helper()
+	config := base
+	config.Metadata = &cri.ContainerMetadata{Name: name}
+	config.Image = &cri.ImageSpec{Image: busyboxImage}
+	config.Command = cmd
+	config.LogPath = name + ".log"
+	config.Linux = &cri.LinuxContainerConfig{SecurityContext: &cri.LinuxContainerSecurityContext{
+		NamespaceOptions: p.config.Linux.SecurityContext.NamespaceOptions,
+	}}
 	resp, err := p.rt.CreateContainer(ctx, &cri.CreateContainerRequest{
-		PodSandboxId: p.id,
-		Config: &cri.ContainerConfig{
-			Metadata: &cri.ContainerMetadata{Name: name},
-			Image:    &cri.ImageSpec{Image: busyboxImage},
-			Command:  cmd,
-			LogPath:  name + ".log",
-			Linux: &cri.LinuxContainerConfig{SecurityContext: &cri.LinuxContainerSecurityContext{
-				NamespaceOptions: p.config.Linux.SecurityContext.NamespaceOptions,
-			}},
-		},
+		PodSandboxId:  p.id,
+		Config:        config,
 		SandboxConfig: p.config,
 	})
 	if err != nil {
@@ -109,7 +130,6 @@ func TestCRIPodWithoutPauseImage(t *testing.T) {
 	rt, img := criClients(t)
 
 	// No pause image anywhere: the stock handler cannot start a pod.
-	const pauseImage = "registry.k8s.io/pause:3.10.2"
 	st, err := img.ImageStatus(ctx, &cri.ImageStatusRequest{Image: &cri.ImageSpec{Image: pauseImage}})
 	if err != nil || st.Image != nil {
 		t.Fatalf("the pause image must be absent: %v %v", st.GetImage(), err)
@@ -122,13 +142,20 @@ func TestCRIPodWithoutPauseImage(t *testing.T) {
 	}
 	cancel()
 
-	pod := runCRIPod(t, ctx, rt, podConfig(t, "web", false), "pause")
-	srv := pod.start(t, ctx, "srv", "/bin/sh", "-c", "echo srv-started; while true; do nc -l -p 8080 -e echo hello-cri; done")
-	cli := pod.start(t, ctx, "cli", "/bin/sleep", "1000")
-
+	exerciseCRIPod(t, ctx, rt, "pause")
 	if st, err := img.ImageStatus(ctx, &cri.ImageStatusRequest{Image: &cri.ImageSpec{Image: pauseImage}}); err != nil || st.Image != nil {
 		t.Errorf("a pause image appeared: %v %v", st.GetImage(), err)
 	}
+}
+
+// exerciseCRIPod runs, on one runtime handler, what the kubelet does with a
+// pod of two containers, and checks what pods rely on.
+func exerciseCRIPod(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, handler string) {
+	t.Helper()
+	pod := runCRIPod(t, ctx, rt, podConfig(t, "web", false), handler)
+	srv := pod.start(t, ctx, "srv", "/bin/sh", "-c", "echo srv-started; while true; do nc -l -p 8080 -e echo hello-cri; done")
+	cli := pod.start(t, ctx, "cli", "/bin/sleep", "1000")
+
 	ps, err := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: pod.id})
 	if err != nil || ps.Status.State != cri.PodSandboxState_SANDBOX_READY {
 		t.Fatalf("pod status %v %v", ps.GetStatus().GetState(), err)
@@ -187,6 +214,19 @@ func TestCRIPodWithoutPauseImage(t *testing.T) {
 		t.Errorf("container log %s: %q %v", logPath, data, err)
 	}
 
+	// Streaming, through CRI's stream server: exec with a terminal, and
+	// attach to a container's terminal.
+	if out := streamExec(t, ctx, rt, cli, true, nil, "tty"); !strings.Contains(out, "/dev/pts/") {
+		t.Errorf("exec with tty: %q", out)
+	}
+	if out := streamExec(t, ctx, rt, cli, false, nil, "sh", "-c", "tty || true"); !strings.Contains(out, "not a tty") {
+		t.Errorf("exec without tty: %q", out)
+	}
+	term := pod.startWith(t, ctx, "term", &cri.ContainerConfig{Tty: true, Stdin: true, StdinOnce: true}, "/bin/sh")
+	if out := streamAttach(t, ctx, rt, term, "echo attached-$((40+2))\nexit\n"); !strings.Contains(out, "attached-42") {
+		t.Errorf("attach: %q", out)
+	}
+
 	// Stats and resource updates.
 	cs, err := rt.ContainerStats(ctx, &cri.ContainerStatsRequest{ContainerId: cli})
 	if err != nil || cs.Stats.GetMemory().GetWorkingSetBytes() == nil {
@@ -206,7 +246,7 @@ func TestCRIPodWithoutPauseImage(t *testing.T) {
 	if _, err := rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: pod.id}); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{srv, cli} {
+	for _, id := range []string{srv, cli, term} {
 		st, err := rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: id})
 		if err != nil || st.Status.State != cri.ContainerState_CONTAINER_EXITED {
 			t.Errorf("container %s after pod stop: %v %v", id, st.GetStatus().GetState(), err)
@@ -227,6 +267,56 @@ func TestCRIPodWithoutPauseImage(t *testing.T) {
 	}
 }
 
+// TestCRIPodsandboxMode is CRI's default mode on this runtime: the sandbox is
+// a pause container from an image, and the pod's containers share its shim.
+func TestCRIPodsandboxMode(t *testing.T) {
+	ctx := requireEnv(t)
+	rt, img := criClients(t)
+	binary, err := os.ReadFile("../task/pause/pause.elf")
+	if err != nil {
+		t.Fatalf("pause binary (make build): %v", err)
+	}
+	archive := filepath.Join(t.TempDir(), "pause.tar")
+	if err := testimage.WriteArchive(testimage.Pause(pauseImage, binary), archive); err != nil {
+		t.Fatal(err)
+	}
+	if err := testimage.Import([]string{"--address", env.address, "--namespace", criNamespace}, archive); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := img.RemoveImage(context.Background(), &cri.RemoveImageRequest{Image: &cri.ImageSpec{Image: pauseImage}}); err != nil {
+			t.Errorf("remove pause image: %v", err)
+		}
+	})
+	// Tests run one at a time and remove their pods: no shim runs now but
+	// one that is just finishing.
+	waitNoShims(t)
+	exerciseCRIPod(t, ctx, rt, "pause-podsandbox")
+	waitNoShims(t)
+}
+
+// waitNoShims waits for every shim process to be gone.
+func waitNoShims(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); shimProcesses() > 0; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d shim processes outlive their pods", shimProcesses())
+		}
+	}
+}
+
+// shimProcesses counts the running processes of the shim under test.
+func shimProcesses() int {
+	n := 0
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		if exe, err := os.Readlink(p + "/exe"); err == nil && exe == env.shim {
+			n++
+		}
+	}
+	return n
+}
+
 func TestCRIHostNetworkPod(t *testing.T) {
 	ctx := requireEnv(t)
 	rt, _ := criClients(t)
@@ -239,5 +329,67 @@ func TestCRIHostNetworkPod(t *testing.T) {
 	hostname, _ := os.Hostname()
 	if got := execSync(t, ctx, rt, c, "hostname"); got != hostname {
 		t.Errorf("host-network pod hostname %q, want the node's %q", got, hostname)
+	}
+}
+
+// streamExec runs cmd through CRI's Exec and its stream server, as
+// `kubectl exec` does, and returns what it printed.
+func streamExec(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, id string, tty bool, stdin io.Reader, cmd ...string) string {
+	t.Helper()
+	resp, err := rt.Exec(ctx, &cri.ExecRequest{ContainerId: id, Cmd: cmd, Tty: tty, Stdout: true, Stderr: !tty, Stdin: stdin != nil})
+	if err != nil {
+		t.Fatalf("Exec %v: %v", cmd, err)
+	}
+	return stream(t, ctx, resp.Url, tty, stdin)
+}
+
+// streamAttach attaches to a container's terminal and types input.
+func streamAttach(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, id, input string) string {
+	t.Helper()
+	resp, err := rt.Attach(ctx, &cri.AttachRequest{ContainerId: id, Stdin: true, Stdout: true, Tty: true})
+	if err != nil {
+		t.Fatalf("Attach: %v", err)
+	}
+	// Type once the terminal is attached, and hang up once the shell is done.
+	r, w := io.Pipe()
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		io.WriteString(w, input)
+		time.Sleep(2 * time.Second)
+		w.Close()
+	}()
+	return stream(t, ctx, resp.Url, true, r)
+}
+
+func stream(t *testing.T, ctx context.Context, rawURL string, tty bool, stdin io.Reader) string {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exec, err := remotecommand.NewSPDYExecutor(&rest.Config{}, "POST", u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	opts := remotecommand.StreamOptions{Stdin: stdin, Stdout: &out, Tty: tty}
+	if !tty {
+		opts.Stderr = &out
+	}
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := exec.StreamWithContext(sctx, opts); err != nil {
+		t.Errorf("stream %s: %v (output %q)", rawURL, err, out.String())
+	}
+	return out.String()
+}
+
+// removeCgroup removes a pod cgroup the way the kubelet does once the pod is
+// gone: in every hierarchy, failing if something still lives in it.
+func removeCgroup(t *testing.T, path string) {
+	for _, root := range cgroupRoots() {
+		if err := os.Remove(filepath.Join(root, path)); err != nil && !os.IsNotExist(err) {
+			t.Errorf("remove pod cgroup: %v", err)
+		}
 	}
 }

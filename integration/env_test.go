@@ -132,6 +132,11 @@ imports = [%[7]q]
     default_runtime_name = "runc"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
+    # CRI's default sandbox mode on this runtime: a pause container from
+    # the pause image, run by the shim like any task.
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.pause-podsandbox]
+      runtime_type = "io.containerd.pause.v2"
+      sandboxer = "podsandbox"
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"

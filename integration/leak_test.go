@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 )
@@ -36,6 +37,10 @@ func findLeaks() []string {
 // processes, pause tasks, runc containers, mounts and cgroups.
 func findHostLeaks() []string {
 	var leaks []string
+	// A shim exits a moment after answering ShutdownSandbox.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && shimProcesses() > 0; {
+		time.Sleep(50 * time.Millisecond)
+	}
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
 		pid, _ := strconv.Atoi(filepath.Base(p))
@@ -76,15 +81,17 @@ func isPauseTask(pid int) bool {
 	return strings.Contains(string(cmdline), "-u\x0065535")
 }
 
-// cgroupRoots are the hierarchies a pod cgroup appears in.
+// cgroupRoots are the hierarchies a pod cgroup appears in: the unified one,
+// or every v1 hierarchy (and, on hybrid hosts, the unified one beside them).
 func cgroupRoots() []string {
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
 		return []string{"/sys/fs/cgroup"}
 	}
 	var roots []string
-	for _, c := range []string{"memory", "pids", "cpu", "systemd"} {
-		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", c)); err == nil {
-			roots = append(roots, filepath.Join("/sys/fs/cgroup", c))
+	entries, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, e := range entries {
+		if e.IsDir() {
+			roots = append(roots, filepath.Join("/sys/fs/cgroup", e.Name()))
 		}
 	}
 	return roots

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -67,8 +68,15 @@ func loadCgroup(path string) (cgroup, error) {
 	return v1Cgroup{cg}, nil
 }
 
-// deleteCgroup removes the cgroup at path if it still exists.
+// deleteCgroup removes the cgroup at path if it still exists. On a hybrid
+// host runc also makes a container's parents in the unified hierarchy, which
+// runc's delete leaves: they go too.
 func deleteCgroup(path string) error {
+	if cgroups.Mode() == cgroups.Hybrid {
+		if err := os.Remove(filepath.Join("/sys/fs/cgroup/unified", path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
 	cg, err := loadCgroup(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil

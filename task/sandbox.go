@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	goruntime "runtime"
 	"strconv"
@@ -14,9 +15,11 @@ import (
 	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/protobuf"
+	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
@@ -273,9 +276,7 @@ func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.Shut
 	if never {
 		// CreateSandbox failed: containerd shuts the shim down, which has
 		// nothing of the pod to clean.
-		if _, err := s.runc.Shutdown(ctx, &taskAPI.ShutdownRequest{}); err != nil {
-			return nil, err
-		}
+		s.exitAfterReply(ctx, r.SandboxID)
 		return &sandboxAPI.ShutdownSandboxResponse{}, nil
 	}
 	if err != nil {
@@ -293,10 +294,34 @@ func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.Shut
 	p.shutdown = true
 	s.mu.Unlock()
 	log.G(ctx).WithField("sandbox", r.SandboxID).Info("sandbox shut down")
-	if _, err := s.runc.Shutdown(ctx, &taskAPI.ShutdownRequest{}); err != nil {
-		return nil, err
-	}
+	s.exitAfterReply(ctx, r.SandboxID)
 	return &sandboxAPI.ShutdownSandboxResponse{}, nil
+}
+
+// replyGrace is how long the shim outlives its answer to ShutdownSandbox.
+const replyGrace = 200 * time.Millisecond
+
+// exitAfterReply ends the shim (once no container is left) shortly after
+// this call has answered. pkg/shim exits as soon as shutdown begins, without
+// draining the ttrpc server, and containerd's sandbox controller, unlike its
+// task manager, takes a connection closed before the reply for a failure.
+//
+// containerd deletes the bundle as soon as the reply arrives, and pkg/shim
+// finds its socket at exit through a link in the bundle: the socket is
+// removed now, while the link is there (the open connection stays usable).
+func (s *Service) exitAfterReply(ctx context.Context, id string) {
+	dir, err := os.Readlink("s") // in the bundle, the shim's working directory
+	if err != nil {
+		dir = filepath.Join(defaults.DefaultStateDir, "s")
+	}
+	for _, debug := range []bool{false, true} {
+		if address, err := shim.CreateSocketAddress(ctx, dir, s.grpcAddress, id, debug); err == nil {
+			_ = shim.RemoveSocket(address)
+		}
+	}
+	time.AfterFunc(replyGrace, func() {
+		_, _ = s.runc.Shutdown(context.Background(), &taskAPI.ShutdownRequest{})
+	})
 }
 
 func (x *sandboxService) SandboxMetrics(ctx context.Context, r *sandboxAPI.SandboxMetricsRequest) (*sandboxAPI.SandboxMetricsResponse, error) {

@@ -60,6 +60,13 @@ func Busybox(name string, applets ...string) (Image, error) {
 	return Image{Name: name, Files: files, Cmd: []string{"/bin/sh"}}, nil
 }
 
+// Pause is a pause image whose /pause is the shim's own pause binary (run
+// without flags it only holds its namespaces and reaps): the stand-in for
+// registry.k8s.io/pause in CRI's podsandbox mode.
+func Pause(name string, binary []byte) Image {
+	return Image{Name: name, Files: []File{{Path: "pause", Data: binary, Mode: 0o755}}, Entrypoint: []string{"/pause"}}
+}
+
 // WriteArchive writes img as an OCI image layout archive, as
 // `ctr images import` takes it.
 func WriteArchive(img Image, out string) error {
