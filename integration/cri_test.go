@@ -50,6 +50,10 @@ func podConfig(t *testing.T, name string, hostNetwork bool) *cri.PodSandboxConfi
 	uid := fmt.Sprintf("%s-%d", name, time.Now().UnixNano())
 	cgroupParent := "/" + env.namespace + "/pod" + uid
 	t.Cleanup(func() { removeCgroup(t, cgroupParent) })
+	sysctls := map[string]string{"kernel.shm_rmid_forced": "1"}
+	if !hostNetwork {
+		sysctls["net.ipv4.ip_unprivileged_port_start"] = "81"
+	}
 	return &cri.PodSandboxConfig{
 		Metadata:     &cri.PodSandboxMetadata{Name: name, Namespace: "default", Uid: uid},
 		Hostname:     name + "-host",
@@ -57,6 +61,7 @@ func podConfig(t *testing.T, name string, hostNetwork bool) *cri.PodSandboxConfi
 		DnsConfig:    &cri.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"default.svc.cluster.local"}, Options: []string{"ndots:5"}},
 		Linux: &cri.LinuxPodSandboxConfig{
 			CgroupParent: cgroupParent,
+			Sysctls:      sysctls,
 			SecurityContext: &cri.LinuxSandboxSecurityContext{
 				NamespaceOptions: &cri.NamespaceOption{Network: netMode, Pid: cri.NamespaceMode_POD, Ipc: cri.NamespaceMode_POD},
 			},
@@ -193,6 +198,11 @@ func exerciseCRIPod(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClie
 	for _, want := range []string{"nameserver 10.96.0.10", "search default.svc.cluster.local", "options ndots:5"} {
 		if !strings.Contains(resolv, want) {
 			t.Errorf("resolv.conf lacks %q: %q", want, resolv)
+		}
+	}
+	for file, want := range map[string]string{"net/ipv4/ip_unprivileged_port_start": "81", "kernel/shm_rmid_forced": "1"} {
+		if got := execSync(t, ctx, rt, cli, "cat", "/proc/sys/"+file); got != want {
+			t.Errorf("pod sysctl %s = %q, want %q", file, got, want)
 		}
 	}
 	if h := execSync(t, ctx, rt, cli, "cat", "/etc/hostname"); h != "web-host" {
