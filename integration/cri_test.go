@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testenv"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testimage"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -25,7 +26,7 @@ const pauseImage = "registry.k8s.io/pause:3.10.2"
 // criClients dial containerd's CRI over its gRPC socket, as the kubelet does.
 func criClients(t *testing.T) (cri.RuntimeServiceClient, cri.ImageServiceClient) {
 	t.Helper()
-	conn, err := grpc.NewClient("unix://"+env.address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient("unix://"+env.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +49,7 @@ func podConfig(t *testing.T, name string, hostNetwork bool) *cri.PodSandboxConfi
 		netMode = cri.NamespaceMode_NODE
 	}
 	uid := fmt.Sprintf("%s-%d", name, time.Now().UnixNano())
-	cgroupParent := "/" + env.namespace + "/pod" + uid
+	cgroupParent := "/" + env.Namespace + "/pod" + uid
 	t.Cleanup(func() { removeCgroup(t, cgroupParent) })
 	sysctls := map[string]string{"kernel.shm_rmid_forced": "1"}
 	if !hostNetwork {
@@ -268,8 +269,8 @@ func exerciseCRIPod(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClie
 	if _, err := rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: pod.id}); err != nil {
 		t.Fatal(err)
 	}
-	podDir := filepath.Join(env.dir, "root", "io.containerd.grpc.v1.cri", "sandboxes", pod.id)
-	shmDir := filepath.Join(env.dir, "state", "io.containerd.grpc.v1.cri", "sandboxes", pod.id)
+	podDir := filepath.Join(env.Dir, "root", "io.containerd.grpc.v1.cri", "sandboxes", pod.id)
+	shmDir := filepath.Join(env.Dir, "state", "io.containerd.grpc.v1.cri", "sandboxes", pod.id)
 	for _, d := range []string{podDir, shmDir} {
 		if _, err := os.Stat(d); err == nil {
 			t.Errorf("pod files left in %s", d)
@@ -290,7 +291,7 @@ func TestCRIPodsandboxMode(t *testing.T) {
 	if err := testimage.WriteArchive(testimage.Pause(pauseImage, binary), archive); err != nil {
 		t.Fatal(err)
 	}
-	if err := testimage.Import([]string{"--address", env.address, "--namespace", criNamespace}, archive); err != nil {
+	if err := testimage.Import(env.CtrArgs(criNamespace), archive); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -308,23 +309,11 @@ func TestCRIPodsandboxMode(t *testing.T) {
 // waitNoShims waits for every shim process to be gone.
 func waitNoShims(t *testing.T) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); shimProcesses() > 0; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); env.ShimProcesses() > 0; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d shim processes outlive their pods", shimProcesses())
+			t.Fatalf("%d shim processes outlive their pods", env.ShimProcesses())
 		}
 	}
-}
-
-// shimProcesses counts the running processes of the shim under test.
-func shimProcesses() int {
-	n := 0
-	procs, _ := filepath.Glob("/proc/[0-9]*")
-	for _, p := range procs {
-		if exe, err := os.Readlink(p + "/exe"); err == nil && exe == env.shim {
-			n++
-		}
-	}
-	return n
 }
 
 func TestCRIHostNetworkPod(t *testing.T) {
@@ -397,7 +386,7 @@ func stream(t *testing.T, ctx context.Context, rawURL string, tty bool, stdin io
 // removeCgroup removes a pod cgroup the way the kubelet does once the pod is
 // gone: in every hierarchy, failing if something still lives in it.
 func removeCgroup(t *testing.T, path string) {
-	for _, root := range cgroupRoots() {
+	for _, root := range testenv.CgroupRoots() {
 		if err := os.Remove(filepath.Join(root, path)); err != nil && !os.IsNotExist(err) {
 			t.Errorf("remove pod cgroup: %v", err)
 		}

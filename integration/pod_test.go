@@ -63,7 +63,7 @@ func runPod(t *testing.T, id string, spec *specs.Spec) {
 // runInPod starts a detached container in the pod with `ctr run --sandbox`.
 func runInPod(t *testing.T, pod, id string, args ...string) {
 	t.Helper()
-	cmd := append([]string{"run", "-d", "--rootfs", env.rootfs, "--runtime", runtimeName}, sandboxFlag(pod)...)
+	cmd := append([]string{"run", "-d", "--rootfs", env.Rootfs, "--runtime", runtimeName}, sandboxFlag(pod)...)
 	cmd = append(cmd, id)
 	if out, err := ctr(t, append(cmd, args...)...); err != nil {
 		t.Fatalf("ctr run %s: %v: %s", id, err, out)
@@ -90,11 +90,11 @@ func removeContainer(t *testing.T, id string) {
 
 func controller(t *testing.T, ctx context.Context, id string) sandbox.Controller {
 	t.Helper()
-	sb, err := env.client.LoadSandbox(ctx, id)
+	sb, err := env.Client.LoadSandbox(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return env.client.SandboxController(sb.Metadata().Sandboxer)
+	return env.Client.SandboxController(sb.Metadata().Sandboxer)
 }
 
 func pausePid(t *testing.T, ctx context.Context, id string) int {
@@ -111,7 +111,7 @@ func pausePid(t *testing.T, ctx context.Context, id string) int {
 
 func loadTask(t *testing.T, ctx context.Context, id string) containerd.Task {
 	t.Helper()
-	c, err := env.client.LoadContainer(ctx, id)
+	c, err := env.Client.LoadContainer(ctx, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestPodSharesNamespacesAndLoopback(t *testing.T) {
 	var out string
 	var err error
 	for i := 0; i < 50; i++ {
-		out, err = ctr(t, "run", "--rm", "--rootfs", env.rootfs, "--runtime", runtimeName, "--sandbox", "share", "share-cli",
+		out, err = ctr(t, "run", "--rm", "--rootfs", env.Rootfs, "--runtime", runtimeName, "--sandbox", "share", "share-cli",
 			"/bin/sh", "-c", "hostname; ps; nc 127.0.0.1 8080")
 		if err == nil && strings.Contains(out, "hello-from-srv") {
 			break
@@ -260,7 +260,7 @@ func TestZombiesAreReaped(t *testing.T) {
 
 func TestPlainContainerDropIn(t *testing.T) {
 	requireEnv(t)
-	out, err := ctr(t, "run", "--rm", "--rootfs", env.rootfs, "--runtime", runtimeName, "plain",
+	out, err := ctr(t, "run", "--rm", "--rootfs", env.Rootfs, "--runtime", runtimeName, "plain",
 		"/bin/sh", "-c", "echo plain-ok; exit 3")
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
@@ -276,13 +276,13 @@ func TestPlainContainerDropIn(t *testing.T) {
 func startInPod(t *testing.T, ctx context.Context, pod, id string, args ...string) (containerd.Container, containerd.Task) {
 	t.Helper()
 	opts := []containerd.NewContainerOpts{
-		containerd.WithNewSpec(oci.WithRootFSPath(env.rootfs), oci.WithProcessArgs(args...)),
+		containerd.WithNewSpec(oci.WithRootFSPath(env.Rootfs), oci.WithProcessArgs(args...)),
 		containerd.WithRuntime(runtimeName, nil),
 	}
 	if pod != "" {
 		opts = append(opts, containerd.WithSandbox(pod))
 	}
-	c, err := env.client.NewContainer(ctx, id, opts...)
+	c, err := env.Client.NewContainer(ctx, id, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +414,7 @@ func TestStatsPauseResume(t *testing.T) {
 func TestPodStopSignalsContainersFirst(t *testing.T) {
 	ctx := requireEnv(t)
 	runPod(t, "stop", podSpec("stop"))
-	marker := filepath.Join(env.rootfs, "shared", fmt.Sprintf("stop-%d", os.Getpid()))
+	marker := filepath.Join(env.Rootfs, "shared", fmt.Sprintf("stop-%d", os.Getpid()))
 	t.Cleanup(func() { os.Remove(marker) })
 	_, graceful := startInPod(t, ctx, "stop", "stop-graceful", "/bin/sh", "-c",
 		fmt.Sprintf(`trap "echo got-term > /shared/%s; exit 0" TERM; while true; do sleep 0.1; done`, filepath.Base(marker)))
@@ -448,7 +448,7 @@ func TestPodStopSignalsContainersFirst(t *testing.T) {
 		t.Errorf("after stop: state %q %v, want SANDBOX_NOTREADY", st.State, err)
 	}
 	// A stopped pod takes no new containers.
-	out, err := ctr(t, "run", "--rootfs", env.rootfs, "--runtime", runtimeName, "--sandbox", "stop", "stop-late", "/bin/true")
+	out, err := ctr(t, "run", "--rootfs", env.Rootfs, "--runtime", runtimeName, "--sandbox", "stop", "stop-late", "/bin/true")
 	removeContainer(t, "stop-late")
 	if err == nil || !strings.Contains(out, "not ready") {
 		t.Errorf("container in a stopped pod: want a 'not ready' error, got %v: %s", err, out)
@@ -470,12 +470,12 @@ func TestBadInput(t *testing.T) {
 			}
 			meta.Spec = any
 		}
-		meta, err := env.client.SandboxStore().Create(ctx, meta)
+		meta, err := env.Client.SandboxStore().Create(ctx, meta)
 		if err != nil {
 			return err
 		}
-		defer env.client.SandboxStore().Delete(ctx, id)
-		ctrl := env.client.SandboxController(meta.Sandboxer)
+		defer env.Client.SandboxStore().Delete(ctx, id)
+		ctrl := env.Client.SandboxController(meta.Sandboxer)
 		if err := ctrl.Create(ctx, meta, opts...); err != nil {
 			return err
 		}
@@ -501,7 +501,7 @@ func TestBadInput(t *testing.T) {
 		{"host netns", createSandbox("netns-host", podSpec("x"), sandbox.WithNetNSPath("/proc/1/ns/net")), errdefs.IsInvalidArgument},
 		{"options not a pod config", createSandbox("bad-options", nil, sandbox.WithOptions(&apitypes.Platform{OS: "not-a-pod-config"})), errdefs.IsInvalidArgument},
 		{"spec joins host ipc", createSandbox("bad-spec", badIPC), errdefs.IsInvalidArgument},
-		{"unknown sandbox", func() error { _, err := env.client.SandboxController("shim").Wait(ctx, "no-such-pod"); return err }(), errdefs.IsNotFound},
+		{"unknown sandbox", func() error { _, err := env.Client.SandboxController("shim").Wait(ctx, "no-such-pod"); return err }(), errdefs.IsNotFound},
 	} {
 		if tc.err == nil || !tc.kind(tc.err) {
 			t.Errorf("%s: got error %v", tc.name, tc.err)
@@ -513,11 +513,11 @@ func TestBadInput(t *testing.T) {
 
 func TestShimVersionAndInfo(t *testing.T) {
 	requireEnv(t)
-	out, err := exec.Command(env.shim, "-v").CombinedOutput()
+	out, err := exec.Command(env.Shim, "-v").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "Version:") {
 		t.Errorf("-v: %v: %s", err, out)
 	}
-	cmd := exec.Command(env.shim, "-info")
+	cmd := exec.Command(env.Shim, "-info")
 	cmd.Stdin = strings.NewReader("")
 	out, err = cmd.Output()
 	if err != nil || !strings.Contains(string(out), runtimeName) || !strings.Contains(string(out), "runtime-spec") {

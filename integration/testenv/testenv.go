@@ -1,0 +1,406 @@
+// Package testenv runs a private containerd for the tests and the
+// benchmark: its own root, state, sockets and containerd namespace, CRI with
+// the handlers runc (stock), pause (this shim, shim mode) and
+// pause-podsandbox, a CNI bridge whose addresses live only in the pods'
+// namespaces, and a busybox image built from the host's busybox-static. It
+// then finds what a run left behind.
+package testenv
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testimage"
+)
+
+// RuntimeName is the runtime type of the shim under test.
+const RuntimeName = "io.containerd.pause.v2"
+
+// CRINamespace is where CRI keeps its images and containers.
+const CRINamespace = "k8s.io"
+
+// BusyboxImage is imported from the host's busybox-static: never pulled.
+const BusyboxImage = "docker.io/library/busybox:latest"
+
+// Env is one private containerd.
+type Env struct {
+	Dir       string // private root of everything: state, sockets, rootfs
+	Address   string
+	Namespace string
+	Rootfs    string // busybox rootfs for containers (ctr run --rootfs)
+	Shim      string // absolute path of the shim under test
+	Repo      string // the repository's root
+	Client    *containerd.Client
+
+	pid         int
+	netnsBefore map[string]bool
+}
+
+// Prerequisites says what is missing to run a private containerd here (""
+// when nothing): root, and the tools `make deps` installs. repo is the
+// repository's root.
+func Prerequisites(repo string) (shim string, missing string) {
+	if os.Geteuid() != 0 {
+		return "", "needs root (namespaces, cgroups, mounts)"
+	}
+	if d := os.Getenv("DEPS_DIR"); d != "" {
+		os.Setenv("PATH", filepath.Join(d, "bin")+":"+os.Getenv("PATH"))
+	}
+	shim = os.Getenv("SHIM_BINARY")
+	if shim == "" {
+		shim = filepath.Join(repo, "bin", "containerd-shim-pause-v2")
+	}
+	if _, err := os.Stat(shim); err != nil {
+		return "", "no shim binary (run `make build` or set SHIM_BINARY)"
+	}
+	os.Setenv("PATH", filepath.Dir(shim)+":"+os.Getenv("PATH"))
+	for _, tool := range []string{"containerd", "ctr", "runc", "containerd-shim-runc-v2", "busybox", "/usr/lib/cni/bridge"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return "", fmt.Sprintf("%s is not installed (run `make deps`)", tool)
+		}
+	}
+	return shim, ""
+}
+
+// Start runs a private containerd whose containerd namespace is namespace.
+// Call Stop (and Leaks) when done, also after an error.
+func Start(repo, shim, namespace string) (*Env, error) {
+	e := &Env{Shim: shim, Repo: repo, Namespace: namespace, netnsBefore: netnsEntries()}
+	return e, e.start()
+}
+
+func (env *Env) start() error {
+	dir, err := os.MkdirTemp("", "pause-it-")
+	if err != nil {
+		return err
+	}
+	env.Dir = dir
+	env.Address = filepath.Join(dir, "c.sock")
+	if err := makeRootfs(filepath.Join(dir, "rootfs")); err != nil {
+		return err
+	}
+	env.Rootfs = filepath.Join(dir, "rootfs")
+	dropIn := filepath.Join(env.Repo, "deploy", "containerd-pause.toml")
+	config := fmt.Sprintf(`version = 3
+root = %[1]q
+state = %[2]q
+disabled_plugins = ["io.containerd.nri.v1.nri"]
+# The "pause" handler comes from the drop-in operators install.
+imports = [%[7]q]
+[grpc]
+  address = %[3]q
+[ttrpc]
+  address = %[4]q
+[debug]
+  level = "debug"
+[plugins."io.containerd.shim.v1.manager"]
+  socket_dir = %[5]q
+[plugins."io.containerd.cri.v1.runtime"]
+  # This host cannot lower oom_score_adj (no CAP_SYS_RESOURCE).
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = %[6]q
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+    # CRI's default sandbox mode on this runtime: a pause container from
+    # the pause image, run by the shim like any task.
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.pause-podsandbox]
+      runtime_type = "io.containerd.pause.v2"
+      sandboxer = "podsandbox"
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.Address, env.Address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "cni"), dropIn)
+	if err := env.writeCNIConfig(filepath.Join(dir, "cni")); err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
+		return err
+	}
+	logf, err := os.Create(filepath.Join(dir, "containerd.log"))
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("containerd", "--config", cfgPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group, so a signal to the test binary's group does not
+	// reach it; it is stopped by pid.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	env.pid = cmd.Process.Pid
+	go func() { _ = cmd.Wait(); logf.Close() }()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := containerd.New(env.Address, containerd.WithDefaultNamespace(env.Namespace), containerd.WithTimeout(time.Second))
+		if err == nil {
+			if _, err = c.Version(context.Background()); err == nil {
+				env.Client = c
+				return env.importImages()
+			}
+			c.Close()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("containerd did not come up: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Stop ends the private containerd (by pid) and waits for it.
+func (env *Env) Stop() {
+	if env.Client != nil {
+		env.Client.Close()
+	}
+	if env.pid == 0 {
+		return
+	}
+	_ = syscall.Kill(env.pid, syscall.SIGTERM)
+	for i := 0; i < 100 && syscall.Kill(env.pid, 0) == nil; i++ {
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = syscall.Kill(env.pid, syscall.SIGKILL)
+}
+
+// makeRootfs lays out a busybox root with the applets the tests use.
+func makeRootfs(root string) error {
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{"bin", "proc", "sys", "dev", "tmp", "etc", "shared"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return err
+		}
+	}
+	data, err := os.ReadFile(bb)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin", "busybox"), data, 0o755); err != nil {
+		return err
+	}
+	for _, applet := range []string{"sh", "sleep", "ps", "nc", "hostname", "readlink", "cat", "echo", "tty", "true", "kill", "touch", "ls"} {
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", applet)); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(filepath.Join(root, "etc", "passwd"), []byte("root:x:0:0:root:/:/bin/sh\n"), 0o644)
+}
+
+// bridgeName is the suite's CNI bridge. It has no address on the host
+// (isGateway false): pod addresses live only in the pods' namespaces.
+func (env *Env) bridgeName() string { return fmt.Sprintf("pzt%d", os.Getpid()%100000) }
+
+func (env *Env) writeCNIConfig(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"pause-it","plugins":[
+  {"type":"bridge","bridge":%q,"isGateway":false,"ipMasq":false,"hairpinMode":true,
+   "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.250.0.0/24"}]]}},
+  {"type":"loopback"}]}`, env.bridgeName(), filepath.Join(env.Dir, "cni-ipam"))
+	return os.WriteFile(filepath.Join(dir, "10-pause-it.conflist"), []byte(conf), 0o644)
+}
+
+// importImages builds the test images from host files and imports them
+// into CRI's namespace.
+func (env *Env) importImages() error {
+	img, err := testimage.Busybox(BusyboxImage, "sh", "sleep", "nc", "ps", "hostname", "cat", "echo",
+		"readlink", "ls", "id", "tty", "head", "dd", "true")
+	if err != nil {
+		return err
+	}
+	archive := filepath.Join(env.Dir, "busybox.tar")
+	if err := testimage.WriteArchive(img, archive); err != nil {
+		return err
+	}
+	return testimage.Import(env.CtrArgs(CRINamespace), archive)
+}
+
+func netnsEntries() map[string]bool {
+	entries, _ := os.ReadDir("/var/run/netns")
+	m := map[string]bool{}
+	for _, e := range entries {
+		m[e.Name()] = true
+	}
+	return m
+}
+
+func newEntries(before, after map[string]bool, what string) []string {
+	var out []string
+	for name := range after {
+		if !before[name] {
+			out = append(out, what+" "+name)
+		}
+	}
+	return out
+}
+
+// removeBridge deletes the suite's CNI bridge; a leak is only what else remains.
+func (env *Env) removeBridge() []string {
+	if _, err := os.Stat("/sys/class/net/" + env.bridgeName()); err != nil {
+		return nil
+	}
+	if out, err := exec.Command("ip", "link", "del", env.bridgeName()).CombinedOutput(); err != nil {
+		return []string{"bridge " + env.bridgeName() + ": " + strings.TrimSpace(string(out))}
+	}
+	return nil
+}
+
+// findLeaks lists what containerd still knows of the suite's pods and tasks,
+// and what is left in its state: bundles and shim sockets.
+func (env *Env) findLeaks() []string {
+	var leaks []string
+	ctx := namespaces.WithNamespace(context.Background(), env.Namespace)
+	if sbs, err := env.Client.SandboxStore().List(ctx); err == nil {
+		for _, sb := range sbs {
+			leaks = append(leaks, "sandbox "+sb.ID)
+		}
+	}
+	if resp, err := env.Client.TaskService().List(ctx, nil); err == nil {
+		for _, t := range resp.Tasks {
+			leaks = append(leaks, "task "+t.ID)
+		}
+	}
+	leaks = append(leaks, dirEntries(filepath.Join(env.Dir, "state", "io.containerd.runtime.v2.task", env.Namespace), "bundle")...)
+	leaks = append(leaks, dirEntries(filepath.Join(env.Dir, "s"), "shim socket")...)
+	return leaks
+}
+
+// findHostLeaks looks on the host, once containerd is gone, for the shim's
+// processes, pause tasks, runc containers, mounts and cgroups.
+func (env *Env) findHostLeaks() []string {
+	var leaks []string
+	// A shim exits a moment after answering ShutdownSandbox.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && env.ShimProcesses() > 0; {
+		time.Sleep(50 * time.Millisecond)
+	}
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		pid, _ := strconv.Atoi(filepath.Base(p))
+		if exe, err := os.Readlink(p + "/exe"); err == nil && exe == env.Shim {
+			leaks = append(leaks, fmt.Sprintf("shim process %d", pid))
+		}
+		if isPauseTask(pid) {
+			leaks = append(leaks, fmt.Sprintf("pause task %d", pid))
+		}
+	}
+	leaks = append(leaks, dirEntries(filepath.Join("/run/containerd/runc", env.Namespace), "runc container")...)
+	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
+		s := bufio.NewScanner(f)
+		for s.Scan() {
+			if strings.Contains(s.Text(), env.Dir) {
+				leaks = append(leaks, "mount "+s.Text())
+			}
+		}
+		f.Close()
+	}
+	// Every pod cgroup of the suite lives under /<namespace>; containerd
+	// made that parent, the suite removes it once it is empty.
+	for _, root := range CgroupRoots() {
+		nsDir := filepath.Join(root, env.Namespace)
+		leaks = append(leaks, subdirs(nsDir, "cgroup")...)
+		_ = os.Remove(nsDir)
+	}
+	return leaks
+}
+
+// isPauseTask tells a pause task by its name and the uid it drops to.
+func isPauseTask(pid int) bool {
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil || strings.TrimSpace(string(comm)) != "pause" {
+		return false
+	}
+	cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.Contains(string(cmdline), "-u\x0065535")
+}
+
+// CgroupRoots are the hierarchies a pod cgroup appears in: the unified one,
+// or every v1 hierarchy (and, on hybrid hosts, the unified one beside them).
+func CgroupRoots() []string {
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		return []string{"/sys/fs/cgroup"}
+	}
+	var roots []string
+	entries, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, e := range entries {
+		if e.IsDir() {
+			roots = append(roots, filepath.Join("/sys/fs/cgroup", e.Name()))
+		}
+	}
+	return roots
+}
+
+func dirEntries(dir, what string) []string {
+	entries, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range entries {
+		out = append(out, what+" "+filepath.Join(dir, e.Name()))
+	}
+	return out
+}
+
+func subdirs(dir, what string) []string {
+	entries, _ := os.ReadDir(dir)
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, what+" "+filepath.Join(dir, e.Name()))
+		}
+	}
+	return out
+}
+
+// Leaks stops containerd and lists everything the run left: pods and tasks
+// containerd still knows, bundles, sockets, shim and pause processes, runc
+// containers, mounts, cgroups, network namespaces and the CNI bridge.
+func (env *Env) Leaks() []string {
+	var leaks []string
+	if env.Client != nil {
+		leaks = env.findLeaks()
+	}
+	env.Stop()
+	leaks = append(leaks, newEntries(env.netnsBefore, netnsEntries(), "netns")...)
+	leaks = append(leaks, env.removeBridge()...)
+	return append(leaks, env.findHostLeaks()...)
+}
+
+// ShimProcesses counts the running processes of the shim under test.
+func (env *Env) ShimProcesses() int {
+	n := 0
+	procs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, p := range procs {
+		if exe, err := os.Readlink(p + "/exe"); err == nil && exe == env.Shim {
+			n++
+		}
+	}
+	return n
+}
+
+// CtrArgs are ctr's flags for this containerd and a containerd namespace.
+func (env *Env) CtrArgs(namespace string) []string {
+	return []string{"--address", env.Address, "--namespace", namespace}
+}
+
+// CRIContext is a context in the namespace CRI uses.
+func CRIContext() context.Context {
+	return namespaces.WithNamespace(context.Background(), CRINamespace)
+}
