@@ -22,7 +22,7 @@ PAUSE_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 
 export PATH := $(DEPS_DIR)/bin:$(PATH)
 
-.PHONY: all build pause deps test unit integration demo install uninstall lint clean
+.PHONY: all build pause deps test unit integration demo install uninstall lint clean bench
 
 all: build
 
@@ -62,3 +62,8 @@ uninstall:
 
 clean:
 	rm -rf bin $(OUTPUT) $(PAUSE_ELF)
+
+# Pods on this runtime against the stock runc shim + pause image, side by side.
+PODS ?= 100
+bench: build deps
+	DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) run ./integration/bench -pods $(PODS) -out $(OUTPUT)/bench

@@ -1,0 +1,468 @@
+// Command bench measures pods on this runtime against the stock runc shim
+// with a pause image, in one run on one private containerd, through CRI's
+// gRPC API as the kubelet calls it. Rounds alternate the two handlers so
+// that drift on a shared machine hits both alike; results are reported as
+// ratios pause/runc. See `make bench`.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testenv"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testimage"
+)
+
+// The two handlers compared.
+const (
+	stock = "runc"  // io.containerd.runc.v2 + pause image, podsandbox mode
+	ours  = "pause" // this shim, shim mode, no image
+)
+
+// stockPauseImage is the image CRI pins for podsandbox mode.
+const stockPauseImage = "registry.k8s.io/pause:3.10.2"
+
+func main() {
+	pods := flag.Int("pods", envInt("PODS", 100), "live pods per handler")
+	out := flag.String("out", "_output/bench", "report directory")
+	flag.Parse()
+	if err := run(*pods, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func envInt(name string, def int) int {
+	var v int
+	if _, err := fmt.Sscan(os.Getenv(name), &v); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+func run(pods int, out string) (retErr error) {
+	repo, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	shim, missing := testenv.Prerequisites(repo)
+	if missing != "" {
+		return fmt.Errorf("cannot run: %s", missing)
+	}
+	env, err := testenv.Start(repo, shim, "pause-bench")
+	defer func() {
+		leaks := env.Leaks()
+		if len(leaks) > 0 && retErr == nil {
+			retErr = fmt.Errorf("the benchmark left behind:\n  %s", strings.Join(leaks, "\n  "))
+		}
+		if retErr == nil {
+			os.RemoveAll(env.Dir)
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	if err := importStockPause(env); err != nil {
+		return err
+	}
+	conn, err := grpc.NewClient("unix://"+env.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	b := &bench{rt: cri.NewRuntimeServiceClient(conn), env: env, samples: map[string]map[string][]float64{}}
+	defer b.removeAll()
+
+	res, err := b.measure(pods)
+	if err != nil {
+		return err
+	}
+	return report(res, out)
+}
+
+// importStockPause builds the stand-in for the stock static pause image
+// (stockpause/pause.c, linked statically against libc) and imports it
+// under the name CRI pins.
+func importStockPause(env *testenv.Env) error {
+	bin := filepath.Join(env.Dir, "stock-pause")
+	if out, err := exec.Command("gcc", "-O2", "-static", "-o", bin,
+		filepath.Join(env.Repo, "integration", "bench", "stockpause", "pause.c")).CombinedOutput(); err != nil {
+		return fmt.Errorf("build the stock pause stand-in: %v: %s", err, out)
+	}
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	archive := filepath.Join(env.Dir, "stock-pause.tar")
+	if err := testimage.WriteArchive(testimage.Pause(stockPauseImage, data), archive); err != nil {
+		return err
+	}
+	return testimage.Import(env.CtrArgs(testenv.CRINamespace), archive)
+}
+
+type bench struct {
+	rt  cri.RuntimeServiceClient
+	env *testenv.Env
+
+	mu      sync.Mutex
+	live    []livePod
+	seq     int
+	samples map[string]map[string][]float64 // handler -> metric -> ms
+}
+
+type livePod struct {
+	handler, id string
+}
+
+func (b *bench) record(handler, metric string, d time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.samples[handler] == nil {
+		b.samples[handler] = map[string][]float64{}
+	}
+	b.samples[handler][metric] = append(b.samples[handler][metric], float64(d.Microseconds())/1000)
+}
+
+func (b *bench) podConfig(hostNetwork bool) *cri.PodSandboxConfig {
+	b.mu.Lock()
+	b.seq++
+	n := b.seq
+	b.mu.Unlock()
+	mode := cri.NamespaceMode_POD
+	if hostNetwork {
+		mode = cri.NamespaceMode_NODE
+	}
+	uid := fmt.Sprintf("bench-%d", n)
+	hostname := uid
+	if hostNetwork {
+		hostname = "" // the kubelet leaves a host-network pod the node's
+	}
+	return &cri.PodSandboxConfig{
+		Metadata:     &cri.PodSandboxMetadata{Name: uid, Namespace: "bench", Uid: uid},
+		Hostname:     hostname,
+		LogDirectory: filepath.Join(b.env.Dir, "logs", uid),
+		Linux: &cri.LinuxPodSandboxConfig{
+			CgroupParent: "/" + b.env.Namespace + "/pod" + uid,
+			SecurityContext: &cri.LinuxSandboxSecurityContext{NamespaceOptions: &cri.NamespaceOption{
+				Network: mode, Pid: cri.NamespaceMode_POD, Ipc: cri.NamespaceMode_POD,
+			}},
+		},
+	}
+}
+
+// startPod runs a sandbox (timed as sandbox_ready) and, when withContainer,
+// one busybox container in it (the whole timed as pod_ready).
+func (b *bench) startPod(ctx context.Context, handler string, hostNetwork, withContainer bool, metric string) error {
+	config := b.podConfig(hostNetwork)
+	start := time.Now()
+	resp, err := b.rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: config, RuntimeHandler: handler})
+	if err != nil {
+		return fmt.Errorf("%s: RunPodSandbox: %w", handler, err)
+	}
+	b.record(handler, metric, time.Since(start))
+	b.mu.Lock()
+	b.live = append(b.live, livePod{handler, resp.PodSandboxId})
+	b.mu.Unlock()
+	if !withContainer {
+		return nil
+	}
+	c, err := b.rt.CreateContainer(ctx, &cri.CreateContainerRequest{
+		PodSandboxId: resp.PodSandboxId,
+		Config: &cri.ContainerConfig{
+			Metadata: &cri.ContainerMetadata{Name: "app"},
+			Image:    &cri.ImageSpec{Image: testenv.BusyboxImage},
+			Command:  []string{"/bin/sleep", "100000"},
+			LogPath:  "app.log",
+		},
+		SandboxConfig: config,
+	})
+	if err != nil {
+		return fmt.Errorf("%s: CreateContainer: %w", handler, err)
+	}
+	if _, err := b.rt.StartContainer(ctx, &cri.StartContainerRequest{ContainerId: c.ContainerId}); err != nil {
+		return fmt.Errorf("%s: StartContainer: %w", handler, err)
+	}
+	b.record(handler, "pod_ready", time.Since(start))
+	return nil
+}
+
+// stopPod stops and removes a pod, timed as teardown, and removes its pod
+// cgroup as the kubelet would.
+func (b *bench) stopPod(ctx context.Context, p livePod, timed bool) error {
+	start := time.Now()
+	if _, err := b.rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: p.id}); err != nil {
+		return fmt.Errorf("%s: StopPodSandbox: %w", p.handler, err)
+	}
+	if _, err := b.rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: p.id}); err != nil {
+		return fmt.Errorf("%s: RemovePodSandbox: %w", p.handler, err)
+	}
+	if timed {
+		b.record(p.handler, "teardown", time.Since(start))
+	}
+	return nil
+}
+
+// removeAll tears down whatever is still live, and the pod cgroups.
+func (b *bench) removeAll() {
+	ctx := context.Background()
+	for _, p := range b.live {
+		_ = b.stopPod(ctx, p, false)
+	}
+	b.live = nil
+	for _, root := range testenv.CgroupRoots() {
+		dirs, _ := filepath.Glob(filepath.Join(root, b.env.Namespace, "pod*"))
+		for _, d := range dirs {
+			_ = os.Remove(d)
+		}
+	}
+}
+
+func (b *bench) teardownLive(ctx context.Context, timed bool) error {
+	live := b.live
+	b.live = nil
+	for _, p := range live {
+		if err := b.stopPod(ctx, p, timed); err != nil {
+			return err
+		}
+	}
+	b.removeAll()
+	return nil
+}
+
+// result is one handler's figures.
+type result struct {
+	SandboxReadyMs     quantiles `json:"sandbox_ready_ms"`
+	SandboxReadyHostMs quantiles `json:"sandbox_ready_hostnet_ms"`
+	PodReadyMs         quantiles `json:"pod_ready_ms"`
+	TeardownMs         quantiles `json:"teardown_ms"`
+	SandboxReadyAt10Ms quantiles `json:"sandbox_ready_at_10_ms"`
+	SandboxReadyAtNMs  quantiles `json:"sandbox_ready_at_n_ms"`
+	PSSPerPodKB        float64   `json:"pss_per_pod_kb"`
+	PausePSSKB         float64   `json:"pause_pss_kb"`
+	ThreadsPerShim     float64   `json:"threads_per_shim"`
+	PodsPerS           float64   `json:"pods_per_s"`
+}
+
+type quantiles struct {
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+}
+
+type results struct {
+	Date     string             `json:"date"`
+	Machine  string             `json:"machine"`
+	Versions map[string]string  `json:"versions"`
+	Pods     int                `json:"pods"`
+	Handlers map[string]result  `json:"handlers"`
+	Ratio    map[string]float64 `json:"ratio"`
+	// Samples are the raw latencies (ms), for the chart.
+	Samples map[string]map[string][]float64 `json:"samples"`
+	// Memory is PSS per pod (kB) against live pods, per handler.
+	Memory map[string][][2]float64 `json:"memory_by_pods"`
+}
+
+func (b *bench) measure(n int) (*results, error) {
+	ctx := context.Background()
+	handlers := []string{stock, ours}
+	order := func(i int) []string { // alternate who goes first
+		if i%2 == 0 {
+			return handlers
+		}
+		return []string{ours, stock}
+	}
+	res := &results{Pods: n, Handlers: map[string]result{}, Memory: map[string][][2]float64{}}
+
+	// Warm up both paths (image unpack, CNI, first shim) untimed.
+	for _, h := range handlers {
+		if err := b.startPod(ctx, h, false, true, "warmup"); err != nil {
+			return nil, err
+		}
+	}
+	if err := b.teardownLive(ctx, false); err != nil {
+		return nil, err
+	}
+
+	// Host-network sandboxes: start and remove, one at a time.
+	hostRounds := min(n, 20)
+	for i := 0; i < hostRounds; i++ {
+		for _, h := range order(i) {
+			if err := b.startPod(ctx, h, true, false, "sandbox_ready_hostnet"); err != nil {
+				return nil, err
+			}
+		}
+		if err := b.teardownLive(ctx, false); err != nil {
+			return nil, err
+		}
+	}
+
+	// Pods with the test CNI and one container, up to n live per handler.
+	checkpoints := map[int]bool{1: true, 10: true, n / 4: true, n / 2: true, n: true}
+	for i := 0; i < n; i++ {
+		for _, h := range order(i) {
+			if err := b.startPod(ctx, h, false, true, "sandbox_ready"); err != nil {
+				return nil, err
+			}
+		}
+		if checkpoints[i+1] {
+			for _, h := range handlers {
+				m, err := memory(b.env, h)
+				if err != nil {
+					return nil, err
+				}
+				res.Memory[h] = append(res.Memory[h], [2]float64{float64(i + 1), m.pssPerPod})
+				if i+1 == n {
+					r := res.Handlers[h]
+					r.PSSPerPodKB, r.PausePSSKB, r.ThreadsPerShim = m.pssPerPod, m.pausePSS, m.threads
+					res.Handlers[h] = r
+				}
+			}
+		}
+	}
+
+	// Teardown of the n pods, alternating handlers.
+	var byHandler = map[string][]livePod{}
+	for _, p := range b.live {
+		byHandler[p.handler] = append(byHandler[p.handler], p)
+	}
+	b.live = nil
+	for i := 0; i < n; i++ {
+		for _, h := range order(i) {
+			if i < len(byHandler[h]) {
+				if err := b.stopPod(ctx, byHandler[h][i], true); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	b.removeAll()
+
+	// Throughput: n sandboxes by 8 concurrent clients, per handler.
+	for _, h := range handlers {
+		pps, err := b.throughput(ctx, h, n, 8)
+		if err != nil {
+			return nil, err
+		}
+		r := res.Handlers[h]
+		r.PodsPerS = pps
+		res.Handlers[h] = r
+		if err := b.teardownLive(ctx, false); err != nil {
+			return nil, err
+		}
+	}
+
+	for _, h := range handlers {
+		s := b.samples[h]
+		r := res.Handlers[h]
+		r.SandboxReadyMs = quantile(s["sandbox_ready"])
+		r.SandboxReadyHostMs = quantile(s["sandbox_ready_hostnet"])
+		r.PodReadyMs = quantile(s["pod_ready"])
+		r.TeardownMs = quantile(s["teardown"])
+		first, last := s["sandbox_ready"], s["sandbox_ready"]
+		if len(first) > 10 {
+			first, last = first[:10], last[len(last)-10:]
+		}
+		r.SandboxReadyAt10Ms = quantile(first)
+		r.SandboxReadyAtNMs = quantile(last)
+		res.Handlers[h] = r
+	}
+	res.Samples = b.samples
+	p, s := res.Handlers[ours], res.Handlers[stock]
+	res.Ratio = map[string]float64{
+		"sandbox_ready_p50":         ratio(p.SandboxReadyMs.P50, s.SandboxReadyMs.P50),
+		"sandbox_ready_p99":         ratio(p.SandboxReadyMs.P99, s.SandboxReadyMs.P99),
+		"sandbox_ready_hostnet_p50": ratio(p.SandboxReadyHostMs.P50, s.SandboxReadyHostMs.P50),
+		"pod_ready_p50":             ratio(p.PodReadyMs.P50, s.PodReadyMs.P50),
+		"teardown_p50":              ratio(p.TeardownMs.P50, s.TeardownMs.P50),
+		"pss_per_pod":               ratio(p.PSSPerPodKB, s.PSSPerPodKB),
+		"pause_pss":                 ratio(p.PausePSSKB, s.PausePSSKB),
+		"threads_per_shim":          ratio(p.ThreadsPerShim, s.ThreadsPerShim),
+		"pods_per_s":                ratio(p.PodsPerS, s.PodsPerS),
+		// Growth of our own p99 from 10 live pods to n (target ≤ 1.5).
+		"p99_growth_10_to_n": ratio(p.SandboxReadyAtNMs.P99, p.SandboxReadyAt10Ms.P99),
+	}
+	res.Date = time.Now().UTC().Format("2006-01-02")
+	res.Machine = machine()
+	res.Versions = versions(b.env)
+	return res, nil
+}
+
+// throughput starts n sandboxes with `clients` concurrent callers.
+func (b *bench) throughput(ctx context.Context, handler string, n, clients int) (float64, error) {
+	jobs := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		jobs <- struct{}{}
+	}
+	close(jobs)
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	start := time.Now()
+	for c := 0; c < clients; c++ {
+		wg.Go(func() {
+			for range jobs {
+				if err := b.startPod(ctx, handler, false, false, "throughput"); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(int(a/b*1000+0.5)) / 1000
+}
+
+func machine() string {
+	kernel, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	mem := ""
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		mem = strings.Fields(strings.SplitN(string(data), "\n", 2)[0])[1] + " kB"
+	}
+	return fmt.Sprintf("%d cores, %s memory, Linux %s, %s", runtime.NumCPU(), mem, strings.TrimSpace(string(kernel)), runtime.GOARCH)
+}
+
+func versions(env *testenv.Env) map[string]string {
+	v := map[string]string{"go": runtime.Version()}
+	for name, args := range map[string][]string{
+		"containerd": {"containerd", "--version"}, "runc": {"runc", "--version"},
+		"shim": {env.Shim, "-v"},
+	} {
+		if out, err := exec.Command(args[0], args[1:]...).Output(); err == nil {
+			v[name] = strings.Join(strings.Fields(strings.SplitN(strings.TrimSpace(string(out)), "\n", 3)[0]), " ")
+			if name == "shim" {
+				v[name] = strings.Join(strings.Fields(string(out)), " ")
+			}
+		}
+	}
+	return v
+}
+
+func writeJSON(path string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(data, '\n'), 0o644)
+}
