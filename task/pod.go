@@ -52,6 +52,7 @@ type pod struct {
 	pauseCfg  pause.Config
 	createdAt time.Time
 	pause     *pause.Process // nil until StartSandbox
+	placed    chan struct{}  // closed once the pause task is in its cgroup
 	shutdown  bool
 }
 
@@ -135,6 +136,7 @@ func (p *pod) start(ctx context.Context, grpcAddress string) (retErr error) {
 			return err
 		}
 	}
+
 	if err := os.MkdirAll(p.pauseCfg.Root, 0o500); err != nil {
 		return err
 	}
@@ -145,16 +147,30 @@ func (p *pod) start(ctx context.Context, grpcAddress string) (retErr error) {
 	p.pause = proc
 	p.state.PausePid = proc.Pid
 	p.state.PauseStartTime, _ = procStartTime(proc.Pid)
-	if p.state.PauseCgroup != "" {
-		cg, err := newCgroup(p.state.PauseCgroup)
-		if err != nil {
-			return err
-		}
-		if err := cg.AddProc(uint64(proc.Pid)); err != nil {
-			return fmt.Errorf("move pause task into %s: %w", p.state.PauseCgroup, err)
-		}
+	if err := p.state.save(p.bundle); err != nil {
+		return err
 	}
-	return p.state.save(p.bundle)
+	p.placed = make(chan struct{})
+	go p.placePause(context.WithoutCancel(ctx))
+	return nil
+}
+
+// placePause moves the pause task into its cgroup, off the sandbox start
+// path: on cgroup v1 a first migration waits out an RCU grace period in the
+// kernel (~8 ms measured here), and nothing of the pod's readiness depends on
+// where a process that only sleeps is accounted.
+func (p *pod) placePause(ctx context.Context) {
+	defer close(p.placed)
+	if p.state.PauseCgroup == "" {
+		return
+	}
+	cg, err := newCgroup(p.state.PauseCgroup)
+	if err == nil {
+		err = cg.AddProc(uint64(p.pause.Pid))
+	}
+	if err != nil && !p.pause.Exited() {
+		log.G(ctx).WithError(err).WithField("sandbox", p.state.ID).Warn("move pause task into its cgroup")
+	}
 }
 
 // ready tells whether the pause task runs.
@@ -182,6 +198,9 @@ func (p *pod) cleanup(ctx context.Context) {
 	if p.pause != nil {
 		_ = p.pause.Signal(syscall.SIGKILL)
 		<-p.pause.Done()
+	}
+	if p.placed != nil {
+		<-p.placed // its cgroup is made before it is removed
 	}
 	p.state.cleanup(ctx, p.bundle)
 }

@@ -68,8 +68,10 @@ func run(pods int, out string) (retErr error) {
 		if len(leaks) > 0 && retErr == nil {
 			retErr = fmt.Errorf("the benchmark left behind:\n  %s", strings.Join(leaks, "\n  "))
 		}
-		if retErr == nil {
+		if retErr == nil && os.Getenv("BENCH_KEEP") == "" {
 			os.RemoveAll(env.Dir)
+		} else {
+			fmt.Fprintln(os.Stderr, "bench: containerd state and log kept in", env.Dir)
 		}
 	}()
 	if err != nil {
