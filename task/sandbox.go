@@ -141,6 +141,7 @@ func (x *sandboxService) Platform(ctx context.Context, r *sandboxAPI.PlatformReq
 // StopSandbox stops the pod: SIGTERM to every container at once, SIGKILL to
 // those still running at the timeout, then the pause task last.
 func (x *sandboxService) StopSandbox(ctx context.Context, r *sandboxAPI.StopSandboxRequest) (*sandboxAPI.StopSandboxResponse, error) {
+	start := time.Now()
 	s := x.s
 	p, err := s.lookupPod(r.SandboxID)
 	if err != nil {
@@ -149,7 +150,7 @@ func (x *sandboxService) StopSandbox(ctx context.Context, r *sandboxAPI.StopSand
 	timeout := time.Duration(r.TimeoutSecs) * time.Second
 	s.stopMembers(ctx, timeout)
 	p.stopPause(ctx)
-	log.G(ctx).WithField("sandbox", r.SandboxID).Info("sandbox stopped")
+	log.G(ctx).WithFields(log.Fields{"sandbox": r.SandboxID, "took": time.Since(start)}).Info("sandbox stopped")
 	return &sandboxAPI.StopSandboxResponse{}, nil
 }
 
@@ -268,6 +269,7 @@ func (x *sandboxService) PingSandbox(ctx context.Context, r *sandboxAPI.PingRequ
 // pod's cgroups and files are removed, and the shim exits once no container
 // is left (containerd deletes the bundle next).
 func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.ShutdownSandboxRequest) (*sandboxAPI.ShutdownSandboxResponse, error) {
+	start := time.Now()
 	s := x.s
 	s.mu.Lock()
 	p, err := s.getPod(r.SandboxID)
@@ -293,7 +295,7 @@ func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.Shut
 	p.cleanup(ctx)
 	p.shutdown = true
 	s.mu.Unlock()
-	log.G(ctx).WithField("sandbox", r.SandboxID).Info("sandbox shut down")
+	log.G(ctx).WithFields(log.Fields{"sandbox": r.SandboxID, "took": time.Since(start)}).Info("sandbox shut down")
 	s.exitAfterReply(ctx, r.SandboxID)
 	return &sandboxAPI.ShutdownSandboxResponse{}, nil
 }

@@ -208,11 +208,14 @@ func (b *bench) stopPod(ctx context.Context, p livePod, timed bool) error {
 	if _, err := b.rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: p.id}); err != nil {
 		return fmt.Errorf("%s: StopPodSandbox: %w", p.handler, err)
 	}
+	stopped := time.Now()
 	if _, err := b.rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: p.id}); err != nil {
 		return fmt.Errorf("%s: RemovePodSandbox: %w", p.handler, err)
 	}
 	if timed {
 		b.record(p.handler, "teardown", time.Since(start))
+		b.record(p.handler, "teardown_stop", stopped.Sub(start))
+		b.record(p.handler, "teardown_remove", time.Since(stopped))
 	}
 	return nil
 }

@@ -44,27 +44,25 @@ func memory(env *testenv.Env, handler string) (usage, error) {
 		}
 		parent[pid] = statusInt(pid, "PPid")
 	}
-	if len(shims) == 0 {
-		return usage{}, fmt.Errorf("%s: no shim process", handler)
-	}
-	var u usage
-	var pauses int
-	for pid := range shims {
-		u.pssPerPod += pss(pid)
-		u.threads += float64(statusInt(pid, "Threads"))
-	}
+	// A pod is a shim with its pause child; a shim without one is a pod's
+	// shim still exiting from an earlier teardown.
+	pauseOf := map[int]int{}
 	for pid, ppid := range parent {
 		if shims[ppid] && comm[pid] == "pause" {
-			p := pss(pid)
-			u.pssPerPod += p
-			u.pausePSS += p
-			pauses++
+			pauseOf[ppid] = pid
 		}
 	}
-	if pauses != len(shims) {
-		return usage{}, fmt.Errorf("%s: %d shims but %d pause processes", handler, len(shims), pauses)
+	if len(pauseOf) == 0 {
+		return usage{}, fmt.Errorf("%s: no pod (shim with a pause process)", handler)
 	}
-	n := float64(len(shims))
+	var u usage
+	for shimPid, pausePid := range pauseOf {
+		p := pss(pausePid)
+		u.pssPerPod += pss(shimPid) + p
+		u.pausePSS += p
+		u.threads += float64(statusInt(shimPid, "Threads"))
+	}
+	n := float64(len(pauseOf))
 	return usage{pssPerPod: u.pssPerPod / n, pausePSS: u.pausePSS / n, threads: u.threads / n}, nil
 }
 
