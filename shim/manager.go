@@ -169,6 +169,12 @@ func serveCommand(ctx context.Context, id, containerdAddress string, debug bool)
 	cmd.Dir = cwd
 	// Few threads: the shim waits on children and one socket.
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=2")
+	// This process is containerd's child: tell the server containerd's root.
+	if root, err := task.ContainerdRootOf(os.Getppid()); err == nil {
+		cmd.Env = append(cmd.Env, task.ContainerdRootEnv+"="+root)
+	} else {
+		log.G(ctx).WithError(err).Warn("containerd's root directory not found: CRI pods will fail")
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd, nil
 }

@@ -10,9 +10,7 @@ import (
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
-	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // podConfig is what a pod asks of its pause task. It comes from CRI's
@@ -37,7 +35,7 @@ type podConfig struct {
 	// FromCRI: CRI sets the containers' namespace joins itself.
 	FromCRI bool
 	// CRI is the pod's CRI configuration (DNS, hostname files).
-	CRI *cri.PodSandboxConfig `json:"-"`
+	CRI *criPodConfig `json:"-"`
 }
 
 const criConfigType = "runtime.v1.PodSandboxConfig"
@@ -74,25 +72,27 @@ func fromOptions(options *anypb.Any) (*podConfig, error) {
 	if options.GetTypeUrl() != criConfigType {
 		return nil, fmt.Errorf("sandbox options of type %q: want %s: %w", options.GetTypeUrl(), criConfigType, errdefs.ErrInvalidArgument)
 	}
-	var pc cri.PodSandboxConfig
-	if err := proto.Unmarshal(options.GetValue(), &pc); err != nil {
-		return nil, fmt.Errorf("malformed sandbox options: %v: %w", err, errdefs.ErrInvalidArgument)
+	pc, err := decodeCRIPodConfig(options.GetValue())
+	if err != nil {
+		return nil, err
 	}
-	cfg := &podConfig{FromCRI: true, CRI: &pc, Hostname: pc.GetHostname(), SharePID: true}
-	linux := pc.GetLinux()
-	ns := linux.GetSecurityContext().GetNamespaceOptions()
-	cfg.HostNetwork = ns.GetNetwork() == cri.NamespaceMode_NODE
-	cfg.HostIPC = ns.GetIpc() == cri.NamespaceMode_NODE
-	cfg.HostPID = ns.GetPid() == cri.NamespaceMode_NODE
-	cfg.SharePID = ns.GetPid() == cri.NamespaceMode_POD
+	cfg := &podConfig{
+		FromCRI:      true,
+		CRI:          pc,
+		Hostname:     pc.Hostname,
+		HostNetwork:  pc.Network == modeNode,
+		HostIPC:      pc.IPC == modeNode,
+		HostPID:      pc.PID == modeNode,
+		SharePID:     pc.PID == modePod,
+		Sysctls:      pc.Sysctls,
+		CgroupParent: pc.CgroupParent,
+	}
 	// Kubernetes gives a host-network pod the node's hostname: it keeps the
 	// host's UTS namespace then.
 	cfg.HostUTS = cfg.HostNetwork
 	if cfg.HostUTS {
 		cfg.Hostname = ""
 	}
-	cfg.Sysctls = linux.GetSysctls()
-	cfg.CgroupParent = linux.GetCgroupParent()
 	return cfg, nil
 }
 

@@ -113,16 +113,14 @@ func isSystemdCgroup(p string) bool {
 }
 
 // start makes the pod's cgroups and runs its pause task in them.
-func (p *pod) start(ctx context.Context, grpcAddress string) (retErr error) {
+func (p *pod) start(ctx context.Context, containerdRoot string) (retErr error) {
 	defer func() {
 		if retErr != nil {
 			p.cleanup(ctx)
 		}
 	}()
 	if p.cfg.FromCRI {
-		// One introspection call to containerd (~0.6 ms measured): a shim
-		// holds one pod, so there is nothing to cache it for.
-		files, err := criDirs(ctx, grpcAddress, p.bundle, p.state.ID)
+		files, err := criDirs(containerdRoot, p.bundle, p.state.ID)
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/containerd/errdefs"
 )
 
 // TestCleanupBundleKillsRecordedPauseIdempotently is `shim delete` after a
@@ -77,5 +79,25 @@ func TestCleanupBundleOfContainer(t *testing.T) {
 	os.WriteFile(filepath.Join(bundle, stateFile), []byte("{"), 0o600)
 	if _, err := CleanupBundle(context.Background(), bundle); err == nil {
 		t.Error("malformed pod state: no error")
+	}
+}
+
+func TestContainerdRootOf(t *testing.T) {
+	root := t.TempDir()
+	db := filepath.Join(root, "io.containerd.metadata.v1.bolt", "meta.db")
+	os.MkdirAll(filepath.Dir(db), 0o700)
+	f, err := os.Create(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got, err := ContainerdRootOf(os.Getpid()); err != nil || got != root {
+		t.Errorf("root %q, %v; want %q", got, err, root)
+	}
+	if _, err := ContainerdRootOf(1 << 30); err == nil {
+		t.Error("no error for a process that does not exist")
+	}
+	if _, err := criDirs("", "/s/p/ns/id", "id"); !errdefs.IsFailedPrecondition(err) {
+		t.Errorf("unknown root: %v", err)
 	}
 }

@@ -1,20 +1,15 @@
 package task
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
-	introspection "github.com/containerd/containerd/api/services/introspection/v1"
 	"github.com/containerd/containerd/v2/core/mount"
-	"github.com/containerd/containerd/v2/pkg/dialer"
+	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // criDirName is the CRI plugin's directory under containerd's root and state.
@@ -32,51 +27,47 @@ type podFiles struct {
 	VolatileDir string `json:"volatile_dir,omitempty"` // shm
 }
 
-// criDirs finds CRI's sandbox directories for pod id. containerd's state
-// directory holds the bundle (<state>/io.containerd.runtime.v2.task/<ns>/<id>);
-// its root directory is asked of containerd (the metadata plugin's path).
-func criDirs(ctx context.Context, grpcAddress, bundle, id string) (podFiles, error) {
-	state := filepath.Dir(filepath.Dir(filepath.Dir(bundle)))
-	root, err := containerdRoot(ctx, grpcAddress)
-	if err != nil {
-		return podFiles{}, err
-	}
-	return podFiles{
-		Dir:         filepath.Join(root, criDirName, "sandboxes", id),
-		VolatileDir: filepath.Join(state, criDirName, "sandboxes", id),
-	}, nil
-}
+// ContainerdRootEnv carries containerd's root directory from the shim's
+// `start` to its server: the server needs it for a CRI pod's files.
+const ContainerdRootEnv = "PAUSE_SHIM_CONTAINERD_ROOT"
 
-func containerdRoot(ctx context.Context, grpcAddress string) (string, error) {
-	if grpcAddress == "" {
-		return "", errors.New("no containerd address to find its root directory")
-	}
-	conn, err := grpc.NewClient(dialer.DialAddress(grpcAddress),
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(dialer.ContextDialer))
+// ContainerdRootOf finds the root directory of the containerd with this pid
+// from the metadata database it holds open
+// (<root>/io.containerd.metadata.v1.bolt/meta.db). `start` is a child of
+// containerd, so this costs it a directory read; the long-lived server then
+// needs no client of containerd's API (which costs every pod's shim ~0.8 MB).
+func ContainerdRootOf(pid int) (string, error) {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	fds, err := os.ReadDir(dir)
 	if err != nil {
 		return "", err
 	}
-	defer conn.Close()
-	resp, err := introspection.NewIntrospectionClient(conn).Plugins(ctx, &introspection.PluginsRequest{
-		Filters: []string{`type==io.containerd.metadata.v1`},
-	})
-	if err != nil {
-		return "", fmt.Errorf("ask containerd for its root directory: %w", err)
-	}
-	for _, p := range resp.Plugins {
-		if path := p.Exports["path"]; path != "" {
-			// <root>/io.containerd.metadata.v1.bolt/meta.db
-			return filepath.Dir(filepath.Dir(path)), nil
+	for _, fd := range fds {
+		target, err := os.Readlink(filepath.Join(dir, fd.Name()))
+		if err == nil && strings.HasSuffix(target, "/io.containerd.metadata.v1.bolt/meta.db") {
+			return filepath.Dir(filepath.Dir(target)), nil
 		}
 	}
-	return "", errors.New("containerd did not tell its root directory")
+	return "", fmt.Errorf("process %d holds no containerd metadata database", pid)
+}
+
+// criDirs finds CRI's sandbox directories for pod id. containerd's state
+// directory holds the bundle (<state>/<plugin>/<ns>/<id>).
+func criDirs(containerdRoot, bundle, id string) (podFiles, error) {
+	if containerdRoot == "" {
+		return podFiles{}, fmt.Errorf("containerd's root directory is unknown (%s unset): %w", ContainerdRootEnv, errdefs.ErrFailedPrecondition)
+	}
+	state := filepath.Dir(filepath.Dir(filepath.Dir(bundle)))
+	return podFiles{
+		Dir:         filepath.Join(containerdRoot, criDirName, "sandboxes", id),
+		VolatileDir: filepath.Join(state, criDirName, "sandboxes", id),
+	}, nil
 }
 
 // create writes the pod's hostname, hosts and resolv.conf and mounts its
 // /dev/shm (unless the pod shares the host's IPC namespace, whose /dev/shm
 // CRI then mounts).
-func (f podFiles) create(pc *cri.PodSandboxConfig, hostIPC bool) (retErr error) {
+func (f podFiles) create(pc *criPodConfig, hostIPC bool) (retErr error) {
 	defer func() {
 		if retErr != nil {
 			f.remove()
@@ -85,7 +76,7 @@ func (f podFiles) create(pc *cri.PodSandboxConfig, hostIPC bool) (retErr error) 
 	if err := os.MkdirAll(f.Dir, 0o755); err != nil {
 		return err
 	}
-	hostname := pc.GetHostname()
+	hostname := pc.Hostname
 	if hostname == "" {
 		h, err := os.Hostname()
 		if err != nil {
@@ -103,7 +94,7 @@ func (f podFiles) create(pc *cri.PodSandboxConfig, hostIPC bool) (retErr error) 
 	if err := os.WriteFile(filepath.Join(f.Dir, "hosts"), hosts, 0o644); err != nil {
 		return err
 	}
-	resolv, err := resolvConf(pc.GetDnsConfig())
+	resolv, err := resolvConf(pc.DNS)
 	if err != nil {
 		return err
 	}
@@ -125,7 +116,7 @@ func (f podFiles) create(pc *cri.PodSandboxConfig, hostIPC bool) (retErr error) 
 }
 
 // resolvConf is the pod's resolv.conf: CRI's DNSConfig, or the host's.
-func resolvConf(dns *cri.DNSConfig) ([]byte, error) {
+func resolvConf(dns *dnsConfig) ([]byte, error) {
 	if dns == nil {
 		data, err := os.ReadFile("/etc/resolv.conf")
 		if errors.Is(err, os.ErrNotExist) {

@@ -110,7 +110,7 @@ func (x *sandboxService) StartSandbox(ctx context.Context, r *sandboxAPI.StartSa
 	if p.pause != nil {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrAlreadyExists, "sandbox %q already started", r.SandboxID)
 	}
-	if err := p.start(ctx, s.grpcAddress); err != nil {
+	if err := p.start(ctx, s.containerdRoot); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	go s.onPauseExit(ctx, p)

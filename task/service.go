@@ -40,8 +40,10 @@ const (
 // Service holds the shim's pod and its containers.
 type Service struct {
 	runc taskAPI.TTRPCTaskService
-	// grpcAddress is containerd's, asked for its directories.
+	// grpcAddress is containerd's, for the shim's sockets.
 	grpcAddress string
+	// containerdRoot is containerd's root directory (see ContainerdRootEnv).
+	containerdRoot string
 
 	mu      sync.Mutex
 	pod     *pod                // nil until CreateSandbox
@@ -54,7 +56,7 @@ func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Servi
 	if err != nil {
 		return nil, err
 	}
-	return &Service{runc: r, grpcAddress: grpcAddress, members: map[string]struct{}{}}, nil
+	return &Service{runc: r, grpcAddress: grpcAddress, containerdRoot: os.Getenv(ContainerdRootEnv), members: map[string]struct{}{}}, nil
 }
 
 // RegisterTTRPC serves task v3 and sandbox v1 on the shim's one socket.

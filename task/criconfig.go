@@ -1,0 +1,179 @@
+package task
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/containerd/errdefs"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// The few fields of CRI's runtime.v1.PodSandboxConfig (k8s.io/cri-api,
+// api.proto) the pause task follows, read straight off the wire. Decoding
+// through the generated types would make every pod's shim build the
+// descriptors of the whole CRI API on first use: ~1 MB of memory per pod,
+// measured, for a handful of fields.
+const (
+	podConfigHostname = 2 // string
+	podConfigDNS      = 4 // DNSConfig
+	podConfigLinux    = 8 // LinuxPodSandboxConfig
+
+	dnsServers  = 1 // repeated string
+	dnsSearches = 2 // repeated string
+	dnsOptions  = 3 // repeated string
+
+	linuxCgroupParent    = 1 // string
+	linuxSecurityContext = 2 // LinuxSandboxSecurityContext
+	linuxSysctls         = 3 // map<string, string>
+
+	securityNamespaceOptions = 1 // NamespaceOption
+
+	namespaceNetwork = 1 // NamespaceMode
+	namespacePID     = 2
+	namespaceIPC     = 3
+
+	mapKey   = 1
+	mapValue = 2
+)
+
+// Values of CRI's NamespaceMode (CONTAINER, 1, needs nothing of the pod).
+const (
+	modePod  = 0
+	modeNode = 2
+)
+
+// criPodConfig is what the shim reads of a PodSandboxConfig.
+type criPodConfig struct {
+	Hostname     string
+	DNS          *dnsConfig
+	CgroupParent string
+	Sysctls      map[string]string
+	Network      uint64 // NamespaceMode
+	PID          uint64
+	IPC          uint64
+}
+
+type dnsConfig struct {
+	Servers, Searches, Options []string
+}
+
+var errMalformed = errors.New("malformed protobuf")
+
+// decodeCRIPodConfig reads a serialized runtime.v1.PodSandboxConfig.
+func decodeCRIPodConfig(b []byte) (*criPodConfig, error) {
+	c := &criPodConfig{}
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
+		switch {
+		case num == podConfigHostname && typ == protowire.BytesType:
+			c.Hostname = string(v)
+		case num == podConfigDNS && typ == protowire.BytesType:
+			if c.DNS == nil { // a repeated message field merges
+				c.DNS = &dnsConfig{}
+			}
+			return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+				if typ != protowire.BytesType {
+					return nil
+				}
+				switch num {
+				case dnsServers:
+					c.DNS.Servers = append(c.DNS.Servers, string(v))
+				case dnsSearches:
+					c.DNS.Searches = append(c.DNS.Searches, string(v))
+				case dnsOptions:
+					c.DNS.Options = append(c.DNS.Options, string(v))
+				}
+				return nil
+			})
+		case num == podConfigLinux && typ == protowire.BytesType:
+			return c.decodeLinux(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("malformed sandbox options: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return c, nil
+}
+
+func (c *criPodConfig) decodeLinux(b []byte) error {
+	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		if typ != protowire.BytesType {
+			return nil
+		}
+		switch num {
+		case linuxCgroupParent:
+			c.CgroupParent = string(v)
+		case linuxSysctls:
+			var key, value string
+			err := fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+				switch {
+				case num == mapKey && typ == protowire.BytesType:
+					key = string(v)
+				case num == mapValue && typ == protowire.BytesType:
+					value = string(v)
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if c.Sysctls == nil {
+				c.Sysctls = map[string]string{}
+			}
+			c.Sysctls[key] = value
+		case linuxSecurityContext:
+			return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+				if num != securityNamespaceOptions || typ != protowire.BytesType {
+					return nil
+				}
+				return fields(v, func(num protowire.Number, typ protowire.Type, _ []byte, n uint64) error {
+					if typ != protowire.VarintType {
+						return nil
+					}
+					switch num {
+					case namespaceNetwork:
+						c.Network = n
+					case namespacePID:
+						c.PID = n
+					case namespaceIPC:
+						c.IPC = n
+					}
+					return nil
+				})
+			})
+		}
+		return nil
+	})
+}
+
+// fields calls fn for each field of a message: v for length-delimited
+// fields, n for varints; other wire types are skipped.
+func fields(b []byte, fn func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error) error {
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return errMalformed
+		}
+		b = b[l:]
+		var (
+			v []byte
+			n uint64
+		)
+		switch typ {
+		case protowire.BytesType:
+			v, l = protowire.ConsumeBytes(b)
+		case protowire.VarintType:
+			n, l = protowire.ConsumeVarint(b)
+		default:
+			l = protowire.ConsumeFieldValue(num, typ, b)
+		}
+		if l < 0 {
+			return errMalformed
+		}
+		b = b[l:]
+		if err := fn(num, typ, v, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
