@@ -321,6 +321,11 @@ func (b *bench) measure(n int) (*results, error) {
 				return nil, err
 			}
 		}
+		if i+1 == min(10, n) || i+1 == n {
+			if err := b.probe(ctx, order, i+1 == n); err != nil {
+				return nil, err
+			}
+		}
 		if checkpoints[i+1] {
 			for _, h := range handlers {
 				m, err := memory(b.env, h)
@@ -375,12 +380,8 @@ func (b *bench) measure(n int) (*results, error) {
 		r.SandboxReadyHostMs = quantile(s["sandbox_ready_hostnet"])
 		r.PodReadyMs = quantile(s["pod_ready"])
 		r.TeardownMs = quantile(s["teardown"])
-		first, last := s["sandbox_ready"], s["sandbox_ready"]
-		if len(first) > 10 {
-			first, last = first[:10], last[len(last)-10:]
-		}
-		r.SandboxReadyAt10Ms = quantile(first)
-		r.SandboxReadyAtNMs = quantile(last)
+		r.SandboxReadyAt10Ms = quantile(s["probe_at_10"])
+		r.SandboxReadyAtNMs = quantile(s["probe_at_n"])
 		res.Handlers[h] = r
 	}
 	res.Samples = b.samples
@@ -402,6 +403,32 @@ func (b *bench) measure(n int) (*results, error) {
 	res.Machine = machine()
 	res.Versions = versions(b.env)
 	return res, nil
+}
+
+// probeRounds is how many sandboxes per handler measure the latency at a
+// given number of live pods.
+const probeRounds = 20
+
+// probe starts and removes probeRounds sandboxes per handler while the live
+// pods stay, recording their latency as probe_at_10 or probe_at_n.
+func (b *bench) probe(ctx context.Context, order func(int) []string, atN bool) error {
+	metric := "probe_at_10"
+	if atN {
+		metric = "probe_at_n"
+	}
+	for i := 0; i < probeRounds; i++ {
+		for _, h := range order(i) {
+			if err := b.startPod(ctx, h, false, false, metric); err != nil {
+				return err
+			}
+			p := b.live[len(b.live)-1]
+			b.live = b.live[:len(b.live)-1]
+			if err := b.stopPod(ctx, p, false); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // throughput starts n sandboxes with `clients` concurrent callers.

@@ -5,13 +5,17 @@
 package pause
 
 import (
+	"bytes"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -178,38 +182,102 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	return nil
 }
 
+// CacheDir holds one copy of the pause binary that every shim executes, so
+// the kernel shares its pages between all pods (a copy per shim would cost
+// each pod its own). It is on tmpfs and root's alone; each shim checks the
+// copy byte for byte before using it.
+const CacheDir = "/run/containerd-shim-pause-v2"
+
 var (
-	memfdOnce sync.Once
-	memfdPath string
-	memfdErr  error
+	exeOnce sync.Once
+	exePath string
+	exeErr  error
 )
 
-// executable writes the embedded binary to a sealed memfd once per shim.
+// executable opens the pause binary once per shim: the shared copy in
+// CacheDir, written if missing or different, else a sealed memfd of its own.
+// The result names the open file through the shim's pid, not /proc/self:
+// in the child, fd N may by then be one of the files passed to it.
 func executable() (string, error) {
-	memfdOnce.Do(func() {
-		fd, err := unix.MemfdCreate("pause", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	exeOnce.Do(func() {
+		f, err := sharedCopy()
 		if err != nil {
-			memfdErr = fmt.Errorf("memfd for the pause task: %w", err)
-			return
+			if f, err = privateCopy(); err != nil {
+				exeErr = err
+				return
+			}
 		}
-		f := os.NewFile(uintptr(fd), "pause")
-		if _, err := f.Write(binary); err != nil {
-			f.Close()
-			memfdErr = fmt.Errorf("write the pause task: %w", err)
-			return
-		}
-		seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
-		if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
-			f.Close()
-			memfdErr = fmt.Errorf("seal the pause task: %w", err)
-			return
-		}
-		// The file stays open for the life of the shim. Named through the
-		// shim's pid, not /proc/self: in the child, fd N may by then be one
-		// of the files passed to it.
-		memfdPath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
+		// The file stays open for the life of the shim.
+		exePath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
 	})
-	return memfdPath, memfdErr
+	return exePath, exeErr
+}
+
+// sharedCopy opens CacheDir/pause-<digest>, writing it first if needed, and
+// returns it only if its bytes are the embedded binary's.
+func sharedCopy() (*os.File, error) {
+	sum := sha256.Sum256(binary)
+	path := filepath.Join(CacheDir, "pause-"+hex.EncodeToString(sum[:8]))
+	if f, err := openVerified(path); err == nil {
+		return f, nil
+	}
+	if err := os.MkdirAll(CacheDir, 0o700); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(CacheDir, ".pause-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(binary); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if err := tmp.Chmod(0o500); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	if err := tmp.Close(); err != nil {
+		return nil, err
+	}
+	// Atomic: a shim starting at the same moment sees the whole file or none.
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return nil, err
+	}
+	return openVerified(path)
+}
+
+func openVerified(path string) (*os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, int64(len(binary))+1))
+	if err != nil || !bytes.Equal(data, binary) {
+		f.Close()
+		return nil, fmt.Errorf("%s is not the pause binary", path)
+	}
+	return f, nil
+}
+
+// privateCopy is a sealed memfd of the binary, for a host where CacheDir
+// cannot be written.
+func privateCopy() (*os.File, error) {
+	fd, err := unix.MemfdCreate("pause", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return nil, fmt.Errorf("memfd for the pause task: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "pause")
+	if _, err := f.Write(binary); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write the pause task: %w", err)
+	}
+	seals := unix.F_SEAL_SEAL | unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE
+	if _, err := unix.FcntlInt(f.Fd(), unix.F_ADD_SEALS, seals); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("seal the pause task: %w", err)
+	}
+	return f, nil
 }
 
 // Start runs the pause task and returns once its namespaces are ready.

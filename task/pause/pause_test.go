@@ -1,6 +1,7 @@
 package pause
 
 import (
+	"bytes"
 	"os"
 	"os/signal"
 	"slices"
@@ -132,5 +133,34 @@ func TestPauseTaskReportsSetupFailure(t *testing.T) {
 	_, err := Start(c)
 	if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "join netns") {
 		t.Fatalf("got %v, want the failed step", err)
+	}
+}
+
+// TestSharedCopyReplacesATamperedFile: every shim executes the one copy in
+// CacheDir, so a copy that differs from the embedded binary is replaced.
+func TestSharedCopyReplacesATamperedFile(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the copy lives in a root-only directory")
+	}
+	f, err := sharedCopy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := f.Name()
+	f.Close()
+	if err := os.Chmod(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("#!/bin/sh\necho not pause\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err = sharedCopy()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	data, _ := os.ReadFile(path)
+	if !bytes.Equal(data, binary) {
+		t.Error("the tampered copy was used")
 	}
 }
