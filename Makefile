@@ -22,7 +22,7 @@ PAUSE_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 
 export PATH := $(DEPS_DIR)/bin:$(PATH)
 
-.PHONY: all build pause deps test unit integration demo install uninstall lint clean bench
+.PHONY: all build pause deps test unit integration demo install uninstall lint clean bench conformance deps-conformance
 
 all: build
 
@@ -62,6 +62,13 @@ uninstall:
 
 clean:
 	rm -rf bin $(OUTPUT) $(PAUSE_ELF)
+
+# critest on handlers runc and pause, side by side (report in _output/).
+deps-conformance:
+	DEPS_DIR=$(DEPS_DIR) ./hack/deps.sh conformance
+
+conformance: build deps deps-conformance
+	DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) run ./integration/conformance -out $(OUTPUT)
 
 # Pods on this runtime against the stock runc shim + pause image, side by side.
 PODS ?= 100

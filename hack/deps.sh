@@ -8,6 +8,7 @@ set -euo pipefail
 CONTAINERD_VERSION=v2.4.2
 RUNC_VERSION=v1.5.2
 CRICTL_VERSION=v1.34.0
+CRANE_VERSION=v0.22.1
 DEPS_DIR=${DEPS_DIR:-$(pwd)/_deps}
 BIN=$DEPS_DIR/bin
 mkdir -p "$BIN"
@@ -46,5 +47,21 @@ go_install ctr "$CONTAINERD_VERSION" "" github.com/containerd/containerd/v2/cmd/
 go_install containerd-shim-runc-v2 "$CONTAINERD_VERSION" "" github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2
 go_install runc "$RUNC_VERSION" "seccomp urfave_cli_no_docs" github.com/opencontainers/runc
 go_install crictl "$CRICTL_VERSION" "" sigs.k8s.io/cri-tools/cmd/crictl
+
+# `deps.sh conformance`: critest, built from cri-tools' module source with its
+# vendor/ tree dropped (it pins older modules), and crane for a local registry.
+if [ "${1:-}" = conformance ]; then
+	go_install crane "$CRANE_VERSION" "" github.com/google/go-containerregistry/cmd/crane
+	if ! have critest "$CRICTL_VERSION"; then
+		echo "deps: build critest $CRICTL_VERSION"
+		GOFLAGS= go mod download sigs.k8s.io/cri-tools@"$CRICTL_VERSION"
+		src=$DEPS_DIR/src/cri-tools
+		rm -rf "$src" && mkdir -p "$DEPS_DIR/src"
+		cp -r "$(go env GOMODCACHE)/sigs.k8s.io/cri-tools@$CRICTL_VERSION" "$src"
+		chmod -R u+w "$src" && rm -rf "$src/vendor"
+		(cd "$src" && GOFLAGS= go test -mod=mod -c -o "$BIN/critest" ./cmd/critest)
+		stamp critest "$CRICTL_VERSION"
+	fi
+fi
 
 echo "deps: ready in $BIN: containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, crictl $CRICTL_VERSION"

@@ -76,6 +76,9 @@ func fromOptions(options *anypb.Any) (*podConfig, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := pc.Userns.check(); err != nil {
+		return nil, err
+	}
 	cfg := &podConfig{
 		FromCRI:      true,
 		CRI:          pc,

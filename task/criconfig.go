@@ -31,12 +31,22 @@ const (
 	namespaceNetwork = 1 // NamespaceMode
 	namespacePID     = 2
 	namespaceIPC     = 3
+	namespaceUserns  = 5 // UserNamespace
+
+	usernsMode = 1 // NamespaceMode
+	usernsUIDs = 2 // repeated IDMapping
+	usernsGIDs = 3
+
+	mappingHostID      = 1
+	mappingContainerID = 2
+	mappingLength      = 3
 
 	mapKey   = 1
 	mapValue = 2
 )
 
-// Values of CRI's NamespaceMode (CONTAINER, 1, needs nothing of the pod).
+// Values of CRI's NamespaceMode; CONTAINER (1) and TARGET (3) need nothing
+// of the pod, but for a user namespace, where they are refused.
 const (
 	modePod  = 0
 	modeNode = 2
@@ -51,7 +61,16 @@ type criPodConfig struct {
 	Network      uint64 // NamespaceMode
 	PID          uint64
 	IPC          uint64
+	// Userns is the pod's user namespace request; nil: none (the host's).
+	Userns *usernsConfig
 }
+
+type usernsConfig struct {
+	Mode       uint64
+	UIDs, GIDs []idMapping
+}
+
+type idMapping struct{ HostID, ContainerID, Length uint64 }
 
 type dnsConfig struct {
 	Servers, Searches, Options []string
@@ -126,16 +145,16 @@ func (c *criPodConfig) decodeLinux(b []byte) error {
 				if num != securityNamespaceOptions || typ != protowire.BytesType {
 					return nil
 				}
-				return fields(v, func(num protowire.Number, typ protowire.Type, _ []byte, n uint64) error {
-					if typ != protowire.VarintType {
-						return nil
-					}
-					switch num {
-					case namespaceNetwork:
+				return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
+					switch {
+					case num == namespaceUserns && typ == protowire.BytesType:
+						return c.decodeUserns(v)
+					case typ != protowire.VarintType:
+					case num == namespaceNetwork:
 						c.Network = n
-					case namespacePID:
+					case num == namespacePID:
 						c.PID = n
-					case namespaceIPC:
+					case num == namespaceIPC:
 						c.IPC = n
 					}
 					return nil
@@ -144,6 +163,66 @@ func (c *criPodConfig) decodeLinux(b []byte) error {
 		}
 		return nil
 	})
+}
+
+func (c *criPodConfig) decodeUserns(b []byte) error {
+	if c.Userns == nil {
+		c.Userns = &usernsConfig{}
+	}
+	u := c.Userns
+	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
+		switch {
+		case num == usernsMode && typ == protowire.VarintType:
+			u.Mode = n
+		case (num == usernsUIDs || num == usernsGIDs) && typ == protowire.BytesType:
+			var m idMapping
+			err := fields(v, func(num protowire.Number, typ protowire.Type, _ []byte, n uint64) error {
+				if typ != protowire.VarintType {
+					return nil
+				}
+				switch num {
+				case mappingHostID:
+					m.HostID = n
+				case mappingContainerID:
+					m.ContainerID = n
+				case mappingLength:
+					m.Length = n
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			if num == usernsUIDs {
+				u.UIDs = append(u.UIDs, m)
+			} else {
+				u.GIDs = append(u.GIDs, m)
+			}
+		}
+		return nil
+	})
+}
+
+// check answers a pod's user namespace request. The host's (NODE, or
+// none) is what the pause task gives; a malformed request is refused as CRI
+// refuses it for runc; a well-formed POD request is refused as not
+// implemented: the shim does not make pod user namespaces yet.
+func (u *usernsConfig) check() error {
+	if u == nil || u.Mode == modeNode {
+		return nil
+	}
+	if u.Mode != modePod {
+		return fmt.Errorf("user namespace mode %d is not supported for a pod, only POD or NODE: %w", u.Mode, errdefs.ErrInvalidArgument)
+	}
+	for _, m := range [][]idMapping{u.UIDs, u.GIDs} {
+		if len(m) != 1 {
+			return fmt.Errorf("user namespace: exactly one ID mapping line is supported, got %d: %w", len(m), errdefs.ErrInvalidArgument)
+		}
+		if m[0].Length < 1 || m[0].ContainerID != 0 {
+			return fmt.Errorf("user namespace: the mapping %+v must map container ID 0: %w", m[0], errdefs.ErrInvalidArgument)
+		}
+	}
+	return fmt.Errorf("pods in a user namespace of their own: %w", errdefs.ErrNotImplemented)
 }
 
 // fields calls fn for each field of a message: v for length-delimited

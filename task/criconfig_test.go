@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/containerd/errdefs"
 	"google.golang.org/protobuf/proto"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -21,8 +22,11 @@ func samplePodConfig() *cri.PodSandboxConfig {
 			CgroupParent: "/kubepods/podu",
 			Sysctls:      map[string]string{"net.core.somaxconn": "1024", "kernel.shm_rmid_forced": "1"},
 			SecurityContext: &cri.LinuxSandboxSecurityContext{
-				NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE, Pid: cri.NamespaceMode_CONTAINER, Ipc: cri.NamespaceMode_POD},
-				RunAsUser:        &cri.Int64Value{Value: 1000},
+				NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE, Pid: cri.NamespaceMode_CONTAINER, Ipc: cri.NamespaceMode_POD,
+					UsernsOptions: &cri.UserNamespace{Mode: cri.NamespaceMode_POD,
+						Uids: []*cri.IDMapping{{HostId: 1000, ContainerId: 0, Length: 65536}},
+						Gids: []*cri.IDMapping{{HostId: 2000, ContainerId: 0, Length: 65536}, {HostId: 1, ContainerId: 5, Length: 1}}}},
+				RunAsUser: &cri.Int64Value{Value: 1000},
 			},
 		},
 	}
@@ -36,6 +40,11 @@ func agree(t *testing.T, want *cri.PodSandboxConfig, got *criPodConfig) {
 		got.Network != uint64(ns.GetNetwork()) || got.PID != uint64(ns.GetPid()) || got.IPC != uint64(ns.GetIpc()) ||
 		!maps.Equal(got.Sysctls, want.GetLinux().GetSysctls()) {
 		t.Fatalf("decoded %+v, want %v", got, want)
+	}
+	uns := ns.GetUsernsOptions()
+	if (uns == nil) != (got.Userns == nil) || uns != nil && (got.Userns.Mode != uint64(uns.GetMode()) ||
+		!slices.EqualFunc(got.Userns.UIDs, uns.GetUids(), sameMapping) || !slices.EqualFunc(got.Userns.GIDs, uns.GetGids(), sameMapping)) {
+		t.Fatalf("decoded userns %+v, want %v", got.Userns, uns)
 	}
 	if dns := want.GetDnsConfig(); (dns == nil) != (got.DNS == nil) ||
 		dns != nil && (!slices.Equal(got.DNS.Servers, dns.Servers) || !slices.Equal(got.DNS.Searches, dns.Searches) || !slices.Equal(got.DNS.Options, dns.Options)) {
@@ -74,4 +83,30 @@ func FuzzDecodeCRIPodConfig(f *testing.F) {
 		}
 		agree(t, &want, got)
 	})
+}
+
+func sameMapping(a idMapping, b *cri.IDMapping) bool {
+	return a.HostID == uint64(b.GetHostId()) && a.ContainerID == uint64(b.GetContainerId()) && a.Length == uint64(b.GetLength())
+}
+
+func TestUsernsCheck(t *testing.T) {
+	one := []idMapping{{HostID: 1000, ContainerID: 0, Length: 65536}}
+	for _, tc := range []struct {
+		name string
+		u    *usernsConfig
+		kind func(error) bool
+	}{
+		{"none", nil, func(err error) bool { return err == nil }},
+		{"node", &usernsConfig{Mode: modeNode}, func(err error) bool { return err == nil }},
+		{"container mode", &usernsConfig{Mode: 1}, errdefs.IsInvalidArgument},
+		{"target mode", &usernsConfig{Mode: 3}, errdefs.IsInvalidArgument},
+		{"two mappings", &usernsConfig{UIDs: append(one, one...), GIDs: one}, errdefs.IsInvalidArgument},
+		{"root not mapped", &usernsConfig{UIDs: []idMapping{{HostID: 1000, ContainerID: 1, Length: 10}}, GIDs: one}, errdefs.IsInvalidArgument},
+		{"no gid mapping", &usernsConfig{UIDs: one}, errdefs.IsInvalidArgument},
+		{"valid pod", &usernsConfig{UIDs: one, GIDs: one}, errdefs.IsNotImplemented},
+	} {
+		if err := tc.u.check(); !tc.kind(err) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
 }

@@ -33,6 +33,15 @@ const CRINamespace = "k8s.io"
 // BusyboxImage is imported from the host's busybox-static: never pulled.
 const BusyboxImage = "docker.io/library/busybox:latest"
 
+// Option changes how Start configures containerd.
+type Option func(*Env)
+
+// WithRegistryMirror sends every image pull to the registry at host:port
+// (plain HTTP, on loopback): images keep their upstream names.
+func WithRegistryMirror(hostport string) Option {
+	return func(e *Env) { e.mirror = hostport }
+}
+
 // Env is one private containerd.
 type Env struct {
 	Dir       string // private root of everything: state, sockets, rootfs
@@ -45,6 +54,7 @@ type Env struct {
 
 	pid         int
 	netnsBefore map[string]bool
+	mirror      string
 }
 
 // Prerequisites says what is missing to run a private containerd here (""
@@ -75,8 +85,11 @@ func Prerequisites(repo string) (shim string, missing string) {
 
 // Start runs a private containerd whose containerd namespace is namespace.
 // Call Stop (and Leaks) when done, also after an error.
-func Start(repo, shim, namespace string) (*Env, error) {
+func Start(repo, shim, namespace string, opts ...Option) (*Env, error) {
 	e := &Env{Shim: shim, Repo: repo, Namespace: namespace, netnsBefore: netnsEntries()}
+	for _, o := range opts {
+		o(e)
+	}
 	return e, e.start()
 }
 
@@ -127,6 +140,17 @@ imports = [%[7]q]
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.Address, env.Address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "cni"), dropIn)
 	if err := env.writeCNIConfig(filepath.Join(dir, "cni")); err != nil {
 		return err
+	}
+	if env.mirror != "" {
+		hosts := filepath.Join(dir, "certs.d", "_default")
+		if err := os.MkdirAll(hosts, 0o755); err != nil {
+			return err
+		}
+		toml := fmt.Sprintf("[host.%q]\n  capabilities = [\"pull\", \"resolve\"]\n", "http://"+env.mirror)
+		if err := os.WriteFile(filepath.Join(hosts, "hosts.toml"), []byte(toml), 0o644); err != nil {
+			return err
+		}
+		config += fmt.Sprintf("[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = %q\n", filepath.Join(dir, "certs.d"))
 	}
 	cfgPath := filepath.Join(dir, "config.toml")
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {

@@ -35,6 +35,7 @@ type Image struct {
 	Files      []File
 	Entrypoint []string
 	Cmd        []string
+	User       string // the image config's User
 }
 
 // Busybox is an image of the host's static busybox with the applets linked
@@ -80,6 +81,7 @@ func WriteArchive(img Image, out string) error {
 			Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 			Entrypoint: img.Entrypoint,
 			Cmd:        img.Cmd,
+			User:       img.User,
 		},
 		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digestOf(layer)}},
 	}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testenv"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testimage"
+)
+
+const (
+	e2eImages = "registry.k8s.io/e2e-test-images/"
+	criTools  = "gcr.io/k8s-staging-cri-tools/"
+)
+
+// The user database of the upstream busybox image, which the specs on image
+// users and groups rely on (www-data, nobody, users).
+const (
+	passwd = `root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+bin:x:2:2:bin:/bin:/bin/false
+sys:x:3:3:sys:/dev:/bin/false
+sync:x:4:100:sync:/bin:/bin/sync
+mail:x:8:8:mail:/var/spool/mail:/bin/false
+www-data:x:33:33:www-data:/var/www:/bin/false
+operator:x:37:37:Operator:/var:/bin/false
+nobody:x:65534:65534:nobody:/home:/bin/false
+`
+	group = `root:x:0:
+daemon:x:1:
+bin:x:2:
+sys:x:3:
+adm:x:4:
+tty:x:5:
+disk:x:6:
+lp:x:7:
+mail:x:8:
+kmem:x:9:
+wheel:x:10:root
+www-data:x:33:
+operator:x:37:
+staff:x:50:
+users:x:100:
+nogroup:x:65534:
+`
+)
+
+// publishImages builds the stand-ins for every image critest pulls and
+// pushes them to the local registry under their upstream names.
+func publishImages(env *testenv.Env, registry, work string) error {
+	bins := map[string][]byte{}
+	for _, src := range []string{"webserver", "nonewprivs"} {
+		out := filepath.Join(work, src)
+		c := filepath.Join(env.Repo, "integration", "conformance", "standin", src+".c")
+		if msg, err := exec.Command("gcc", "-O2", "-static", "-Wall", "-o", out, c).CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %v: %s", src, err, msg)
+		}
+		data, err := os.ReadFile(out)
+		if err != nil {
+			return err
+		}
+		bins[src] = data
+	}
+	stockPause := filepath.Join(work, "pause")
+	if msg, err := exec.Command("gcc", "-O2", "-static", "-o", stockPause,
+		filepath.Join(env.Repo, "integration", "bench", "stockpause", "pause.c")).CombinedOutput(); err != nil {
+		return fmt.Errorf("build the pause image: %v: %s", err, msg)
+	}
+	pauseBin, err := os.ReadFile(stockPause)
+	if err != nil {
+		return err
+	}
+
+	base, err := busybox()
+	if err != nil {
+		return err
+	}
+	with := func(name string, extra []testimage.File, mutate func(*testimage.Image)) testimage.Image {
+		img := base
+		img.Name = name
+		img.Files = append(append([]testimage.File{}, base.Files...), extra...)
+		if mutate != nil {
+			mutate(&img)
+		}
+		return img
+	}
+	webserver := func(name, mode, port string) testimage.Image {
+		return with(name, []testimage.File{{Path: "webserver", Data: bins["webserver"], Mode: 0o755}},
+			func(i *testimage.Image) { i.Entrypoint, i.Cmd = []string{"/webserver", mode, port}, nil })
+	}
+	marker := func(name, file string) testimage.Image {
+		return with(name, []testimage.File{{Path: file, Data: []byte(file + "\n"), Mode: 0o644}}, nil)
+	}
+	user := func(name, u string) testimage.Image {
+		return with(name, nil, func(i *testimage.Image) { i.User = u })
+	}
+	images := []testimage.Image{
+		with(e2eImages+"busybox:1.29-2", nil, nil),
+		webserver(e2eImages+"nginx:1.14-2", "nginx", "80"),
+		webserver(e2eImages+"httpd:2.4.39-4", "httpd", "80"),
+		webserver(criTools+"hostnet-nginx-"+runtime.GOARCH+":latest", "nginx", "12003"),
+		with(e2eImages+"nonewprivs:1.3", []testimage.File{{Path: "usr", Dir: true}, {Path: "usr/local", Dir: true},
+			{Path: "usr/local/bin", Dir: true}, {Path: "usr/local/bin/nnp", Data: bins["nonewprivs"], Mode: 0o4755}},
+			func(i *testimage.Image) { i.Entrypoint, i.Cmd = []string{"/usr/local/bin/nnp"}, nil }),
+		user(criTools+"test-image-user-uid:latest", "1002"),
+		user(criTools+"test-image-user-username:latest", "www-data"),
+		user(criTools+"test-image-user-uid-group:latest", "1003:1004"),
+		user(criTools+"test-image-user-username-group:latest", "www-data:1004"),
+		with(criTools+"test-image-predefined-group:latest", []testimage.File{
+			{Path: "etc/passwd", Data: []byte(passwd + "default-user:x:1000:1000::/home/default-user:/bin/sh\n"), Mode: 0o644},
+			{Path: "etc/group", Data: []byte(group + "default-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n"), Mode: 0o644},
+		}, func(i *testimage.Image) { i.User = "1000" }),
+		testimage.Pause("registry.k8s.io/pause:3.10.2", pauseBin),
+	}
+	for _, n := range []string{"test-image-1", "test-image-2", "test-image-3"} {
+		images = append(images, marker(criTools+n+":latest", n))
+	}
+	images = append(images, marker(criTools+"test-image-latest:latest", "test-image-latest"))
+	for _, tag := range []string{"1", "2", "3"} {
+		images = append(images, marker(criTools+"test-image-tags:"+tag, "test-image-tags"))
+	}
+	for _, tag := range []string{"test", "all"} {
+		images = append(images, marker(criTools+"test-image-tag:"+tag, "test-image-tag"))
+	}
+
+	const staging = "conformance-images"
+	ctr := func(args ...string) error {
+		out, err := exec.Command("ctr", append(env.CtrArgs(staging), args...)...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("ctr %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+		return nil
+	}
+	for _, img := range images {
+		// Push under the registry's own address; containerd pulls the
+		// upstream name, which its registry config maps to the same path.
+		local := registry + "/" + pathOf(img.Name)
+		img.Name = local
+		archive := filepath.Join(work, "image.tar")
+		if err := testimage.WriteArchive(img, archive); err != nil {
+			return err
+		}
+		if err := ctr("images", "import", "--all-platforms", archive); err != nil {
+			return err
+		}
+		if err := ctr("images", "push", "--plain-http", local); err != nil {
+			return err
+		}
+		if err := ctr("images", "rm", "--sync", local); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pathOf is a reference without its registry host.
+func pathOf(ref string) string {
+	_, path, _ := strings.Cut(ref, "/")
+	return path
+}
+
+// busybox is the stand-in for e2e-test-images/busybox: the host's static
+// busybox with every applet linked and upstream's user database.
+func busybox() (testimage.Image, error) {
+	out, err := exec.Command("busybox", "--list").Output()
+	if err != nil {
+		return testimage.Image{}, err
+	}
+	applets := slices.DeleteFunc(strings.Fields(string(out)), func(a string) bool { return a == "busybox" })
+	img, err := testimage.Busybox("", applets...)
+	if err != nil {
+		return img, err
+	}
+	for i, f := range img.Files {
+		switch f.Path {
+		case "etc/passwd":
+			img.Files[i].Data = []byte(passwd)
+		case "etc/group":
+			img.Files[i].Data = []byte(group)
+		}
+	}
+	img.Files = append(img.Files, testimage.File{Path: "var", Dir: true}, testimage.File{Path: "var/run", Dir: true})
+	return img, nil
+}

@@ -1,0 +1,281 @@
+// Command conformance runs the CRI validation suite (critest) against one
+// private containerd on two handlers, runc (containerd's runc shim with a
+// pause image) and pause (this shim, no image), and compares them spec by
+// spec. Images critest pulls are built here from host files and served by
+// a registry on 127.0.0.1; containerd sends every pull there. It fails when
+// a spec passes on runc but not on pause. See `make conformance`.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testenv"
+)
+
+// skips are the specs that cannot run on this machine, for both handlers
+// alike, each with its reason.
+var skips = []struct{ pattern, reason string }{
+	{`image with digest|digested image`, "the image is pinned by an upstream digest no local build can reproduce"},
+	{`should support network|should support port mapping|should support hostNetwork`, "fetches http://POD_IP or a host port from the host: the test CNI bridge has no address on the host, and host ports need portmap and iptables"},
+	{`\[Benchmark\]|benchmark`, "benchmarks, not conformance (critest runs them only with -benchmark)"},
+	{`AppArmor|apparmor`, "AppArmor is not enabled on this kernel"},
+	{`SELinux|selinux`, "SELinux is not enabled on this kernel"},
+}
+
+func main() {
+	handlers := flag.String("handlers", "runc,pause", "runtime handlers to run critest on")
+	focus := flag.String("focus", "", "run only specs matching this regexp")
+	out := flag.String("out", "_output", "report directory")
+	flag.Parse()
+	code, err := run(strings.Split(*handlers, ","), *focus, *out)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "conformance:", err)
+		os.Exit(1)
+	}
+	os.Exit(code)
+}
+
+func run(handlers []string, focus, out string) (code int, retErr error) {
+	repo, err := os.Getwd()
+	if err != nil {
+		return 1, err
+	}
+	shim, missing := testenv.Prerequisites(repo)
+	if missing != "" {
+		return 1, fmt.Errorf("cannot run: %s", missing)
+	}
+	for _, tool := range []string{"critest", "crane", "gcc"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return 1, fmt.Errorf("%s is not installed (run `make deps-conformance`)", tool)
+		}
+	}
+	work, err := os.MkdirTemp("", "pause-conformance-")
+	if err != nil {
+		return 1, err
+	}
+	defer os.RemoveAll(work)
+
+	registry, stopRegistry, err := startRegistry(work)
+	if err != nil {
+		return 1, err
+	}
+	defer stopRegistry()
+
+	env, err := testenv.Start(repo, shim, "pause-conformance", testenv.WithRegistryMirror(registry))
+	defer func() {
+		if leaks := env.Leaks(); len(leaks) > 0 {
+			fmt.Fprintf(os.Stderr, "conformance: left behind:\n  %s\n", strings.Join(leaks, "\n  "))
+			if code == 0 {
+				code = 1
+			}
+		}
+		if code == 0 && retErr == nil {
+			os.RemoveAll(env.Dir)
+		} else {
+			fmt.Fprintln(os.Stderr, "conformance: containerd log kept in", filepath.Join(env.Dir, "containerd.log"))
+		}
+	}()
+	if err != nil {
+		return 1, err
+	}
+	if err := publishImages(env, registry, work); err != nil {
+		return 1, err
+	}
+
+	results := map[string]map[string]string{} // spec -> handler -> state
+	for _, h := range handlers {
+		states, err := critest(env, h, focus, filepath.Join(work, h+".json"))
+		if err != nil {
+			return 1, err
+		}
+		for spec, state := range states {
+			if results[spec] == nil {
+				results[spec] = map[string]string{}
+			}
+			results[spec][h] = state
+		}
+	}
+	return compare(results, handlers, out)
+}
+
+// startRegistry serves a registry on 127.0.0.1 (go-containerregistry's
+// `crane registry serve`) and returns its host:port.
+func startRegistry(work string) (string, func(), error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := l.Addr().String()
+	l.Close()
+	logf, err := os.Create(filepath.Join(work, "registry.log"))
+	if err != nil {
+		return "", nil, err
+	}
+	cmd := exec.Command("crane", "registry", "serve", "--address", addr)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/v2/")
+		if err == nil {
+			resp.Body.Close()
+			return addr, stop, nil
+		}
+		if time.Now().After(deadline) {
+			stop()
+			return "", nil, fmt.Errorf("registry on %s did not come up: %w", addr, err)
+		}
+	}
+}
+
+// ginkgoReport is the part of ginkgo's JSON report read here.
+type ginkgoReport []struct {
+	SpecReports []struct {
+		ContainerHierarchyTexts []string
+		LeafNodeText            string
+		LeafNodeType            string
+		State                   string
+	}
+}
+
+// critest runs the suite on one handler and returns each spec's state.
+func critest(env *testenv.Env, handler, focus, report string) (map[string]string, error) {
+	var skip []string
+	for _, s := range skips {
+		skip = append(skip, s.pattern)
+	}
+	args := []string{
+		"-runtime-endpoint", "unix://" + env.Address, "-image-endpoint", "unix://" + env.Address,
+		"-runtime-handler", handler,
+		"--ginkgo.skip", strings.Join(skip, "|"),
+		"--ginkgo.json-report", report,
+		"--ginkgo.no-color", "--ginkgo.succinct",
+	}
+	if focus != "" {
+		args = append(args, "--ginkgo.focus", focus)
+	}
+	fmt.Printf("conformance: critest on handler %s\n", handler)
+	cmd := exec.Command("critest", args...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	start := time.Now()
+	runErr := cmd.Run() // a failing spec makes critest exit non-zero
+	data, err := os.ReadFile(report)
+	if err != nil {
+		return nil, fmt.Errorf("critest on %s wrote no report (%v): %w", handler, runErr, err)
+	}
+	var r ginkgoReport
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, err
+	}
+	states := map[string]string{}
+	for _, suite := range r {
+		for _, s := range suite.SpecReports {
+			if s.LeafNodeType != "It" {
+				continue
+			}
+			name := strings.TrimSpace(strings.Join(append(slices.Clone(s.ContainerHierarchyTexts), s.LeafNodeText), " "))
+			states[name] = s.State
+		}
+	}
+	fmt.Printf("conformance: handler %s done in %s\n", handler, time.Since(start).Round(time.Second))
+	return states, nil
+}
+
+// compare writes the side-by-side table and summary; the exit code is 1 when
+// a spec passes on the first handler (runc) and not on the others.
+func compare(results map[string]map[string]string, handlers []string, out string) (int, error) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return 1, err
+	}
+	specs := slices.Sorted(func(yield func(string) bool) {
+		for s := range results {
+			if !yield(s) {
+				return
+			}
+		}
+	})
+	type count struct{ Passed, Failed, Skipped int }
+	counts := map[string]*count{}
+	for _, h := range handlers {
+		counts[h] = &count{}
+	}
+	var regressions []string
+	var b strings.Builder
+	b.WriteString("# critest (cri-tools v1.34.0), spec by spec\n\n| spec | " + strings.Join(handlers, " | ") + " |\n|---|" + strings.Repeat("---|", len(handlers)) + "\n")
+	for _, spec := range specs {
+		row := []string{strings.ReplaceAll(spec, "|", "\\|")}
+		for _, h := range handlers {
+			st := results[spec][h]
+			switch st {
+			case "passed":
+				counts[h].Passed++
+			case "failed", "panicked", "timedout", "interrupted", "aborted":
+				counts[h].Failed++
+			default:
+				counts[h].Skipped++
+			}
+			row = append(row, st)
+		}
+		if len(handlers) > 1 && results[spec][handlers[0]] == "passed" {
+			for _, h := range handlers[1:] {
+				if results[spec][h] != "passed" {
+					regressions = append(regressions, h+": "+spec)
+				}
+			}
+		}
+		b.WriteString("| " + strings.Join(row, " | ") + " |\n")
+	}
+	b.WriteString("\n## Skipped on purpose (both handlers)\n\n")
+	for _, s := range skips {
+		fmt.Fprintf(&b, "- `%s`: %s\n", s.pattern, s.reason)
+	}
+	summary := map[string]any{"handlers": counts, "regressions": regressions}
+	b.WriteString("\n## Totals\n\n")
+	for _, h := range handlers {
+		c := counts[h]
+		fmt.Fprintf(&b, "- %s: %d passed, %d failed, %d skipped\n", h, c.Passed, c.Failed, c.Skipped)
+	}
+	if err := os.WriteFile(filepath.Join(out, "conformance.md"), []byte(b.String()), 0o644); err != nil {
+		return 1, err
+	}
+	data, _ := json.MarshalIndent(summary, "", "  ")
+	if err := os.WriteFile(filepath.Join(out, "conformance.json"), append(data, '\n'), 0o644); err != nil {
+		return 1, err
+	}
+	for _, r := range regressions {
+		fmt.Println("conformance: passes on", handlers[0], "but not on", r)
+	}
+	for _, h := range handlers {
+		c := counts[h]
+		fmt.Printf("%s: %d passed, %d failed, %d skipped\n", h, c.Passed, c.Failed, c.Skipped)
+	}
+	if len(regressions) > 0 {
+		return 1, nil
+	}
+	return 0, nil
+}
