@@ -9,6 +9,8 @@ CONTAINERD_VERSION=v2.4.2
 RUNC_VERSION=v1.5.2
 CRICTL_VERSION=v1.34.0
 CRANE_VERSION=v0.22.1
+BUSYBOX_VERSION=1.35.0
+BUSYBOX_DEBIAN=1:1.35.0-4+deb12u1
 DEPS_DIR=${DEPS_DIR:-$(pwd)/_deps}
 BIN=$DEPS_DIR/bin
 mkdir -p "$BIN"
@@ -52,6 +54,25 @@ go_install crictl "$CRICTL_VERSION" "" sigs.k8s.io/cri-tools/cmd/crictl
 # vendor/ tree dropped (it pins older modules), and crane for a local registry.
 if [ "${1:-}" = conformance ]; then
 	go_install crane "$CRANE_VERSION" "" github.com/google/go-containerregistry/cmd/crane
+	# busybox as upstream builds it (Debian's busybox-static prefers its own
+	# applets over files, and lacks pgrep and ipcs): from Debian's source
+	# package, fetched with a private apt configuration, built static.
+	if ! have busybox-upstream "$BUSYBOX_VERSION"; then
+		echo "deps: build busybox $BUSYBOX_VERSION from Debian's source package"
+		apt_install bzip2 make
+		work=$DEPS_DIR/src/busybox && rm -rf "$work" && mkdir -p "$work/lists/partial" "$work/cache/archives/partial"
+		printf 'Types: deb-src\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' >"$work/src.sources"
+		aptopts=(-o Dir::Etc::SourceList="$work/src.sources" -o Dir::Etc::SourceParts=/dev/null
+			-o Dir::State::Lists="$work/lists" -o Dir::Cache="$work/cache")
+		apt-get -qq "${aptopts[@]}" update
+		(cd "$work" && apt-get -qq "${aptopts[@]}" source --download-only "busybox=$BUSYBOX_DEBIAN" 2>/dev/null)
+		tar -C "$work" -xjf "$work/busybox_${BUSYBOX_VERSION}.orig.tar.bz2"
+		(cd "$work/busybox-$BUSYBOX_VERSION" && make -s defconfig >/dev/null &&
+			sed -i -e 's/^# CONFIG_STATIC is not set/CONFIG_STATIC=y/' -e 's/^CONFIG_TC=y/# CONFIG_TC is not set/' .config &&
+			{ yes "" || true; } | make -s oldconfig >/dev/null && make -s -j"$(nproc)" >/dev/null 2>&1 &&
+			cp busybox "$BIN/busybox-upstream")
+		stamp busybox-upstream "$BUSYBOX_VERSION"
+	fi
 	if ! have critest "$CRICTL_VERSION"; then
 		echo "deps: build critest $CRICTL_VERSION"
 		GOFLAGS= go mod download sigs.k8s.io/cri-tools@"$CRICTL_VERSION"

@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testenv"
@@ -89,9 +88,10 @@ func publishImages(env *testenv.Env, registry, work string) error {
 		}
 		return img
 	}
+	// Installed as /usr/sbin/<mode>, so its command name is nginx or httpd.
 	webserver := func(name, mode, port string) testimage.Image {
-		return with(name, []testimage.File{{Path: "webserver", Data: bins["webserver"], Mode: 0o755}},
-			func(i *testimage.Image) { i.Entrypoint, i.Cmd = []string{"/webserver", mode, port}, nil })
+		return with(name, []testimage.File{{Path: "usr/sbin/" + mode, Data: bins["webserver"], Mode: 0o755}},
+			func(i *testimage.Image) { i.Entrypoint, i.Cmd = []string{"/usr/sbin/" + mode, mode, port}, nil })
 	}
 	marker := func(name, file string) testimage.Image {
 		return with(name, []testimage.File{{Path: file, Data: []byte(file + "\n"), Mode: 0o644}}, nil)
@@ -104,7 +104,7 @@ func publishImages(env *testenv.Env, registry, work string) error {
 		webserver(e2eImages+"nginx:1.14-2", "nginx", "80"),
 		webserver(e2eImages+"httpd:2.4.39-4", "httpd", "80"),
 		webserver(criTools+"hostnet-nginx-"+runtime.GOARCH+":latest", "nginx", "12003"),
-		with(e2eImages+"nonewprivs:1.3", []testimage.File{{Path: "usr", Dir: true}, {Path: "usr/local", Dir: true},
+		with(e2eImages+"nonewprivs:1.3", []testimage.File{{Path: "usr/local", Dir: true},
 			{Path: "usr/local/bin", Dir: true}, {Path: "usr/local/bin/nnp", Data: bins["nonewprivs"], Mode: 0o4755}},
 			func(i *testimage.Image) { i.Entrypoint, i.Cmd = []string{"/usr/local/bin/nnp"}, nil }),
 		user(criTools+"test-image-user-uid:latest", "1002"),
@@ -164,26 +164,35 @@ func pathOf(ref string) string {
 	return path
 }
 
-// busybox is the stand-in for e2e-test-images/busybox: the host's static
-// busybox with every applet linked and upstream's user database.
+// busybox is the stand-in for e2e-test-images/busybox: busybox built as
+// upstream builds it (make deps-conformance), every applet a hard link (a
+// masked path then hides that applet alone), and upstream's user database.
 func busybox() (testimage.Image, error) {
-	out, err := exec.Command("busybox", "--list").Output()
+	bin, err := exec.LookPath("busybox-upstream")
+	if err != nil {
+		return testimage.Image{}, fmt.Errorf("busybox-upstream is not installed (run `make deps-conformance`): %w", err)
+	}
+	data, err := os.ReadFile(bin)
 	if err != nil {
 		return testimage.Image{}, err
 	}
-	applets := slices.DeleteFunc(strings.Fields(string(out)), func(a string) bool { return a == "busybox" })
-	img, err := testimage.Busybox("", applets...)
+	out, err := exec.Command(bin, "--list-full").Output()
 	if err != nil {
-		return img, err
+		return testimage.Image{}, err
 	}
-	for i, f := range img.Files {
-		switch f.Path {
-		case "etc/passwd":
-			img.Files[i].Data = []byte(passwd)
-		case "etc/group":
-			img.Files[i].Data = []byte(group)
+	files := []testimage.File{
+		{Path: "bin", Dir: true}, {Path: "sbin", Dir: true}, {Path: "usr", Dir: true},
+		{Path: "usr/bin", Dir: true}, {Path: "usr/sbin", Dir: true},
+		{Path: "etc", Dir: true}, {Path: "tmp", Dir: true, Mode: 0o1777},
+		{Path: "var", Dir: true}, {Path: "var/run", Dir: true},
+		{Path: "bin/busybox", Data: data, Mode: 0o755},
+		{Path: "etc/passwd", Data: []byte(passwd), Mode: 0o644},
+		{Path: "etc/group", Data: []byte(group), Mode: 0o644},
+	}
+	for _, applet := range strings.Fields(string(out)) {
+		if applet != "bin/busybox" {
+			files = append(files, testimage.File{Path: applet, Linkname: "bin/busybox", Hardlink: true})
 		}
 	}
-	img.Files = append(img.Files, testimage.File{Path: "var", Dir: true}, testimage.File{Path: "var/run", Dir: true})
-	return img, nil
+	return testimage.Image{Files: files, Cmd: []string{"sh"}}, nil
 }

@@ -37,8 +37,9 @@ func main() {
 	handlers := flag.String("handlers", "runc,pause", "runtime handlers to run critest on")
 	focus := flag.String("focus", "", "run only specs matching this regexp")
 	out := flag.String("out", "_output", "report directory")
+	strict := flag.Bool("strict", false, "fail on any failed spec, not only on those that pass on the first handler")
 	flag.Parse()
-	code, err := run(strings.Split(*handlers, ","), *focus, *out)
+	code, err := run(strings.Split(*handlers, ","), *focus, *out, *strict)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "conformance:", err)
 		os.Exit(1)
@@ -46,7 +47,7 @@ func main() {
 	os.Exit(code)
 }
 
-func run(handlers []string, focus, out string) (code int, retErr error) {
+func run(handlers []string, focus, out string, strict bool) (code int, retErr error) {
 	repo, err := os.Getwd()
 	if err != nil {
 		return 1, err
@@ -106,7 +107,7 @@ func run(handlers []string, focus, out string) (code int, retErr error) {
 			results[spec][h] = state
 		}
 	}
-	return compare(results, handlers, out)
+	return compare(results, handlers, out, strict)
 }
 
 // startRegistry serves a registry on 127.0.0.1 (go-containerregistry's
@@ -208,7 +209,7 @@ func critest(env *testenv.Env, handler, focus, report string) (map[string]string
 
 // compare writes the side-by-side table and summary; the exit code is 1 when
 // a spec passes on the first handler (runc) and not on the others.
-func compare(results map[string]map[string]string, handlers []string, out string) (int, error) {
+func compare(results map[string]map[string]string, handlers []string, out string, strict bool) (int, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return 1, err
 	}
@@ -276,6 +277,11 @@ func compare(results map[string]map[string]string, handlers []string, out string
 	}
 	if len(regressions) > 0 {
 		return 1, nil
+	}
+	for _, h := range handlers {
+		if strict && counts[h].Failed > 0 {
+			return 1, nil
+		}
 	}
 	return 0, nil
 }

@@ -25,7 +25,8 @@ type File struct {
 	Path     string // inside the image, no leading slash
 	Data     []byte
 	Mode     int64
-	Linkname string // a symlink when set
+	Linkname string // a symlink when set (a hard link with Hardlink)
+	Hardlink bool
 	Dir      bool
 }
 
@@ -153,6 +154,13 @@ func layerTar(files []File) ([]byte, error) {
 		switch {
 		case f.Dir:
 			h.Typeflag, h.Name = tar.TypeDir, f.Path+"/"
+			if h.Mode == 0 {
+				h.Mode = 0o755
+			}
+		case f.Hardlink:
+			// Appliers set the link's mode on the shared inode: keep the
+			// target's (0755 unless given).
+			h.Typeflag, h.Linkname = tar.TypeLink, f.Linkname
 			if h.Mode == 0 {
 				h.Mode = 0o755
 			}

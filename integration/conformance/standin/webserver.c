@@ -66,8 +66,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	if (strcmp(argv[1], "nginx") == 0) {
+		/* Re-executed by its path, so its command name stays "nginx". */
+		char self[4096];
+		ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 		char *args[] = {MASTER, argv[1], argv[2], "master", NULL};
-		execv("/proc/self/exe", args);
+		if (n < 0) {
+			perror("readlink");
+			return 1;
+		}
+		self[n] = 0;
+		execv(self, args);
 		perror("execv");
 		return 1;
 	}
