@@ -316,6 +316,45 @@ func waitNoShims(t *testing.T) {
 	}
 }
 
+// TestCRIUserNamespacePod: a pod in a user namespace of its own (POD mode):
+// the pause task holds it with the pod's mappings, the containers join it.
+func TestCRIUserNamespacePod(t *testing.T) {
+	ctx := requireEnv(t)
+	rt, _ := criClients(t)
+	config := podConfig(t, "userns", false)
+	mapping := []*cri.IDMapping{{ContainerId: 0, HostId: 200000, Length: 65536}}
+	config.Linux.SecurityContext.NamespaceOptions.UsernsOptions = &cri.UserNamespace{Mode: cri.NamespaceMode_POD, Uids: mapping, Gids: mapping}
+	pod := runCRIPod(t, ctx, rt, config, "pause")
+	c := pod.start(t, ctx, "c", "/bin/sleep", "1000")
+	if got := execSync(t, ctx, rt, c, "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start"); got != "81" {
+		t.Errorf("pod sysctl in the pod's network namespace: %q", got)
+	}
+	if got := strings.Fields(execSync(t, ctx, rt, c, "cat", "/proc/self/uid_map")); strings.Join(got, " ") != "0 200000 65536" {
+		t.Errorf("container uid_map %v", got)
+	}
+	st, err := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: pod.id, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pausePid int
+	fmt.Sscan(st.Info["pause_pid"], &pausePid)
+	if pausePid == 0 {
+		t.Fatalf("no pause pid in status info %v", st.Info)
+	}
+	pauseUserns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pausePid))
+	if got := execSync(t, ctx, rt, c, "readlink", "/proc/self/ns/user"); got != pauseUserns {
+		t.Errorf("container user namespace %s, pause task's %s", got, pauseUserns)
+	}
+	host, _ := os.Readlink("/proc/self/ns/user")
+	if pauseUserns == host {
+		t.Error("pause task is in the host's user namespace")
+	}
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pausePid))
+	if !strings.Contains(string(status), "Uid:\t265535") {
+		t.Errorf("pause task should run as the pod's uid 65535 (host 265535): %s", status)
+	}
+}
+
 func TestCRIHostNetworkPod(t *testing.T) {
 	ctx := requireEnv(t)
 	rt, _ := criClients(t)

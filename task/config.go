@@ -34,6 +34,8 @@ type podConfig struct {
 	CgroupsPath  string
 	// FromCRI: CRI sets the containers' namespace joins itself.
 	FromCRI bool
+	// Userns is the pod's own user namespace (CRI's POD mode), or nil.
+	Userns *usernsConfig `json:",omitempty"`
 	// CRI is the pod's CRI configuration (DNS, hostname files).
 	CRI *criPodConfig `json:"-"`
 }
@@ -89,6 +91,9 @@ func fromOptions(options *anypb.Any) (*podConfig, error) {
 		SharePID:     pc.PID == modePod,
 		Sysctls:      pc.Sysctls,
 		CgroupParent: pc.CgroupParent,
+	}
+	if pc.Userns != nil && pc.Userns.Mode == modePod {
+		cfg.Userns = pc.Userns
 	}
 	// Kubernetes gives a host-network pod the node's hostname: it keeps the
 	// host's UTS namespace then.

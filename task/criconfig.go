@@ -203,10 +203,9 @@ func (c *criPodConfig) decodeUserns(b []byte) error {
 	})
 }
 
-// check answers a pod's user namespace request. The host's (NODE, or
-// none) is what the pause task gives; a malformed request is refused as CRI
-// refuses it for runc; a well-formed POD request is refused as not
-// implemented: the shim does not make pod user namespaces yet.
+// check answers a pod's user namespace request: the host's (NODE, or none),
+// or one of the pod's own (POD) with one mapping each for UIDs and GIDs that
+// maps container ID 0, as CRI requires of runc.
 func (u *usernsConfig) check() error {
 	if u == nil || u.Mode == modeNode {
 		return nil
@@ -222,7 +221,7 @@ func (u *usernsConfig) check() error {
 			return fmt.Errorf("user namespace: the mapping %+v must map container ID 0: %w", m[0], errdefs.ErrInvalidArgument)
 		}
 	}
-	return fmt.Errorf("pods in a user namespace of their own: %w", errdefs.ErrNotImplemented)
+	return nil
 }
 
 // fields calls fn for each field of a message: v for length-delimited

@@ -23,8 +23,6 @@ const (
 	// stateFile in the sandbox bundle lets `shim delete` clean up a pod whose
 	// shim is gone.
 	stateFile = "pod.json"
-	// pauseRoot is the empty directory the pause task chroots into.
-	pauseRoot = "pause-root"
 	// pauseStopGrace is how long the pause task gets to exit on SIGTERM.
 	pauseStopGrace = 2 * time.Second
 )
@@ -75,8 +73,15 @@ func newPod(id, namespace, bundle string, cfg *podConfig, uid, gid uint32) (*pod
 			Sysctls:    cfg.Sysctls,
 			UID:        uid,
 			GID:        gid,
-			Root:       filepath.Join(bundle, pauseRoot),
 		},
+	}
+	if u := cfg.Userns; u != nil {
+		// Inside the pod's user namespace the pause task takes the highest
+		// mapped IDs up to 65535, never the pod's root.
+		p.pauseCfg.UIDMappings = []syscall.SysProcIDMap{{ContainerID: int(u.UIDs[0].ContainerID), HostID: int(u.UIDs[0].HostID), Size: int(u.UIDs[0].Length)}}
+		p.pauseCfg.GIDMappings = []syscall.SysProcIDMap{{ContainerID: int(u.GIDs[0].ContainerID), HostID: int(u.GIDs[0].HostID), Size: int(u.GIDs[0].Length)}}
+		p.pauseCfg.UID = uint32(min(u.UIDs[0].Length-1, uint64(uid)))
+		p.pauseCfg.GID = uint32(min(u.GIDs[0].Length-1, uint64(gid)))
 	}
 	if err := p.pauseCfg.Validate(); err != nil {
 		return nil, err
@@ -135,9 +140,6 @@ func (p *pod) start(ctx context.Context, containerdRoot string) (retErr error) {
 		}
 	}
 
-	if err := os.MkdirAll(p.pauseCfg.Root, 0o500); err != nil {
-		return err
-	}
 	proc, err := pause.Start(p.pauseCfg)
 	if err != nil {
 		return err
@@ -163,8 +165,10 @@ func (p *pod) placePause(ctx context.Context) {
 		return
 	}
 	cg, err := newCgroup(p.state.PauseCgroup)
-	if err == nil {
-		err = cg.AddProc(uint64(p.pause.Pid))
+	for _, pid := range p.pause.Pids {
+		if err == nil {
+			err = cg.AddProc(uint64(pid))
+		}
 	}
 	if err != nil && !p.pause.Exited() {
 		log.G(ctx).WithError(err).WithField("sandbox", p.state.ID).Warn("move pause task into its cgroup")
@@ -239,7 +243,6 @@ func (s podState) cleanup(ctx context.Context, bundle string) {
 	if err := s.Files.remove(); err != nil {
 		logger.WithError(err).Warn("remove pod files")
 	}
-	_ = os.RemoveAll(filepath.Join(bundle, pauseRoot))
 }
 
 // CleanupBundle is `shim delete` for a sandbox bundle: it reports whether the

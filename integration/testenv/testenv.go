@@ -99,6 +99,11 @@ func (env *Env) start() error {
 		return err
 	}
 	env.Dir = dir
+	// Traversable by the mapped uids of pods with user namespaces, as
+	// /run/containerd is.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		return err
+	}
 	env.Address = filepath.Join(dir, "c.sock")
 	if err := makeRootfs(filepath.Join(dir, "rootfs")); err != nil {
 		return err

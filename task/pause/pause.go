@@ -52,8 +52,11 @@ type Config struct {
 	Sysctls map[string]string
 	UID     uint32
 	GID     uint32
-	// Root is an empty directory the pause task chroots into.
-	Root string
+	// UIDMappings and GIDMappings, when set, put the pause task in a user
+	// namespace of the pod's own; its other new namespaces belong to it.
+	// UID and GID are then IDs inside it.
+	UIDMappings []syscall.SysProcIDMap
+	GIDMappings []syscall.SysProcIDMap
 }
 
 // Validate reports a configuration the pause task cannot honour.
@@ -67,11 +70,11 @@ func (c Config) Validate() error {
 	if c.NetNSPath != "" && c.NewNetwork {
 		return fmt.Errorf("both a network namespace to join and a new one: %w", errdefs.ErrInvalidArgument)
 	}
-	if c.UID == 0 {
+	if c.UID == 0 && len(c.UIDMappings) == 0 {
 		return fmt.Errorf("the pause task must not run as root: %w", errdefs.ErrInvalidArgument)
 	}
-	if c.Root == "" {
-		return fmt.Errorf("no root directory for the pause task: %w", errdefs.ErrInvalidArgument)
+	if (len(c.UIDMappings) == 0) != (len(c.GIDMappings) == 0) {
+		return fmt.Errorf("a user namespace needs both UID and GID mappings: %w", errdefs.ErrInvalidArgument)
 	}
 	for k, v := range c.Sysctls {
 		if err := c.validateSysctl(k, v); err != nil {
@@ -113,7 +116,13 @@ func (c Config) validateSysctl(key, value string) error {
 // Args is the pause task's command line for this configuration.
 func (c Config) Args() []string {
 	args := []string{"pause"}
-	if c.NetNSPath != "" {
+	ids := []string{"-r", "-u", strconv.FormatUint(uint64(c.UID), 10), "-g", strconv.FormatUint(uint64(c.GID), 10)}
+	switch {
+	case c.joinsUserns():
+		// Credentials first: -U forks, and both processes drop to them.
+		args = append(append(args, ids...), "-U", c.NetNSPath)
+		ids = nil
+	case c.NetNSPath != "":
 		args = append(args, "-n", c.NetNSPath)
 	}
 	if c.NewNetwork {
@@ -125,15 +134,27 @@ func (c Config) Args() []string {
 	for _, k := range slices.Sorted(maps.Keys(c.Sysctls)) {
 		args = append(args, "-s", strings.ReplaceAll(k, ".", "/")+"="+c.Sysctls[k])
 	}
-	return append(args, "-r", "-u", strconv.FormatUint(uint64(c.UID), 10), "-g", strconv.FormatUint(uint64(c.GID), 10))
+	return append(args, ids...)
 }
 
+// userns tells whether the pause task holds a user namespace of the pod's.
+func (c Config) userns() bool { return len(c.UIDMappings) > 0 }
+
+// joinsUserns: CRI made the pod's network namespace inside the pod's user
+// namespace; the pause task joins both (and makes the rest) itself, since
+// the pod's containers must mount sysfs in a network namespace their user
+// namespace owns. A host-network pod gets a new user namespace instead.
+func (c Config) joinsUserns() bool { return c.userns() && c.NetNSPath != "" }
+
 func (c Config) cloneflags() uintptr {
+	if c.joinsUserns() {
+		return 0
+	}
 	var f uintptr
 	for _, ns := range []struct {
 		on   bool
 		flag uintptr
-	}{{c.NewNetwork, unix.CLONE_NEWNET}, {c.NewIPC, unix.CLONE_NEWIPC}, {c.NewUTS, unix.CLONE_NEWUTS}, {c.NewPID, unix.CLONE_NEWPID}} {
+	}{{c.userns(), unix.CLONE_NEWUSER}, {c.NewNetwork, unix.CLONE_NEWNET}, {c.NewIPC, unix.CLONE_NEWIPC}, {c.NewUTS, unix.CLONE_NEWUTS}, {c.NewPID, unix.CLONE_NEWPID}} {
 		if ns.on {
 			f |= ns.flag
 		}
@@ -143,7 +164,10 @@ func (c Config) cloneflags() uintptr {
 
 // Process is a running (or exited) pause task.
 type Process struct {
-	Pid       int
+	// Pid holds the pod's namespaces (/proc/Pid/ns/*): the pod's PID 1.
+	Pid int
+	// Pids are all its processes: with -U, a parent waiting for Pid too.
+	Pids      []int
 	StartedAt time.Time
 
 	done     chan struct{}
@@ -184,8 +208,10 @@ func (p *Process) Signal(sig syscall.Signal) error {
 
 // CacheDir holds one copy of the pause binary that every shim executes, so
 // the kernel shares its pages between all pods (a copy per shim would cost
-// each pod its own). It is on tmpfs and root's alone; each shim checks the
-// copy byte for byte before using it.
+// each pod its own). It is on tmpfs, only root writes there, and each shim
+// checks the copy byte for byte before using it. Directory and file are
+// open to all for execution: a pause task in a pod's user namespace runs
+// it as a mapped, unprivileged host uid.
 const CacheDir = "/run/containerd-shim-pause-v2"
 
 var (
@@ -194,23 +220,47 @@ var (
 	exeErr  error
 )
 
-// executable opens the pause binary once per shim: the shared copy in
-// CacheDir, written if missing or different, else a sealed memfd of its own.
-// The result names the open file through the shim's pid, not /proc/self:
-// in the child, fd N may by then be one of the files passed to it.
+// executable is the path to exec the pause binary from, settled once per
+// shim: the shared copy in CacheDir, written if missing or different, else
+// a sealed memfd of the shim's own, named through the shim's pid (not
+// /proc/self: in the child, fd N may by then be one of the files passed to
+// it). The memfd stays open for the life of the shim.
 func executable() (string, error) {
 	exeOnce.Do(func() {
 		f, err := sharedCopy()
-		if err != nil {
-			if f, err = privateCopy(); err != nil {
-				exeErr = err
-				return
-			}
+		if err == nil {
+			exePath = f.Name()
+			f.Close()
+			return
 		}
-		// The file stays open for the life of the shim.
+		if f, err = privateCopy(); err != nil {
+			exeErr = err
+			return
+		}
 		exePath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
 	})
 	return exePath, exeErr
+}
+
+// emptyRoot is the directory every pause task chroots into: empty, root's,
+// and open to all for traversal only (a pause task in a user namespace
+// enters it as a mapped, unprivileged host uid), so no pause task can list
+// or open anything through it.
+func emptyRoot() (string, error) {
+	dir := filepath.Join(CacheDir, "root")
+	if err := os.MkdirAll(CacheDir, 0o711); err != nil {
+		return "", err
+	}
+	if err := os.Mkdir(dir, 0o111); err != nil && !errors.Is(err, os.ErrExist) {
+		return "", err
+	}
+	if err := os.Chmod(dir, 0o111); err != nil {
+		return "", err
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) > 0 {
+		return "", fmt.Errorf("%s must be an empty directory (%d entries, %v): %w", dir, len(entries), err, errdefs.ErrFailedPrecondition)
+	}
+	return dir, nil
 }
 
 // sharedCopy opens CacheDir/pause-<digest>, writing it first if needed, and
@@ -218,11 +268,14 @@ func executable() (string, error) {
 func sharedCopy() (*os.File, error) {
 	sum := sha256.Sum256(binary)
 	path := filepath.Join(CacheDir, "pause-"+hex.EncodeToString(sum[:8]))
-	if f, err := openVerified(path); err == nil {
-		return f, nil
-	}
-	if err := os.MkdirAll(CacheDir, 0o700); err != nil {
+	if err := os.MkdirAll(CacheDir, 0o711); err != nil {
 		return nil, err
+	}
+	if err := os.Chmod(CacheDir, 0o711); err != nil {
+		return nil, err
+	}
+	if f, err := openVerified(path); err == nil {
+		return f, os.Chmod(path, 0o555)
 	}
 	tmp, err := os.CreateTemp(CacheDir, ".pause-*")
 	if err != nil {
@@ -233,7 +286,7 @@ func sharedCopy() (*os.File, error) {
 		tmp.Close()
 		return nil, err
 	}
-	if err := tmp.Chmod(0o500); err != nil {
+	if err := tmp.Chmod(0o555); err != nil {
 		tmp.Close()
 		return nil, err
 	}
@@ -289,6 +342,10 @@ func Start(cfg Config) (*Process, error) {
 	if err != nil {
 		return nil, err
 	}
+	root, err := emptyRoot()
+	if err != nil {
+		return nil, err
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
 		return nil, err
@@ -298,7 +355,7 @@ func Start(cfg Config) (*Process, error) {
 	cmd := &exec.Cmd{
 		Path:       path,
 		Args:       cfg.Args(),
-		Dir:        cfg.Root,
+		Dir:        root,
 		ExtraFiles: []*os.File{w},
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags: cfg.cloneflags(),
@@ -306,12 +363,19 @@ func Start(cfg Config) (*Process, error) {
 			Pdeathsig:  syscall.SIGKILL,
 		},
 	}
+	if cfg.userns() && !cfg.joinsUserns() {
+		// A new user namespace with the pod's mappings; become its root (a
+		// mapped host uid): the host's root is not mapped in it.
+		cmd.SysProcAttr.UidMappings, cmd.SysProcAttr.GidMappings = cfg.UIDMappings, cfg.GIDMappings
+		cmd.SysProcAttr.GidMappingsEnableSetgroups = true // the pause task drops its groups
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
+	}
 	ec, err := reaper.Default.Start(cmd)
 	w.Close()
 	if err != nil {
 		return nil, fmt.Errorf("start the pause task: %w", err)
 	}
-	p := &Process{Pid: cmd.Process.Pid, StartedAt: time.Now(), done: make(chan struct{})}
+	p := &Process{Pid: cmd.Process.Pid, Pids: []int{cmd.Process.Pid}, StartedAt: time.Now(), done: make(chan struct{})}
 	go func() {
 		status, _ := reaper.Default.Wait(cmd, ec)
 		p.status, p.exitedAt = status, time.Now()
@@ -320,6 +384,15 @@ func Start(cfg Config) (*Process, error) {
 
 	_ = r.SetReadDeadline(time.Now().Add(readyTimeout))
 	msg, err := io.ReadAll(io.LimitReader(r, 512))
+	// With -U the pod's PID 1 is a child of the process started: "pid N\n".
+	if rest, ok := strings.CutPrefix(string(msg), "pid "); ok {
+		line, after, _ := strings.Cut(rest, "\n")
+		if pid, perr := strconv.Atoi(line); perr == nil && pid > 0 {
+			p.Pids = append(p.Pids, pid)
+			p.Pid = pid
+		}
+		msg = []byte(after)
+	}
 	if string(msg) == "ok" {
 		return p, nil
 	}

@@ -16,7 +16,7 @@ import (
 )
 
 func valid() Config {
-	return Config{NewNetwork: true, NewIPC: true, NewUTS: true, NewPID: true, Hostname: "pod", UID: 65535, GID: 65535, Root: "/empty"}
+	return Config{NewNetwork: true, NewIPC: true, NewUTS: true, NewPID: true, Hostname: "pod", UID: 65535, GID: 65535}
 }
 
 func TestArgs(t *testing.T) {
@@ -40,7 +40,6 @@ func TestValidate(t *testing.T) {
 		"hostname without uts":  func(c *Config) { c.NewUTS = false },
 		"long hostname":         func(c *Config) { c.Hostname = strings.Repeat("h", 65) },
 		"join and new netns":    func(c *Config) { c.NetNSPath = "/x" },
-		"no root":               func(c *Config) { c.Root = "" },
 		"host sysctl":           func(c *Config) { c.Sysctls = map[string]string{"kernel.panic": "1"} },
 		"path escape sysctl":    func(c *Config) { c.Sysctls = map[string]string{"net/../../etc": "1"} },
 		"net sysctl, host net":  func(c *Config) { c.NewNetwork = false; c.Sysctls = map[string]string{"net.core.somaxconn": "1"} },
@@ -87,7 +86,6 @@ func rootConfig(t *testing.T) Config {
 	}
 	reapChildren(t)
 	c := valid()
-	c.Root = t.TempDir()
 	return c
 }
 
@@ -162,5 +160,33 @@ func TestSharedCopyReplacesATamperedFile(t *testing.T) {
 	data, _ := os.ReadFile(path)
 	if !bytes.Equal(data, binary) {
 		t.Error("the tampered copy was used")
+	}
+}
+
+// TestPauseTaskInUserNamespace: with mappings the pause task holds a user
+// namespace of the pod's own and runs in it as the pod's uid 65535.
+func TestPauseTaskInUserNamespace(t *testing.T) {
+	c := rootConfig(t)
+	c.UIDMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 200000, Size: 65536}}
+	c.GIDMappings = c.UIDMappings
+	p, err := Start(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = p.Signal(syscall.SIGKILL); <-p.Done() }()
+	pid := strconv.Itoa(p.Pid)
+	uidMap, _ := os.ReadFile("/proc/" + pid + "/uid_map")
+	if got := strings.Join(strings.Fields(string(uidMap)), " "); got != "0 200000 65536" {
+		t.Errorf("uid_map %q", got)
+	}
+	status, _ := os.ReadFile("/proc/" + pid + "/status")
+	for _, want := range []string{"Uid:\t265535\t265535", "CapEff:\t0000000000000000", "NoNewPrivs:\t1"} {
+		if !strings.Contains(string(status), want) {
+			t.Errorf("pause task status lacks %q", want)
+		}
+	}
+	host, _ := os.Readlink("/proc/self/ns/user")
+	if pod, _ := os.Readlink("/proc/" + pid + "/ns/user"); pod == host {
+		t.Error("pause task is in the host's user namespace")
 	}
 }

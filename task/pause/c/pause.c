@@ -8,7 +8,15 @@
  *
  * Usage (set by the shim, see launch.go):
  *   pause [-n NETNS] [-l] [-h HOSTNAME] [-s SYSCTL_PATH=VALUE]... [-u UID] [-g GID] [-r]
+ *   pause -r -u UID -g GID -U NETNS [-h HOSTNAME] [-s ...]...
  *   pause -v
+ *
+ * -U is for a pod in a user namespace of its own, which CRI makes as the
+ * owner of the pod's network namespace: the pause task joins that user
+ * namespace and NETNS, makes the pod's IPC, UTS and PID namespaces (owned by
+ * it) and forks the pod's PID 1, which does the rest of the setup. It reports
+ * "pid N" (N: PID 1's pid on the host) on fd 3, then waits for PID 1 and
+ * exits as it does.
  *
  * Setup happens while still root, in this order: join NETNS, set the hostname,
  * bring lo up, write namespaced sysctls, chroot into the working directory
@@ -37,6 +45,7 @@
 #define IFF_UP 0x1
 #define WNOHANG 1
 #define SYNC_FD 3
+#define NS_GET_USERNS 0xb701 /* _IO(0xb7, 0x1), linux/nsfs.h */
 
 #if defined(__x86_64__)
 __asm__(".text\n.global _start\n_start:\n"
@@ -189,11 +198,72 @@ static void sysctl(char *kv)
 	sys(SYS_close, fd, 0, 0, 0);
 }
 
+static void put_num(int fd, unsigned long v)
+{
+	char num[24];
+	int i = sizeof(num) - 1;
+	num[i] = 0;
+	do {
+		num[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && i > 0);
+	put(fd, num + i);
+}
+
+/* enter_pod_userns joins the user namespace owning the network namespace at
+ * path, becomes its root, joins the network namespace, makes new IPC, UTS and
+ * PID namespaces and forks. It returns 0 in the child (the pod's PID 1) and
+ * the child's pid in the parent. */
+static long enter_pod_userns(const char *path)
+{
+	long r, pid;
+	long nfd = sys(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_CLOEXEC, 0);
+	if (nfd < 0)
+		fail("open netns", nfd);
+	long ufd = sys(SYS_ioctl, nfd, NS_GET_USERNS, 0, 0);
+	if (ufd < 0)
+		fail("user namespace of netns", ufd);
+	if ((r = sys(SYS_setns, ufd, CLONE_NEWUSER, 0, 0)) < 0)
+		fail("join user namespace", r);
+	if ((r = sys(SYS_setgroups, 0, 0, 0, 0)) < 0)
+		fail("setgroups", r);
+	if ((r = sys(SYS_setresgid, 0, 0, 0, 0)) < 0 || (r = sys(SYS_setresuid, 0, 0, 0, 0)) < 0)
+		fail("become the user namespace's root", r);
+	if ((r = sys(SYS_setns, nfd, CLONE_NEWNET, 0, 0)) < 0)
+		fail("join netns", r);
+	sys(SYS_close, nfd, 0, 0, 0);
+	sys(SYS_close, ufd, 0, 0, 0);
+	if ((r = sys(SYS_unshare, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID, 0, 0, 0)) < 0)
+		fail("unshare", r);
+	if ((pid = sys(SYS_clone, SIGCHLD, 0, 0, 0)) < 0)
+		fail("fork", pid);
+	if (pid == 0) {
+		sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
+		return 0;
+	}
+	put(SYNC_FD, "pid ");
+	put_num(SYNC_FD, pid);
+	put(SYNC_FD, "\n");
+	return pid;
+}
+
+/* await exits as the pod's PID 1 does. */
+static __attribute__((noreturn)) void await(long pid)
+{
+	int status = 0;
+	sys(SYS_close, SYNC_FD, 0, 0, 0);
+	while (sys(SYS_wait4, pid, (long)&status, 0, 0) == -4 /* EINTR */)
+		;
+	if ((status & 0x7f) == 0)
+		quit((status >> 8) & 0xff);
+	quit(128 + (status & 0x7f));
+}
+
 void pause_main(long *sp)
 {
 	long argc = sp[0];
 	char **argv = (char **)(sp + 1);
-	long uid = -1, gid = -1, r;
+	long uid = -1, gid = -1, r, child = 0;
 	int chroot = 0;
 	unsigned long sigs = (1UL << (SIGINT - 1)) | (1UL << (SIGTERM - 1)) | (1UL << (SIGCHLD - 1));
 
@@ -212,7 +282,7 @@ void pause_main(long *sp)
 		} else if (streq(a, "-r")) {
 			chroot = 1;
 		} else if (!streq(a, "-n") && !streq(a, "-h") && !streq(a, "-s") &&
-			   !streq(a, "-u") && !streq(a, "-g")) {
+			   !streq(a, "-u") && !streq(a, "-g") && !streq(a, "-U")) {
 			fail("unknown flag", -22);
 		} else if (!v) {
 			fail("missing value", -22);
@@ -223,6 +293,10 @@ void pause_main(long *sp)
 			if ((r = sys(SYS_setns, fd, CLONE_NEWNET, 0, 0)) < 0)
 				fail("join netns", r);
 			sys(SYS_close, fd, 0, 0, 0);
+			i++;
+		} else if (streq(a, "-U")) {
+			if ((child = enter_pod_userns(v)) > 0)
+				break; /* the rest of the setup is the child's */
 			i++;
 		} else if (streq(a, "-h")) {
 			if ((r = sys(SYS_sethostname, (long)v, slen(v), 0, 0)) < 0)
@@ -262,6 +336,8 @@ void pause_main(long *sp)
 	/* A change of credentials clears the parent-death signal: set it again so
 	 * the pod's namespaces never outlive a crashed shim. */
 	sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
+	if (child > 0)
+		await(child);
 
 	if (sys(SYS_getpid, 0, 0, 0, 0) != 1)
 		put(2, "pause: not running as PID 1, orphans of the pod are not reaped here\n");
