@@ -38,6 +38,8 @@ type podState struct {
 	OwnsPodCgroup  bool   `json:"owns_pod_cgroup,omitempty"`
 	// Files are the CRI pod's hostname, hosts, resolv.conf and shm.
 	Files podFiles `json:"files"`
+	// Sockets are the shim's: a shim killed outright cannot remove them.
+	Sockets []string `json:"sockets,omitempty"`
 }
 
 // pod is the one pod a shim holds: its configuration, its pause task and its
@@ -243,6 +245,7 @@ func (s podState) cleanup(ctx context.Context, bundle string) {
 	if err := s.Files.remove(); err != nil {
 		logger.WithError(err).Warn("remove pod files")
 	}
+	removeSockets(s.Sockets)
 }
 
 // CleanupBundle is `shim delete` for a sandbox bundle: it reports whether the

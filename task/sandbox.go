@@ -110,6 +110,7 @@ func (x *sandboxService) StartSandbox(ctx context.Context, r *sandboxAPI.StartSa
 	if p.pause != nil {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrAlreadyExists, "sandbox %q already started", r.SandboxID)
 	}
+	p.state.Sockets = shimSockets(ctx, s.grpcAddress, r.SandboxID)
 	if err := p.start(ctx, s.containerdRoot); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -310,20 +311,35 @@ const replyGrace = 200 * time.Millisecond
 //
 // containerd deletes the bundle as soon as the reply arrives, and pkg/shim
 // finds its socket at exit through a link in the bundle: the socket is
-// removed now, while the link is there (the open connection stays usable).
+// removed now (the open connection stays usable).
 func (s *Service) exitAfterReply(ctx context.Context, id string) {
-	dir, err := os.Readlink("s") // in the bundle, the shim's working directory
-	if err != nil {
-		dir = filepath.Join(defaults.DefaultStateDir, "s")
-	}
-	for _, debug := range []bool{false, true} {
-		if address, err := shim.CreateSocketAddress(ctx, dir, s.grpcAddress, id, debug); err == nil {
-			_ = shim.RemoveSocket(address)
-		}
-	}
+	removeSockets(shimSockets(ctx, s.grpcAddress, id))
 	time.AfterFunc(replyGrace, func() {
 		_, _ = s.runc.Shutdown(context.Background(), &taskAPI.ShutdownRequest{})
 	})
+}
+
+// shimSockets are the addresses of this pod's shim sockets (the debug one
+// too), as the bootstrap made them: in the socket directory the bundle's
+// link "s" names (the shim's working directory is the bundle).
+func shimSockets(ctx context.Context, grpcAddress, id string) []string {
+	dir, err := os.Readlink("s")
+	if err != nil {
+		dir = filepath.Join(defaults.DefaultStateDir, "s")
+	}
+	var addrs []string
+	for _, debug := range []bool{false, true} {
+		if address, err := shim.CreateSocketAddress(ctx, dir, grpcAddress, id, debug); err == nil {
+			addrs = append(addrs, address)
+		}
+	}
+	return addrs
+}
+
+func removeSockets(addrs []string) {
+	for _, a := range addrs {
+		_ = shim.RemoveSocket(a)
+	}
 }
 
 func (x *sandboxService) SandboxMetrics(ctx context.Context, r *sandboxAPI.SandboxMetricsRequest) (*sandboxAPI.SandboxMetricsResponse, error) {

@@ -152,6 +152,12 @@ func (t *taskService) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAP
 	if pid := t.s.pausePid(r.ID); pid > 0 {
 		return &taskAPI.PidsResponse{Processes: []*task.ProcessInfo{{Pid: uint32(pid)}}}, nil
 	}
+	// An exited, not yet deleted container has no pids; answering so would
+	// make a restarting containerd take it for a leaked shim, clean it up
+	// and lose its exit status. An error keeps it, and its status, known.
+	if st, err := t.TTRPCTaskService.State(ctx, &taskAPI.StateRequest{ID: r.ID}); err == nil && st.Status == task.Status_STOPPED {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "container %s has exited (status %d)", r.ID, st.ExitStatus)
+	}
 	return t.TTRPCTaskService.Pids(ctx, r)
 }
 

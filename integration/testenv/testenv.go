@@ -20,6 +20,9 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testimage"
 )
@@ -53,6 +56,8 @@ type Env struct {
 	Client    *containerd.Client
 
 	pid         int
+	exited      chan struct{} // closed when the containerd process has exited
+	config      string        // its configuration file
 	netnsBefore map[string]bool
 	mirror      string
 }
@@ -161,28 +166,43 @@ imports = [%[7]q]
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		return err
 	}
-	logf, err := os.Create(filepath.Join(dir, "containerd.log"))
+	env.config = cfgPath
+	if err := env.launch(); err != nil {
+		return err
+	}
+	return env.importImages()
+}
+
+// launch starts containerd on the written configuration and waits until it
+// answers.
+func (env *Env) launch() error {
+	logf, err := os.OpenFile(filepath.Join(env.Dir, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("containerd", "--config", cfgPath)
+	cmd := exec.Command("containerd", "--config", env.config)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, so a signal to the test binary's group does not
 	// reach it; it is stopped by pid.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
+		logf.Close()
 		return err
 	}
 	env.pid = cmd.Process.Pid
-	go func() { _ = cmd.Wait(); logf.Close() }()
+	exited := make(chan struct{})
+	env.exited = exited
+	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		c, err := containerd.New(env.Address, containerd.WithDefaultNamespace(env.Namespace), containerd.WithTimeout(time.Second))
 		if err == nil {
 			if _, err = c.Version(context.Background()); err == nil {
-				env.Client = c
-				return env.importImages()
+				if err = criReady(env.Address); err == nil {
+					env.Client = c
+					return nil
+				}
 			}
 			c.Close()
 		}
@@ -193,19 +213,60 @@ imports = [%[7]q]
 	}
 }
 
-// Stop ends the private containerd (by pid) and waits for it.
+// criReady tells whether CRI answers and reports its runtime ready: after a
+// restart it recovers its pods before it serves.
+func criReady(address string) error {
+	conn, err := grpc.NewClient("unix://"+address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st, err := cri.NewRuntimeServiceClient(conn).Status(ctx, &cri.StatusRequest{})
+	if err != nil {
+		return err
+	}
+	for _, c := range st.GetStatus().GetConditions() {
+		if c.Type == cri.RuntimeReady && !c.Status {
+			return fmt.Errorf("CRI runtime not ready: %s", c.Message)
+		}
+	}
+	return nil
+}
+
+// Restart stops containerd with sig (SIGTERM: an upgrade; SIGKILL: a crash),
+// leaving the shims running, and starts it again on the same state.
+// whileDown runs while containerd is down.
+func (env *Env) Restart(sig syscall.Signal, whileDown func()) error {
+	env.Client.Close()
+	env.Client = nil
+	_ = syscall.Kill(env.pid, sig)
+	select {
+	case <-env.exited:
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("containerd did not exit on %v", sig)
+	}
+	if whileDown != nil {
+		whileDown()
+	}
+	return env.launch()
+}
+
 func (env *Env) Stop() {
 	if env.Client != nil {
 		env.Client.Close()
 	}
-	if env.pid == 0 {
+	if env.pid == 0 || env.exited == nil {
 		return
 	}
 	_ = syscall.Kill(env.pid, syscall.SIGTERM)
-	for i := 0; i < 100 && syscall.Kill(env.pid, 0) == nil; i++ {
-		time.Sleep(100 * time.Millisecond)
+	select {
+	case <-env.exited:
+	case <-time.After(10 * time.Second):
+		_ = syscall.Kill(env.pid, syscall.SIGKILL)
+		<-env.exited
 	}
-	_ = syscall.Kill(env.pid, syscall.SIGKILL)
 }
 
 // makeRootfs lays out a busybox root with the applets the tests use.

@@ -1,0 +1,192 @@
+package integration
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// TestContainerdRestartKeepsPods: containerd stopped (SIGTERM, as for an
+// upgrade) and then crashed (SIGKILL) with 20 running pods of 2 containers:
+// after each restart every pod and container is still there and works, an
+// exit that happened while containerd was down is reported with its status,
+// and new pods start.
+func TestContainerdRestartKeepsPods(t *testing.T) {
+	ctx := requireEnv(t)
+	rt, _ := criClients(t)
+	const pods = 20
+	type podC struct {
+		pod        *criPod
+		containers []string
+	}
+	var all []podC
+	for i := 0; i < pods; i++ {
+		p := runCRIPod(t, ctx, rt, podConfig(t, fmt.Sprintf("restart-%d", i), false), "pause")
+		all = append(all, podC{p, []string{
+			p.start(t, ctx, "a", "/bin/sleep", "100000"),
+			p.start(t, ctx, "b", "/bin/sleep", "100000"),
+		}})
+	}
+	for round, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		// While containerd is down, one container's process dies.
+		victim := all[round].containers[0]
+		st, err := rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: victim, Verbose: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid := containerPid(t, st.Info["info"])
+		if err := env.Restart(sig, func() { _ = syscall.Kill(pid, syscall.SIGKILL) }); err != nil {
+			t.Fatalf("restart after %v: %v", sig, err)
+		}
+		rt, _ = criClients(t) // a new connection to the new containerd
+		for _, pc := range all {
+			ps, err := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: pc.pod.id})
+			if err != nil || ps.Status.State != cri.PodSandboxState_SANDBOX_READY {
+				t.Fatalf("after %v: pod %s: %v %v", sig, pc.pod.id, ps.GetStatus().GetState(), err)
+			}
+			pc.pod.rt = rt
+			for _, c := range pc.containers {
+				want := cri.ContainerState_CONTAINER_RUNNING
+				if c == victim || (round == 1 && c == all[0].containers[0]) {
+					want = cri.ContainerState_CONTAINER_EXITED
+				}
+				var cs *cri.ContainerStatusResponse
+				for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+					cs, err = rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: c})
+					if err == nil && cs.Status.State == want || time.Now().After(deadline) {
+						break
+					}
+				}
+				if err != nil || cs.Status.State != want {
+					t.Fatalf("after %v: container %s: %v %v, want %v", sig, c, cs.GetStatus().GetState(), err, want)
+				}
+				if want == cri.ContainerState_CONTAINER_EXITED && cs.Status.ExitCode != 137 {
+					t.Errorf("after %v: container killed while containerd was down: exit %d, want 137", sig, cs.Status.ExitCode)
+				}
+			}
+		}
+		live := all[pods-1].containers[1]
+		if out := execSync(t, ctx, rt, live, "echo", "alive"); out != "alive" {
+			t.Errorf("after %v: exec %q", sig, out)
+		}
+		if _, err := rt.ContainerStats(ctx, &cri.ContainerStatsRequest{ContainerId: live}); err != nil {
+			t.Errorf("after %v: stats: %v", sig, err)
+		}
+		p := runCRIPod(t, ctx, rt, podConfig(t, fmt.Sprintf("after-%d", round), false), "pause")
+		p.start(t, ctx, "c", "/bin/true")
+	}
+}
+
+// containerPid reads the pid from CRI's verbose container info.
+func containerPid(t *testing.T, info string) int {
+	t.Helper()
+	var v struct {
+		Pid int `json:"pid"`
+	}
+	if err := json.Unmarshal([]byte(info), &v); err != nil || v.Pid == 0 {
+		t.Fatalf("no pid in container info: %v", err)
+	}
+	return v.Pid
+}
+
+// TestShimKilled: a pod's shim dies with SIGKILL. containerd cleans up
+// through `shim delete`: the pod turns NOTREADY and nothing of it remains.
+func TestShimKilled(t *testing.T) {
+	ctx := requireEnv(t)
+	rt, _ := criClients(t)
+	p := runCRIPod(t, ctx, rt, podConfig(t, "shim-killed", false), "pause")
+	c := p.start(t, ctx, "c", "/bin/sleep", "100000")
+	st, err := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.id, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pausePid int
+	fmt.Sscan(st.Info["pause_pid"], &pausePid)
+	shim := parentOf(t, pausePid)
+	if err := syscall.Kill(shim, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ps, err := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.id})
+		cs, cerr := rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: c})
+		if err == nil && cerr == nil && ps.Status.State == cri.PodSandboxState_SANDBOX_NOTREADY &&
+			cs.Status.State == cri.ContainerState_CONTAINER_EXITED {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after its shim died: pod %v (%v), container %v (%v)", ps.GetStatus().GetState(), err, cs.GetStatus().GetState(), cerr)
+		}
+	}
+	// Its parent-death signal ends it; a zombie waits for a reaper that is
+	// not the shim's business.
+	if state := procState(pausePid); state != "" && state != "Z" {
+		t.Errorf("pause task %d outlives its shim (state %s)", pausePid, state)
+	}
+	// Removing the pod then leaves nothing (the suite's leak check).
+}
+
+// TestPauseKilledFromHost: the pause task dies; the pod turns NOTREADY,
+// WaitSandbox returns, and its containers are stopped.
+func TestPauseKilledFromHost(t *testing.T) {
+	ctx := requireEnv(t)
+	rt, _ := criClients(t)
+	p := runCRIPod(t, ctx, rt, podConfig(t, "pause-killed", false), "pause")
+	c := p.start(t, ctx, "c", "/bin/sleep", "100000")
+	st, _ := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.id, Verbose: true})
+	var pausePid int
+	fmt.Sscan(st.Info["pause_pid"], &pausePid)
+	if err := syscall.Kill(pausePid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		ps, perr := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.id})
+		cs, cerr := rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: c})
+		if perr == nil && cerr == nil && ps.Status.State == cri.PodSandboxState_SANDBOX_NOTREADY &&
+			cs.Status.State == cri.ContainerState_CONTAINER_EXITED {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the pause task died: pod %v (%v), container %v (%v)",
+				ps.GetStatus().GetState(), perr, cs.GetStatus().GetState(), cerr)
+		}
+	}
+}
+
+// statFields are the fields of /proc/PID/stat after the command name:
+// state, parent's pid, ...; nil when the process is gone.
+func statFields(pid int) []string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(data)
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+}
+
+// procState is the state letter of pid, "" when it is gone.
+func procState(pid int) string {
+	if f := statFields(pid); len(f) > 0 {
+		return f[0]
+	}
+	return ""
+}
+
+func parentOf(t *testing.T, pid int) int {
+	t.Helper()
+	fields := statFields(pid)
+	ppid := 0
+	if len(fields) > 1 {
+		ppid, _ = strconv.Atoi(fields[1])
+	}
+	if ppid == 0 {
+		t.Fatalf("no parent for %d", pid)
+	}
+	return ppid
+}
