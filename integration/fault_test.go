@@ -190,3 +190,81 @@ func parentOf(t *testing.T, pid int) int {
 	}
 	return ppid
 }
+
+// TestOOMKilled: a container that exceeds its memory limit is killed with
+// exit 137 and reason OOMKilled; its neighbour in the pod goes on.
+func TestOOMKilled(t *testing.T) {
+	ctx := requireEnv(t)
+	rt, _ := criClients(t)
+	p := runCRIPod(t, ctx, rt, podConfig(t, "oom", false), "pause")
+	neighbour := p.start(t, ctx, "neighbour", "/bin/sleep", "100000")
+	hog := p.startWith(t, ctx, "hog", &cri.ContainerConfig{}, "/bin/sh", "-c", "sleep 0.5; tail /dev/zero")
+	if _, err := rt.UpdateContainerResources(ctx, &cri.UpdateContainerResourcesRequest{
+		ContainerId: hog, Linux: &cri.LinuxContainerResources{MemoryLimitInBytes: 32 << 20},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var cs *cri.ContainerStatusResponse
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		var err error
+		cs, err = rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: hog})
+		if err == nil && cs.Status.State == cri.ContainerState_CONTAINER_EXITED {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the container over its memory limit still runs: %v %v", cs.GetStatus().GetState(), err)
+		}
+	}
+	if cs.Status.ExitCode != 137 || cs.Status.Reason != "OOMKilled" {
+		t.Errorf("exit %d, reason %q; want 137, OOMKilled", cs.Status.ExitCode, cs.Status.Reason)
+	}
+	if out := execSync(t, ctx, rt, neighbour, "echo", "still here"); out != "still here" {
+		t.Errorf("neighbour: %q", out)
+	}
+}
+
+// TestExecSyncLeavesNoZombie: 1,000 ExecSync calls into a pod's container
+// leave no zombie behind in the shim or the pod.
+func TestExecSyncLeavesNoZombie(t *testing.T) {
+	ctx := requireEnv(t)
+	rt, _ := criClients(t)
+	p := runCRIPod(t, ctx, rt, podConfig(t, "execs", false), "pause")
+	c := p.start(t, ctx, "c", "/bin/sleep", "100000")
+	st, _ := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.id, Verbose: true})
+	var pausePid int
+	fmt.Sscan(st.Info["pause_pid"], &pausePid)
+	shimPid := parentOf(t, pausePid)
+	const execs, workers = 1000, 4
+	jobs := make(chan int, execs)
+	for i := 0; i < execs; i++ {
+		jobs <- i
+	}
+	close(jobs)
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
+		go func() {
+			for range jobs {
+				resp, err := rt.ExecSync(ctx, &cri.ExecSyncRequest{ContainerId: c, Cmd: []string{"true"}, Timeout: 10})
+				if err == nil && resp.ExitCode != 0 {
+					err = fmt.Errorf("exit %d", resp.ExitCode)
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("ExecSync: %v", err)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, parent := range []int{shimPid, pausePid} {
+		if _, zombies := children(parent); zombies > 0 {
+			t.Errorf("%d zombies under %d after %d execs", zombies, parent, execs)
+		}
+	}
+}

@@ -237,16 +237,17 @@ func TestZombiesAreReaped(t *testing.T) {
 	pause := pausePid(t, ctx, "reap")
 	// Each subshell exits at once, so its sleep is orphaned and re-parented
 	// to the pod's PID 1, the pause task, which must reap it when it exits.
+	const orphans = 1000
 	runInPod(t, "reap", "reap-orphans", "/bin/sh", "-c",
-		"i=0; while [ $i -lt 50 ]; do (sleep 1 &); i=$((i+1)); done; sleep 1000")
-	deadline := time.Now().Add(10 * time.Second)
+		fmt.Sprintf("i=0; while [ $i -lt %d ]; do (sleep 8 &); i=$((i+1)); done; sleep 1000", orphans))
+	deadline := time.Now().Add(60 * time.Second)
 	adopted := 0
-	for time.Now().Before(deadline) && adopted < 50 {
+	for time.Now().Before(deadline) && adopted < orphans {
 		adopted, _ = children(pause)
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
-	if adopted < 50 {
-		t.Fatalf("pause task adopted %d orphans, want 50", adopted)
+	if adopted < orphans {
+		t.Fatalf("pause task adopted %d orphans, want %d", adopted, orphans)
 	}
 	for time.Now().Before(deadline) {
 		if all, _ := children(pause); all == 0 {
