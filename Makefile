@@ -22,7 +22,7 @@ PAUSE_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 
 export PATH := $(DEPS_DIR)/bin:$(PATH)
 
-.PHONY: all build pause deps test unit integration demo install uninstall lint clean bench conformance deps-conformance conformance-fast
+.PHONY: all build pause deps test unit integration demo install uninstall lint clean soak bench conformance deps-conformance conformance-fast
 
 all: build
 
@@ -62,6 +62,11 @@ uninstall:
 
 clean:
 	rm -rf bin $(OUTPUT) $(PAUSE_ELF)
+
+# The churn soak at 1000 pod cycles (make test runs it at 100).
+SOAK_CYCLES ?= 1000
+soak: build deps
+	mkdir -p $(OUTPUT) && SOAK_CYCLES=$(SOAK_CYCLES) DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) test -count=1 -timeout 60m -v -run 'TestChurn' ./integration/ 2>&1 | tee $(OUTPUT)/soak.log; exit $${PIPESTATUS[0]}
 
 # critest on handlers runc and pause, side by side (report in _output/).
 deps-conformance:

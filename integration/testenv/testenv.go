@@ -485,6 +485,9 @@ func (env *Env) ShimProcesses() int {
 	return n
 }
 
+// Pid is the running containerd's.
+func (env *Env) Pid() int { return env.pid }
+
 // CtrArgs are ctr's flags for this containerd and a containerd namespace.
 func (env *Env) CtrArgs(namespace string) []string {
 	return []string{"--address", env.Address, "--namespace", namespace}
