@@ -31,3 +31,22 @@ func TestGroupOf(t *testing.T) {
 		t.Errorf("malformed config.json: %v", err)
 	}
 }
+
+// FuzzGroupOf: any config.json yields a group or an invalid-argument error.
+func FuzzGroupOf(f *testing.F) {
+	f.Add([]byte(`{"annotations":{"io.kubernetes.cri.sandbox-id":"pod9"}}`))
+	f.Add([]byte(`{"annotations":null}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg := filepath.Join(t.TempDir(), "config.json")
+		if err := os.WriteFile(cfg, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		g, err := groupOf("id", cfg)
+		if err == nil && g == "" {
+			t.Fatal("empty group")
+		}
+		if err != nil && !errdefs.IsInvalidArgument(err) {
+			t.Fatalf("error of another kind: %v", err)
+		}
+	})
+}

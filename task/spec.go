@@ -32,7 +32,7 @@ func joinPod(configPath, id string, p *pod) error {
 		return fmt.Errorf("container spec has no linux section: %w", errdefs.ErrInvalidArgument)
 	}
 	if _, fromCRI := spec.Annotations[criContainerType]; fromCRI {
-		return nil
+		return checkPodMembership(&spec, p.cfg)
 	}
 	rewriteForPod(&spec, id, p.pause.Pid, p.cfg, p.state.PodCgroup)
 	out, err := json.Marshal(&spec)
@@ -76,6 +76,28 @@ func rewriteForPod(spec *specs.Spec, id string, pausePid int, cfg *podConfig, po
 	if podCgroup != "" && !cfg.FromCRI {
 		spec.Linux.CgroupsPath = path.Join(podCgroup, id)
 	}
+}
+
+// checkPodMembership refuses a container (from CRI, which sets its joins
+// itself) that would share a host namespace its pod does not: the pod's
+// isolation is the pod's decision, not one container's.
+func checkPodMembership(spec *specs.Spec, cfg *podConfig) error {
+	has := map[specs.LinuxNamespaceType]bool{}
+	for _, ns := range spec.Linux.Namespaces {
+		has[ns.Type] = true
+	}
+	for _, ns := range []struct {
+		typ  specs.LinuxNamespaceType
+		host bool
+	}{
+		{specs.NetworkNamespace, cfg.HostNetwork}, {specs.IPCNamespace, cfg.HostIPC},
+		{specs.UTSNamespace, cfg.HostUTS}, {specs.PIDNamespace, cfg.HostPID},
+	} {
+		if !ns.host && !has[ns.typ] {
+			return fmt.Errorf("container asks for the host's %s namespace, but its pod has its own: %w", ns.typ, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
 }
 
 func withoutNamespace(list []specs.LinuxNamespace, typ specs.LinuxNamespaceType) []specs.LinuxNamespace {

@@ -67,6 +67,31 @@ func TestRewriteHostNamespacesAndOwnPID(t *testing.T) {
 	}
 }
 
+func TestCRIContainerMayNotJoinHostNamespaces(t *testing.T) {
+	joined := func() *specs.Spec {
+		return &specs.Spec{Linux: &specs.Linux{Namespaces: []specs.LinuxNamespace{
+			{Type: specs.NetworkNamespace, Path: "/proc/9/ns/net"}, {Type: specs.IPCNamespace, Path: "/proc/9/ns/ipc"},
+			{Type: specs.UTSNamespace, Path: "/proc/9/ns/uts"}, {Type: specs.PIDNamespace}, {Type: specs.MountNamespace},
+		}}}
+	}
+	if err := checkPodMembership(joined(), &podConfig{}); err != nil {
+		t.Errorf("a container joined to its pod: %v", err)
+	}
+	spec := joined()
+	spec.Linux.Namespaces = withoutNamespace(spec.Linux.Namespaces, specs.NetworkNamespace)
+	if err := checkPodMembership(spec, &podConfig{}); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("host network in an isolated pod: %v", err)
+	}
+	if err := checkPodMembership(spec, &podConfig{HostNetwork: true}); err != nil {
+		t.Errorf("host network in a host-network pod: %v", err)
+	}
+	spec = joined()
+	spec.Linux.Namespaces = withoutNamespace(spec.Linux.Namespaces, specs.PIDNamespace)
+	if err := checkPodMembership(spec, &podConfig{}); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("host PID in an isolated pod: %v", err)
+	}
+}
+
 func TestJoinPodLeavesCRIContainers(t *testing.T) {
 	dir := t.TempDir()
 	spec := ctrSpec()
@@ -158,4 +183,48 @@ func TestProcStartTime(t *testing.T) {
 	if _, err := procStartTime(1 << 30); err == nil {
 		t.Error("no error for a pid that does not exist")
 	}
+}
+
+// FuzzRewriteForPod: whatever container spec arrives, the rewrite leaves
+// exactly one entry per pod namespace, pointing at the pause task's, and
+// never panics.
+func FuzzRewriteForPod(f *testing.F) {
+	seed, _ := json.Marshal(ctrSpec())
+	f.Add(seed, false, false)
+	f.Add([]byte(`{"linux":{"namespaces":[{"type":"network","path":"/x"},{"type":"network"}]}}`), true, false)
+	f.Fuzz(func(t *testing.T, data []byte, hostNet, hostPID bool) {
+		var spec specs.Spec
+		if json.Unmarshal(data, &spec) != nil || spec.Linux == nil {
+			return
+		}
+		cfg := &podConfig{HostNetwork: hostNet, HostUTS: hostNet, HostPID: hostPID, SharePID: !hostPID}
+		rewriteForPod(&spec, "c", 7, cfg, "/pod")
+		count := map[specs.LinuxNamespaceType]int{}
+		for _, ns := range spec.Linux.Namespaces {
+			count[ns.Type]++
+			if ns.Type == specs.NetworkNamespace && ns.Path != "/proc/7/ns/net" {
+				t.Fatalf("network namespace %q", ns.Path)
+			}
+		}
+		if want := map[bool]int{false: 1, true: 0}[hostNet]; count[specs.NetworkNamespace] != want || count[specs.IPCNamespace] != 1 {
+			t.Fatalf("namespaces %+v", spec.Linux.Namespaces)
+		}
+	})
+}
+
+// FuzzPodConfigFromBundle: a sandbox spec either parses or is refused as
+// invalid; nothing panics.
+func FuzzPodConfigFromBundle(f *testing.F) {
+	f.Add([]byte(`{"hostname":"p","linux":{"namespaces":[{"type":"network"},{"type":"uts"}],"sysctl":{"net.core.somaxconn":"1"}}}`))
+	f.Add([]byte(`{"linux":{"namespaces":[{"type":"ipc","path":"/proc/1/ns/ipc"}]}}`))
+	f.Add([]byte(`{`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fromBundle(dir); err != nil && !errdefs.IsInvalidArgument(err) {
+			t.Fatalf("error of another kind: %v", err)
+		}
+	})
 }
