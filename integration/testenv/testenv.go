@@ -10,6 +10,9 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,6 +130,7 @@ imports = [%[7]q]
   address = %[4]q
 [debug]
   level = "debug"
+  address = %[8]q
 [plugins."io.containerd.shim.v1.manager"]
   socket_dir = %[5]q
 [plugins."io.containerd.cri.v1.runtime"]
@@ -147,7 +151,7 @@ imports = [%[7]q]
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.Address, env.Address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "cni"), dropIn)
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.Address, env.Address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "cni"), dropIn, filepath.Join(dir, "debug.sock"))
 	if err := env.writeCNIConfig(filepath.Join(dir, "cni")); err != nil {
 		return err
 	}
@@ -483,6 +487,29 @@ func (env *Env) ShimProcesses() int {
 		}
 	}
 	return n
+}
+
+// HeapInuse is containerd's live heap in bytes, after a garbage collection
+// (from its pprof endpoint on the debug socket).
+func (env *Env) HeapInuse() (int64, error) {
+	client := http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(env.Dir, "debug.sock"))
+	}}}
+	resp, err := client.Get("http://containerd/debug/pprof/heap?gc=1&debug=1")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, "# HeapInuse = "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no HeapInuse in containerd's heap profile")
 }
 
 // Pid is the running containerd's.
