@@ -496,6 +496,8 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"id with slash", createSandbox("a/b", podSpec("x")), errdefs.IsInvalidArgument},
 		{"id with dots", createSandbox("..", podSpec("x")), errdefs.IsInvalidArgument},
+		{"id with NUL", createSandbox("a\x00b", podSpec("x")), errdefs.IsInvalidArgument},
+		{"id over 1 KiB", createSandbox(strings.Repeat("a", 1100), podSpec("x")), errdefs.IsInvalidArgument},
 		{"duplicate id", createSandbox("dup", podSpec("x")), errdefs.IsAlreadyExists},
 		{"missing netns", createSandbox("netns-missing", podSpec("x"), sandbox.WithNetNSPath("/nonexistent/netns")), errdefs.IsInvalidArgument},
 		{"netns not a netns", createSandbox("netns-file", podSpec("x"), sandbox.WithNetNSPath(notNetNS)), errdefs.IsInvalidArgument},
