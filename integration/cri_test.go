@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,20 @@ func runCRIPod(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, c
 		}
 	})
 	return p
+}
+
+// pausePid is the pod's pause task, from the verbose sandbox status.
+func (p *criPod) pausePid(t *testing.T, ctx context.Context) int {
+	t.Helper()
+	st, err := p.rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.id, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(st.Info["pause_pid"])
+	if err != nil || pid == 0 {
+		t.Fatalf("no pause pid in the sandbox status: %v", st.Info)
+	}
+	return pid
 }
 
 func (p *criPod) start(t *testing.T, ctx context.Context, name string, cmd ...string) string {
@@ -332,15 +347,7 @@ func TestCRIUserNamespacePod(t *testing.T) {
 	if got := strings.Fields(execSync(t, ctx, rt, c, "cat", "/proc/self/uid_map")); strings.Join(got, " ") != "0 200000 65536" {
 		t.Errorf("container uid_map %v", got)
 	}
-	st, err := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: pod.id, Verbose: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pausePid int
-	fmt.Sscan(st.Info["pause_pid"], &pausePid)
-	if pausePid == 0 {
-		t.Fatalf("no pause pid in status info %v", st.Info)
-	}
+	pausePid := pod.pausePid(t, ctx)
 	pauseUserns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/user", pausePid))
 	if got := execSync(t, ctx, rt, c, "readlink", "/proc/self/ns/user"); got != pauseUserns {
 		t.Errorf("container user namespace %s, pause task's %s", got, pauseUserns)

@@ -123,27 +123,12 @@ func TestShimKilled(t *testing.T) {
 	rt, _ := criClients(t)
 	p := runCRIPod(t, ctx, rt, podConfig(t, "shim-killed", false), "pause")
 	c := p.start(t, ctx, "c", "/bin/sleep", "100000")
-	st, err := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.id, Verbose: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pausePid int
-	fmt.Sscan(st.Info["pause_pid"], &pausePid)
+	pausePid := p.pausePid(t, ctx)
 	shim := parentOf(t, pausePid)
 	if err := syscall.Kill(shim, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		ps, err := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.id})
-		cs, cerr := rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: c})
-		if err == nil && cerr == nil && ps.Status.State == cri.PodSandboxState_SANDBOX_NOTREADY &&
-			cs.Status.State == cri.ContainerState_CONTAINER_EXITED {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after its shim died: pod %v (%v), container %v (%v)", ps.GetStatus().GetState(), err, cs.GetStatus().GetState(), cerr)
-		}
-	}
+	waitPodDown(t, ctx, rt, p.id, c, "its shim died")
 	// Its parent-death signal ends it; a zombie waits for a reaper that is
 	// not the shim's business.
 	if state := procState(pausePid); state != "" && state != "Z" {
@@ -159,21 +144,24 @@ func TestPauseKilledFromHost(t *testing.T) {
 	rt, _ := criClients(t)
 	p := runCRIPod(t, ctx, rt, podConfig(t, "pause-killed", false), "pause")
 	c := p.start(t, ctx, "c", "/bin/sleep", "100000")
-	st, _ := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.id, Verbose: true})
-	var pausePid int
-	fmt.Sscan(st.Info["pause_pid"], &pausePid)
-	if err := syscall.Kill(pausePid, syscall.SIGKILL); err != nil {
+	if err := syscall.Kill(p.pausePid(t, ctx), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	waitPodDown(t, ctx, rt, p.id, c, "the pause task died")
+}
+
+// waitPodDown waits until the pod is NOTREADY and its container EXITED.
+func waitPodDown(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, pod, container, after string) {
+	t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		ps, perr := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.id})
-		cs, cerr := rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: c})
+		ps, perr := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: pod})
+		cs, cerr := rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: container})
 		if perr == nil && cerr == nil && ps.Status.State == cri.PodSandboxState_SANDBOX_NOTREADY &&
 			cs.Status.State == cri.ContainerState_CONTAINER_EXITED {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after the pause task died: pod %v (%v), container %v (%v)",
+			t.Fatalf("after %s: pod %v (%v), container %v (%v)", after,
 				ps.GetStatus().GetState(), perr, cs.GetStatus().GetState(), cerr)
 		}
 	}
@@ -250,9 +238,7 @@ func TestExecSyncLeavesNoZombie(t *testing.T) {
 	rt, _ := criClients(t)
 	p := runCRIPod(t, ctx, rt, podConfig(t, "execs", false), "pause")
 	c := p.start(t, ctx, "c", "/bin/sleep", "100000")
-	st, _ := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.id, Verbose: true})
-	var pausePid int
-	fmt.Sscan(st.Info["pause_pid"], &pausePid)
+	pausePid := p.pausePid(t, ctx)
 	shimPid := parentOf(t, pausePid)
 	const execs, workers = 1000, 4
 	jobs := make(chan int, execs)

@@ -99,12 +99,8 @@ func run(pods int, out string) (retErr error) {
 // (stockpause/pause.c, linked statically against libc) and imports it
 // under the name CRI pins.
 func importStockPause(env *testenv.Env) error {
-	bin := filepath.Join(env.Dir, "stock-pause")
-	if out, err := exec.Command("gcc", "-O2", "-static", "-o", bin,
-		filepath.Join(env.Repo, "integration", "bench", "stockpause", "pause.c")).CombinedOutput(); err != nil {
-		return fmt.Errorf("build the stock pause stand-in: %v: %s", err, out)
-	}
-	data, err := os.ReadFile(bin)
+	data, err := testimage.BuildStatic(filepath.Join(env.Repo, "integration", "bench", "stockpause", "pause.c"),
+		filepath.Join(env.Dir, "stock-pause"))
 	if err != nil {
 		return err
 	}

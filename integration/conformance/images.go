@@ -53,26 +53,16 @@ nogroup:x:65534:
 // pushes them to the local registry under their upstream names.
 func publishImages(env *testenv.Env, registry, work string) error {
 	bins := map[string][]byte{}
-	for _, src := range []string{"webserver", "nonewprivs"} {
-		out := filepath.Join(work, src)
-		c := filepath.Join(env.Repo, "integration", "conformance", "standin", src+".c")
-		if msg, err := exec.Command("gcc", "-O2", "-static", "-Wall", "-o", out, c).CombinedOutput(); err != nil {
-			return fmt.Errorf("build %s: %v: %s", src, err, msg)
-		}
-		data, err := os.ReadFile(out)
+	for name, src := range map[string]string{
+		"webserver":  filepath.Join("integration", "conformance", "standin", "webserver.c"),
+		"nonewprivs": filepath.Join("integration", "conformance", "standin", "nonewprivs.c"),
+		"pause":      filepath.Join("integration", "bench", "stockpause", "pause.c"),
+	} {
+		data, err := testimage.BuildStatic(filepath.Join(env.Repo, src), filepath.Join(work, name))
 		if err != nil {
 			return err
 		}
-		bins[src] = data
-	}
-	stockPause := filepath.Join(work, "pause")
-	if msg, err := exec.Command("gcc", "-O2", "-static", "-o", stockPause,
-		filepath.Join(env.Repo, "integration", "bench", "stockpause", "pause.c")).CombinedOutput(); err != nil {
-		return fmt.Errorf("build the pause image: %v: %s", err, msg)
-	}
-	pauseBin, err := os.ReadFile(stockPause)
-	if err != nil {
-		return err
+		bins[name] = data
 	}
 
 	base, err := busybox()
@@ -115,7 +105,7 @@ func publishImages(env *testenv.Env, registry, work string) error {
 			{Path: "etc/passwd", Data: []byte(passwd + "default-user:x:1000:1000::/home/default-user:/bin/sh\n"), Mode: 0o644},
 			{Path: "etc/group", Data: []byte(group + "default-user:x:1000:\ngroup-defined-in-image:x:50000:default-user\n"), Mode: 0o644},
 		}, func(i *testimage.Image) { i.User = "1000" }),
-		testimage.Pause("registry.k8s.io/pause:3.10.2", pauseBin),
+		testimage.Pause("registry.k8s.io/pause:3.10.2", bins["pause"]),
 	}
 	for _, n := range []string{"test-image-1", "test-image-2", "test-image-3"} {
 		images = append(images, marker(criTools+n+":latest", n))

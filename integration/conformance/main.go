@@ -27,7 +27,7 @@ import (
 // alike, each with its reason.
 var skips = []struct{ pattern, reason string }{
 	{`image with digest|digested image`, "the image is pinned by an upstream digest no local build can reproduce"},
-	{`should support network|should support port mapping|should support hostNetwork|should support portforward \\[Conformance\\]`, "fetches http://POD_IP or a host port from the host first: the test CNI bridge has no address on the host, and host ports need portmap and iptables"},
+	{`should support network|should support port mapping|should support hostNetwork|should support portforward \[Conformance\]`, "fetches http://POD_IP or a host port from the host first: the test CNI bridge has no address on the host, and host ports need portmap and iptables"},
 	{`\[Benchmark\]|benchmark`, "benchmarks, not conformance (critest runs them only with -benchmark)"},
 	{`AppArmor|apparmor`, "AppArmor is not enabled on this kernel"},
 	{`SELinux|selinux`, "SELinux is not enabled on this kernel"},

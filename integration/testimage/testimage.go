@@ -202,6 +202,15 @@ func refName(name string) string {
 	return "latest"
 }
 
+// BuildStatic compiles a C program of the repository statically (gcc,
+// against libc) and returns the binary: the stand-ins for upstream images.
+func BuildStatic(src, out string) ([]byte, error) {
+	if msg, err := exec.Command("gcc", "-O2", "-static", "-Wall", "-o", out, src).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("build %s: %v: %s", src, err, msg)
+	}
+	return os.ReadFile(out)
+}
+
 // Import loads an archive into containerd's namespace with ctr.
 func Import(ctrArgs []string, archive string) error {
 	args := append(append([]string{}, ctrArgs...), "images", "import", "--all-platforms", archive)
