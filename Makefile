@@ -54,11 +54,18 @@ lint: $(PAUSE_ELF)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
+# The shim, and a containerd drop-in declaring the CRI handler "pause" with
+# the installed shim's absolute path (containerd then needs no PATH for it).
+CONTAINERD_CONFDIR ?= /etc/containerd/conf.d
 install: build
 	install -D -m 0755 $(SHIM) $(DESTDIR)$(PREFIX)/bin/containerd-shim-pause-v2
+	install -d $(DESTDIR)$(CONTAINERD_CONFDIR)
+	sed 's#^  runtime_type = "io.containerd.pause.v2"#  runtime_type = "$(PREFIX)/bin/containerd-shim-pause-v2"#' \
+		deploy/containerd-pause.toml > $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
+	chmod 0644 $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/bin/containerd-shim-pause-v2
+	rm -f $(DESTDIR)$(PREFIX)/bin/containerd-shim-pause-v2 $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
 
 clean:
 	rm -rf bin $(OUTPUT) $(PAUSE_ELF)

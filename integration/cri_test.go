@@ -27,12 +27,18 @@ const pauseImage = "registry.k8s.io/pause:3.10.2"
 // criClients dial containerd's CRI over its gRPC socket, as the kubelet does.
 func criClients(t *testing.T) (cri.RuntimeServiceClient, cri.ImageServiceClient) {
 	t.Helper()
-	conn, err := grpc.NewClient("unix://"+env.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, rt := dialCRI(t, env.Address)
+	t.Cleanup(func() { conn.Close() })
+	return rt, cri.NewImageServiceClient(conn)
+}
+
+func dialCRI(t *testing.T, address string) (*grpc.ClientConn, cri.RuntimeServiceClient) {
+	t.Helper()
+	conn, err := grpc.NewClient("unix://"+address, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	return cri.NewRuntimeServiceClient(conn), cri.NewImageServiceClient(conn)
+	return conn, cri.NewRuntimeServiceClient(conn)
 }
 
 // criPod is a pod started through CRI, removed at the end of the test.

@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net"
 	"net/http"
@@ -48,6 +49,12 @@ func WithRegistryMirror(hostport string) Option {
 	return func(e *Env) { e.mirror = hostport }
 }
 
+// WithDropIn makes containerd import the given drop-in (a glob, as in
+// containerd's imports) instead of the repository's deploy/ one.
+func WithDropIn(pattern string) Option {
+	return func(e *Env) { e.dropIn = pattern }
+}
+
 // Env is one private containerd.
 type Env struct {
 	Dir       string // private root of everything: state, sockets, rootfs
@@ -63,6 +70,7 @@ type Env struct {
 	config      string        // its configuration file
 	netnsBefore map[string]bool
 	mirror      string
+	dropIn      string
 }
 
 // Prerequisites says what is missing to run a private containerd here (""
@@ -118,6 +126,9 @@ func (env *Env) start() error {
 	}
 	env.Rootfs = filepath.Join(dir, "rootfs")
 	dropIn := filepath.Join(env.Repo, "deploy", "containerd-pause.toml")
+	if env.dropIn != "" {
+		dropIn = env.dropIn
+	}
 	config := fmt.Sprintf(`version = 3
 root = %[1]q
 state = %[2]q
@@ -301,7 +312,9 @@ func makeRootfs(root string) error {
 
 // bridgeName is the suite's CNI bridge. It has no address on the host
 // (isGateway false): pod addresses live only in the pods' namespaces.
-func (env *Env) bridgeName() string { return fmt.Sprintf("pzt%d", os.Getpid()%100000) }
+func (env *Env) bridgeName() string {
+	return fmt.Sprintf("pz%08x", crc32.ChecksumIEEE([]byte(env.Dir)))
+}
 
 func (env *Env) writeCNIConfig(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
