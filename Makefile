@@ -22,7 +22,7 @@ PAUSE_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 
 export PATH := $(DEPS_DIR)/bin:$(PATH)
 
-.PHONY: all build pause deps test unit integration demo install uninstall lint clean soak bench conformance deps-conformance conformance-fast
+.PHONY: all build pause deps test unit integration demo install uninstall lint clean image soak bench conformance deps-conformance conformance-fast
 
 all: build
 
@@ -63,6 +63,11 @@ install: build
 	sed 's#^  runtime_type = "io.containerd.pause.v2"#  runtime_type = "$(PREFIX)/bin/containerd-shim-pause-v2"#' \
 		deploy/containerd-pause.toml > $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
 	chmod 0644 $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
+
+# The DaemonSet installer's image (deploy/installer.yaml) as an OCI archive.
+IMAGE ?= containerd-shim-pause-v2-installer:latest
+image: build
+	mkdir -p $(OUTPUT) && $(GO) run ./integration/testimage/mkinstaller $(SHIM) $(IMAGE) $(OUTPUT)/installer-image.tar
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/containerd-shim-pause-v2 $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml

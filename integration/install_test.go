@@ -83,3 +83,34 @@ func TestInstallAndUninstall(t *testing.T) {
 		t.Errorf("make uninstall left %v", left)
 	}
 }
+
+// TestInstallerImage: `make image` writes an OCI archive that ctr imports,
+// and the image's install.sh puts the shim and the drop-in under a host root.
+func TestInstallerImage(t *testing.T) {
+	requireEnv(t)
+	out := t.TempDir()
+	const image = "localhost/containerd-shim-pause-v2-installer:test"
+	cmd := exec.Command("make", "-C", env.Repo, "image", "OUTPUT="+out, "IMAGE="+image)
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("make image: %v: %s", err, msg)
+	}
+	if msg, err := ctr(t, "images", "import", filepath.Join(out, "installer-image.tar")); err != nil {
+		t.Fatalf("ctr images import: %v: %s", err, msg)
+	}
+	defer ctr(t, "images", "rm", "--sync", image)
+	host := t.TempDir()
+	msg, err := ctr(t, "run", "--rm", "--runtime", runtimeName,
+		"--mount", "type=bind,src="+host+",dst=/host,options=rbind:rw", image, "installer-run")
+	if err != nil || !strings.Contains(msg, "installed containerd-shim-pause-v2") {
+		t.Fatalf("installer: %v: %s", err, msg)
+	}
+	shim, _ := os.ReadFile(filepath.Join(host, "usr", "local", "bin", "containerd-shim-pause-v2"))
+	want, _ := os.ReadFile(filepath.Join(env.Repo, "bin", "containerd-shim-pause-v2"))
+	if len(shim) == 0 || string(shim) != string(want) {
+		t.Error("the installed shim is not the built one")
+	}
+	conf, _ := os.ReadFile(filepath.Join(host, "etc", "containerd", "conf.d", "pause.toml"))
+	if !strings.Contains(string(conf), `runtime_type = "/usr/local/bin/containerd-shim-pause-v2"`) {
+		t.Errorf("installed drop-in: %s", conf)
+	}
+}
