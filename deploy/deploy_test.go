@@ -12,6 +12,8 @@ import (
 	nodev1 "k8s.io/api/node/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/options"
 )
 
 func decodeStrict(t *testing.T, path string, into any) {
@@ -86,5 +88,41 @@ func TestContainerdDropIn(t *testing.T) {
 	r := cfg.Plugins["io.containerd.cri.v1.runtime"].Containerd.Runtimes["pause"]
 	if cfg.Version != 3 || r.RuntimeType != "io.containerd.pause.v2" || r.Sandboxer != "shim" || !r.DisablePauseImagePull {
 		t.Errorf("drop-in: version %d, runtime %+v", cfg.Version, r)
+	}
+}
+
+// TestDropInDocumentsDefaults: the drop-in's commented options table names
+// every runtime option with its default, as the shim parses it.
+func TestDropInDocumentsDefaults(t *testing.T) {
+	data, err := os.ReadFile("containerd-pause.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, example, found := strings.Cut(string(data), ".pause.options]\n")
+	if !found {
+		t.Fatal("no commented options table in the drop-in")
+	}
+	var table strings.Builder
+	for _, line := range strings.Split(example, "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "#"))
+		if value, _, _ := strings.Cut(line, " #"); value != "" {
+			table.WriteString(value + "\n")
+		}
+	}
+	o, err := options.Parse([]byte(table.String()))
+	if err != nil {
+		t.Fatalf("the documented options do not parse: %v\n%s", err, table.String())
+	}
+	if o.BinaryName != options.DefaultRuncBinary || o.Root != options.DefaultRuncRoot {
+		t.Errorf("documented runc defaults %q %q, want %q %q", o.BinaryName, o.Root, options.DefaultRuncBinary, options.DefaultRuncRoot)
+	}
+	o.BinaryName, o.Root = "", ""
+	if o != options.Default() {
+		t.Errorf("documented options %+v, want the defaults %+v", o, options.Default())
+	}
+	for _, key := range options.Keys() {
+		if !strings.Contains(table.String(), key+" = ") {
+			t.Errorf("option %s is not documented in the drop-in", key)
+		}
 	}
 }

@@ -167,6 +167,20 @@ func waitPodDown(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient,
 	}
 }
 
+// waitExited waits until CRI reports the container exited, and returns its status.
+func waitExited(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, id string, within time.Duration) *cri.ContainerStatus {
+	t.Helper()
+	for deadline := time.Now().Add(within); ; time.Sleep(100 * time.Millisecond) {
+		cs, err := rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: id})
+		if err == nil && cs.Status.State == cri.ContainerState_CONTAINER_EXITED {
+			return cs.Status
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("container %s has not exited after %v: %v %v", id, within, cs.GetStatus().GetState(), err)
+		}
+	}
+}
+
 // statFields are the fields of /proc/PID/stat after the command name:
 // state, parent's pid, ...; nil when the process is gone.
 func statFields(pid int) []string {
@@ -212,19 +226,9 @@ func TestOOMKilled(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	var cs *cri.ContainerStatusResponse
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-		var err error
-		cs, err = rt.ContainerStatus(ctx, &cri.ContainerStatusRequest{ContainerId: hog})
-		if err == nil && cs.Status.State == cri.ContainerState_CONTAINER_EXITED {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the container over its memory limit still runs: %v %v", cs.GetStatus().GetState(), err)
-		}
-	}
-	if cs.Status.ExitCode != 137 || cs.Status.Reason != "OOMKilled" {
-		t.Errorf("exit %d, reason %q; want 137, OOMKilled", cs.Status.ExitCode, cs.Status.Reason)
+	cs := waitExited(t, ctx, rt, hog, time.Minute)
+	if cs.ExitCode != 137 || cs.Reason != "OOMKilled" {
+		t.Errorf("exit %d, reason %q; want 137, OOMKilled", cs.ExitCode, cs.Reason)
 	}
 	if out := execSync(t, ctx, rt, neighbour, "echo", "still here"); out != "still here" {
 		t.Errorf("neighbour: %q", out)

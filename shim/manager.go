@@ -24,6 +24,7 @@ import (
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task"
 )
 
@@ -56,6 +57,12 @@ func NewManager(name string) *Manager {
 func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *bootapi.BootstrapResult, retErr error) {
 	result := &bootapi.BootstrapResult{Version: 3, Protocol: "ttrpc"}
 	id := opts.GetInstanceID()
+	// Options are checked at every start, so a bad options table fails
+	// the pod that meets it with the key's name, not a later call.
+	runtimeOpts, err := options.FromBootstrap(opts)
+	if err != nil {
+		return nil, err
+	}
 	grouping, err := groupOf(id, "config.json")
 	if err != nil {
 		return nil, err
@@ -102,6 +109,7 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 	if err != nil {
 		return nil, err
 	}
+	cmd.Env = append(cmd.Env, options.Env+"="+runtimeOpts.Encode())
 	cmd.ExtraFiles = []*os.File{f}
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -113,6 +121,11 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 	}()
 	// The server outlives this process; reap it only if it dies first.
 	go func() { _ = cmd.Wait() }()
+	if path := runtimeOpts.ShimCgroup; path != "" {
+		if err := task.JoinCgroup(path, cmd.Process.Pid); err != nil {
+			return nil, fmt.Errorf("move shim into ShimCgroup: %w", err)
+		}
+	}
 	if err := shim.AdjustOOMScore(cmd.Process.Pid); err != nil {
 		return nil, fmt.Errorf("adjust OOM score of shim: %w", err)
 	}

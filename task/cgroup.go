@@ -9,6 +9,7 @@ import (
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/containerd/cgroups/v3/cgroup2"
+	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -103,4 +104,17 @@ func (c v2Cgroup) Delete() error            { return c.m.Delete() }
 func (c v2Cgroup) Stat() (any, error)       { return c.m.Stat() }
 func (c v2Cgroup) Update(r *specs.LinuxResources) error {
 	return c.m.Update(cgroup2.ToResources(r))
+}
+
+// JoinCgroup moves process pid into the existing cgroup at path (the
+// ShimCgroup an operator gives the shims, as runc.v2 does with its own).
+func JoinCgroup(path string, pid int) error {
+	cg, err := loadCgroup(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("cgroup %s does not exist: %w", path, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("cgroup %s: %w", path, err)
+	}
+	return cg.AddProc(uint64(pid))
 }

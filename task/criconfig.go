@@ -14,9 +14,13 @@ import (
 // descriptors of the whole CRI API on first use: ~1 MB of memory per pod,
 // measured, for a handful of fields.
 const (
+	podConfigMetadata = 1 // PodSandboxMetadata
 	podConfigHostname = 2 // string
 	podConfigDNS      = 4 // DNSConfig
 	podConfigLinux    = 8 // LinuxPodSandboxConfig
+
+	metadataName      = 1 // string
+	metadataNamespace = 3 // string
 
 	dnsServers  = 1 // repeated string
 	dnsSearches = 2 // repeated string
@@ -54,13 +58,15 @@ const (
 
 // criPodConfig is what the shim reads of a PodSandboxConfig.
 type criPodConfig struct {
-	Hostname     string
-	DNS          *dnsConfig
-	CgroupParent string
-	Sysctls      map[string]string
-	Network      uint64 // NamespaceMode
-	PID          uint64
-	IPC          uint64
+	// Name and Namespace are the Kubernetes pod's, for the logs.
+	Name, Namespace string
+	Hostname        string
+	DNS             *dnsConfig
+	CgroupParent    string
+	Sysctls         map[string]string
+	Network         uint64 // NamespaceMode
+	PID             uint64
+	IPC             uint64
 	// Userns is the pod's user namespace request; nil: none (the host's).
 	Userns *usernsConfig
 }
@@ -83,6 +89,16 @@ func decodeCRIPodConfig(b []byte) (*criPodConfig, error) {
 	c := &criPodConfig{}
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
 		switch {
+		case num == podConfigMetadata && typ == protowire.BytesType:
+			return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+				switch {
+				case num == metadataName && typ == protowire.BytesType:
+					c.Name = string(v)
+				case num == metadataNamespace && typ == protowire.BytesType:
+					c.Namespace = string(v)
+				}
+				return nil
+			})
 		case num == podConfigHostname && typ == protowire.BytesType:
 			c.Hostname = string(v)
 		case num == podConfigDNS && typ == protowire.BytesType:

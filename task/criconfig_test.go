@@ -36,7 +36,8 @@ func samplePodConfig() *cri.PodSandboxConfig {
 func agree(t *testing.T, want *cri.PodSandboxConfig, got *criPodConfig) {
 	t.Helper()
 	ns := want.GetLinux().GetSecurityContext().GetNamespaceOptions()
-	if got.Hostname != want.GetHostname() || got.CgroupParent != want.GetLinux().GetCgroupParent() ||
+	if got.Name != want.GetMetadata().GetName() || got.Namespace != want.GetMetadata().GetNamespace() ||
+		got.Hostname != want.GetHostname() || got.CgroupParent != want.GetLinux().GetCgroupParent() ||
 		got.Network != uint64(ns.GetNetwork()) || got.PID != uint64(ns.GetPid()) || got.IPC != uint64(ns.GetIpc()) ||
 		!maps.Equal(got.Sysctls, want.GetLinux().GetSysctls()) {
 		t.Fatalf("decoded %+v, want %v", got, want)

@@ -54,6 +54,9 @@ type pod struct {
 	pause     *pause.Process // nil until StartSandbox
 	placed    chan struct{}  // closed once the pause task is in its cgroup
 	shutdown  bool
+	// started: StartSandbox succeeded; until then startTimer may abandon it.
+	started    bool
+	startTimer *time.Timer
 }
 
 // newPod checks the pod's configuration and prepares (without starting) its

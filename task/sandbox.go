@@ -87,12 +87,15 @@ func (x *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.Create
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	p, err := newPod(r.SandboxID, ns, r.BundlePath, cfg, DefaultPauseUID, DefaultPauseGID)
+	p, err := newPod(r.SandboxID, ns, r.BundlePath, cfg, s.opts.PauseUID, s.opts.PauseGID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	s.pod = p
-	log.G(ctx).WithFields(log.Fields{"sandbox": r.SandboxID, "netns": cfg.NetNSPath, "cri": cfg.FromCRI}).Info("sandbox created")
+	fields := podLogFields(r.SandboxID, cfg)
+	s.logFields.Store(&fields)
+	p.startTimer = time.AfterFunc(time.Duration(s.opts.StartTimeout), func() { s.abandon(context.WithoutCancel(ctx), p) })
+	log.G(ctx).WithFields(fields).WithFields(log.Fields{"netns": cfg.NetNSPath, "cri": cfg.FromCRI}).Info("sandbox created")
 	return &sandboxAPI.CreateSandboxResponse{}, nil
 }
 
@@ -114,12 +117,42 @@ func (x *sandboxService) StartSandbox(ctx context.Context, r *sandboxAPI.StartSa
 	if err := p.start(ctx, s.containerdRoot); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	p.started = true
+	p.startTimer.Stop()
 	go s.onPauseExit(ctx, p)
 	log.G(ctx).WithFields(log.Fields{"sandbox": r.SandboxID, "pid": p.pause.Pid}).Info("sandbox started")
 	return &sandboxAPI.StartSandboxResponse{
 		Pid:       uint32(p.pause.Pid),
 		CreatedAt: protobuf.ToTimestamp(p.createdAt),
 	}, nil
+}
+
+// abandon removes a pod that was created but not started within the
+// StartTimeout, and ends the shim: containerd's CRI shuts a sandbox down only
+// if it fails after StartSandbox, so a pod whose pause image pull or start
+// failed would otherwise keep its shim, and its cgroup, for ever.
+func (s *Service) abandon(ctx context.Context, p *pod) {
+	s.mu.Lock()
+	if s.pod != p || p.started || p.shutdown {
+		s.mu.Unlock()
+		return
+	}
+	p.cleanup(ctx)
+	p.shutdown = true
+	s.mu.Unlock()
+	log.G(ctx).WithField("start_timeout", time.Duration(s.opts.StartTimeout)).Warn("sandbox created but never started: removed, shim exits")
+	removeSockets(shimSockets(ctx, s.grpcAddress, p.state.ID))
+	_, _ = s.runc.Shutdown(ctx, &taskAPI.ShutdownRequest{})
+}
+
+// podLogFields name a pod in the shim's log: its sandbox id, and for a
+// Kubernetes pod its namespace/name as kubectl shows it.
+func podLogFields(id string, cfg *podConfig) log.Fields {
+	f := log.Fields{"sandbox": id}
+	if c := cfg.CRI; c != nil && c.Name != "" {
+		f["pod"] = c.Namespace + "/" + c.Name
+	}
+	return f
 }
 
 // onPauseExit ends the pod's containers when its pause task dies: without it
@@ -149,6 +182,9 @@ func (x *sandboxService) StopSandbox(ctx context.Context, r *sandboxAPI.StopSand
 		return nil, errgrpc.ToGRPC(err)
 	}
 	timeout := time.Duration(r.TimeoutSecs) * time.Second
+	if timeout == 0 {
+		timeout = time.Duration(s.opts.DefaultStopTimeout)
+	}
 	s.stopMembers(ctx, timeout)
 	p.stopPause(ctx)
 	log.G(ctx).WithFields(log.Fields{"sandbox": r.SandboxID, "took": time.Since(start)}).Info("sandbox stopped")

@@ -14,8 +14,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
+	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	"github.com/containerd/containerd/api/types/task"
 	runctask "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2/task"
 	"github.com/containerd/containerd/v2/pkg/identifiers"
@@ -27,14 +30,11 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
 
-	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
-)
+	"google.golang.org/protobuf/types/known/anypb"
 
-// Default credentials of the pause task: the conventional "nobody" of
-// container images, never a uid the host gives a person.
-const (
-	DefaultPauseUID = 65535
-	DefaultPauseGID = 65535
+	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/options"
 )
 
 // Service holds the shim's pod and its containers.
@@ -44,6 +44,10 @@ type Service struct {
 	grpcAddress string
 	// containerdRoot is containerd's root directory (see ContainerdRootEnv).
 	containerdRoot string
+	// opts are the runtime's options, as `start` checked them.
+	opts options.Options
+	// logFields name the pod on every log line once it exists.
+	logFields atomic.Pointer[log.Fields]
 
 	mu      sync.Mutex
 	pod     *pod                // nil until CreateSandbox
@@ -52,11 +56,31 @@ type Service struct {
 
 // NewService wraps containerd's runc task service with the pod.
 func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service, grpcAddress string) (*Service, error) {
+	opts, err := options.FromEnv()
+	if err != nil {
+		return nil, err
+	}
+	if opts.LogLevel != "" {
+		if err := log.SetLevel(opts.LogLevel); err != nil {
+			return nil, err
+		}
+	}
 	r, err := runctask.NewTaskService(ctx, publisher, sd)
 	if err != nil {
 		return nil, err
 	}
-	return &Service{runc: r, grpcAddress: grpcAddress, containerdRoot: os.Getenv(ContainerdRootEnv), members: map[string]struct{}{}}, nil
+	return &Service{runc: r, grpcAddress: grpcAddress, containerdRoot: os.Getenv(ContainerdRootEnv), opts: opts, members: map[string]struct{}{}}, nil
+}
+
+// UnaryServerInterceptor puts the pod's fields on the logger of every call,
+// so each line of the shim's log says which pod it is about.
+func (s *Service) UnaryServerInterceptor() ttrpc.UnaryServerInterceptor {
+	return func(ctx context.Context, unmarshal ttrpc.Unmarshaler, _ *ttrpc.UnaryServerInfo, method ttrpc.Method) (any, error) {
+		if f := s.logFields.Load(); f != nil {
+			ctx = log.WithLogger(ctx, log.G(ctx).WithFields(*f))
+		}
+		return method(ctx, unmarshal)
+	}
 }
 
 // RegisterTTRPC serves task v3 and sandbox v1 on the shim's one socket.
@@ -89,16 +113,42 @@ func (t *taskService) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) 
 	if !filepath.IsAbs(r.Bundle) {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "bundle path %q is not absolute", r.Bundle)
 	}
+	if err := t.s.runcOptions(r); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
 	sandboxID := sandboxOf(r.Bundle)
 	joined, err := t.s.admit(ctx, r, sandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	ctx = log.WithLogger(ctx, log.G(ctx).WithField("container", r.ID))
 	resp, err := t.TTRPCTaskService.Create(ctx, r)
-	if err != nil && joined {
-		t.s.forget(r.ID)
+	if err != nil {
+		if joined {
+			t.s.forget(r.ID)
+		}
+		return nil, err
 	}
-	return resp, err
+	log.G(ctx).WithField("pid", resp.Pid).Info("container created")
+	return resp, nil
+}
+
+// runcOptions gives runc.v2's task service the runc options it reads: the
+// runtime's options table reaches a task as containerd's generic
+// runtimeoptions, which runc.v2 cannot read. Runc's own options pass as sent.
+func (s *Service) runcOptions(r *taskAPI.CreateTaskRequest) error {
+	if r.Options.GetTypeUrl() == "" || r.Options.MessageIs(&runcoptions.Options{}) {
+		return nil
+	}
+	if !r.Options.MessageIs(&runtimeoptions.Options{}) {
+		return fmt.Errorf("task options of type %q: want runtime or runc options: %w", r.Options.GetTypeUrl(), errdefs.ErrInvalidArgument)
+	}
+	opts, err := anypb.New(s.opts.Runc())
+	if err != nil {
+		return err
+	}
+	r.Options = opts
+	return nil
 }
 
 // admit joins a container to the pod it was routed to. It tells whether the
@@ -128,7 +178,7 @@ func (s *Service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest, sandb
 		return false, err
 	}
 	s.members[r.ID] = struct{}{}
-	log.G(ctx).WithFields(log.Fields{"sandbox": sandboxID, "container": r.ID}).Debug("container joins pod")
+	log.G(ctx).WithField("container", r.ID).Debug("container joins pod")
 	return true, nil
 }
 
@@ -142,6 +192,15 @@ func (t *taskService) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*ta
 	resp, err := t.TTRPCTaskService.Delete(ctx, r)
 	if err == nil && r.ExecID == "" {
 		t.s.forget(r.ID)
+		log.G(ctx).WithFields(log.Fields{"container": r.ID, "exit_status": resp.ExitStatus}).Info("container deleted")
+	}
+	return resp, err
+}
+
+func (t *taskService) Start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.StartResponse, error) {
+	resp, err := t.TTRPCTaskService.Start(ctx, r)
+	if err == nil {
+		log.G(ctx).WithFields(log.Fields{"container": r.ID, "exec": r.ExecID, "pid": resp.Pid}).Debug("process started")
 	}
 	return resp, err
 }

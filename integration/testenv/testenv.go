@@ -55,6 +55,31 @@ func WithDropIn(pattern string) Option {
 	return func(e *Env) { e.dropIn = pattern }
 }
 
+// WithLogLevel sets containerd's log level (debug by default), which is
+// also the level containerd asks of the shims it starts.
+func WithLogLevel(level string) Option {
+	return func(e *Env) { e.logLevel = level }
+}
+
+// Runtime is a CRI runtime handler on this shim.
+type Runtime struct {
+	Name string
+	// Options is the body of its options table: key = value lines.
+	Options string
+	// PullPauseImage leaves CRI's pause image pull on, as a handler that
+	// forgot disable_pause_image_pull would.
+	PullPauseImage bool
+}
+
+// WithRuntime adds a CRI runtime handler on this shim.
+func WithRuntime(r Runtime) Option {
+	return func(e *Env) {
+		table := `plugins."io.containerd.cri.v1.runtime".containerd.runtimes.` + r.Name
+		e.runtimes += fmt.Sprintf("[%s]\n  runtime_type = %q\n  sandboxer = \"shim\"\n  disable_pause_image_pull = %t\n[%s.options]\n%s\n",
+			table, RuntimeName, !r.PullPauseImage, table, r.Options)
+	}
+}
+
 // Env is one private containerd.
 type Env struct {
 	Dir       string // private root of everything: state, sockets, rootfs
@@ -71,6 +96,8 @@ type Env struct {
 	netnsBefore map[string]bool
 	mirror      string
 	dropIn      string
+	logLevel    string
+	runtimes    string // extra CRI runtime tables
 }
 
 // Prerequisites says what is missing to run a private containerd here (""
@@ -102,7 +129,7 @@ func Prerequisites(repo string) (shim string, missing string) {
 // Start runs a private containerd whose containerd namespace is namespace.
 // Call Stop (and Leaks) when done, also after an error.
 func Start(repo, shim, namespace string, opts ...Option) (*Env, error) {
-	e := &Env{Shim: shim, Repo: repo, Namespace: namespace, netnsBefore: netnsEntries()}
+	e := &Env{Shim: shim, Repo: repo, Namespace: namespace, netnsBefore: netnsEntries(), logLevel: "debug"}
 	for _, o := range opts {
 		o(e)
 	}
@@ -140,7 +167,7 @@ imports = [%[7]q]
 [ttrpc]
   address = %[4]q
 [debug]
-  level = "debug"
+  level = %[9]q
   address = %[8]q
 [plugins."io.containerd.shim.v1.manager"]
   socket_dir = %[5]q
@@ -162,7 +189,7 @@ imports = [%[7]q]
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.Address, env.Address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "cni"), dropIn, filepath.Join(dir, "debug.sock"))
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.Address, env.Address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "cni"), dropIn, filepath.Join(dir, "debug.sock"), env.logLevel) + env.runtimes
 	if err := env.writeCNIConfig(filepath.Join(dir, "cni")); err != nil {
 		return err
 	}
