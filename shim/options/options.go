@@ -232,10 +232,8 @@ func (o Options) check() error {
 	if o.StartTimeout == 0 {
 		return invalid(fmt.Errorf("StartTimeout must be above 0"))
 	}
-	if o.LogLevel != "" {
-		if !slices.Contains(logLevels, o.LogLevel) {
-			return invalid(fmt.Errorf("LogLevel %q: want trace, debug, info, warn or error", o.LogLevel))
-		}
+	if o.LogLevel != "" && !slices.Contains(logLevels, o.LogLevel) {
+		return invalid(fmt.Errorf("LogLevel %q: want trace, debug, info, warn or error", o.LogLevel))
 	}
 	return nil
 }
