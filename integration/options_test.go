@@ -23,17 +23,7 @@ import (
 func TestRuntimeOptions(t *testing.T) {
 	requireEnv(t)
 	dir := t.TempDir()
-	runc, err := exec.LookPath("runc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	// BinaryName: a runc that notes each call, so the test sees it used.
-	calls := filepath.Join(dir, "runc-calls")
-	wrapper := filepath.Join(dir, "runc-noted")
-	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", calls, runc)
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	wrapper, calls := notingRunc(t, dir)
 	runcRoot := filepath.Join(dir, "runc-root")
 	// ShimCgroup must exist, as with runc.v2: the operator makes it.
 	shimCgroup := fmt.Sprintf("/pause-it-shims-%d", os.Getpid())
@@ -202,6 +192,56 @@ LogLevel = "debug"`, wrapper, runcRoot, shimCgroup)}),
 			}
 		}
 	})
+}
+
+// TestPlainContainerRuntimeConfigPath: a plain container (`ctr run --runtime`)
+// takes the same options from a file (`--runtime-config-path`); a bad file
+// fails the container with the key's name.
+func TestPlainContainerRuntimeConfigPath(t *testing.T) {
+	requireEnv(t)
+	dir := t.TempDir()
+	wrapper, calls := notingRunc(t, dir)
+	root := filepath.Join(dir, "runc-root")
+	config := filepath.Join(dir, "pause.toml")
+	if err := os.WriteFile(config, []byte(fmt.Sprintf("BinaryName = %q\nRoot = %q\n", wrapper, root)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := ctr(t, "run", "--rm", "--rootfs", env.Rootfs, "--runtime", runtimeName, "--runtime-config-path", config,
+		"configured", "/bin/sh", "-c", "echo configured-ok")
+	if err != nil || !strings.Contains(out, "configured-ok") {
+		t.Fatalf("ctr run with --runtime-config-path: %v: %s", err, out)
+	}
+	noted, err := os.ReadFile(calls)
+	if err != nil || !strings.Contains(string(noted), "--root "+filepath.Join(root, env.Namespace)) || !strings.Contains(string(noted), "create") {
+		t.Errorf("the container did not run through BinaryName under Root: %v\n%s", err, noted)
+	}
+
+	if err := os.WriteFile(config, []byte("Bogus = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = ctr(t, "run", "--rm", "--rootfs", env.Rootfs, "--runtime", runtimeName, "--runtime-config-path", config,
+		"misconfigured", "/bin/true")
+	_, _ = ctr(t, "container", "rm", "misconfigured")
+	if err == nil || !strings.Contains(out, `unknown option "Bogus"`) {
+		t.Errorf("ctr run with a bad config file: %v: %s", err, out)
+	}
+}
+
+// notingRunc writes a runc that notes each call's arguments in calls, so a
+// test sees which runc ran and how.
+func notingRunc(t *testing.T, dir string) (wrapper, calls string) {
+	t.Helper()
+	runc, err := exec.LookPath("runc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls = filepath.Join(dir, "runc-calls")
+	wrapper = filepath.Join(dir, "runc-noted")
+	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s\nexec %s \"$@\"\n", calls, runc)
+	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return wrapper, calls
 }
 
 // unifiedRoot tells whether a cgroup root is the v2 hierarchy (there cpuset
