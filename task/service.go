@@ -16,6 +16,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
@@ -29,10 +30,7 @@ import (
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
-
 	"google.golang.org/protobuf/types/known/anypb"
-
-	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/options"
 )
