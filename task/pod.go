@@ -176,7 +176,7 @@ func (p *pod) placePause(ctx context.Context) {
 		}
 	}
 	if err != nil && !p.pause.Exited() {
-		log.G(ctx).WithError(err).WithField("sandbox", p.state.ID).Warn("move pause task into its cgroup")
+		log.G(ctx).WithError(err).Warn("move pause task into its cgroup")
 	}
 }
 
@@ -195,7 +195,7 @@ func (p *pod) stopPause(ctx context.Context) {
 	case <-time.After(pauseStopGrace):
 	case <-ctx.Done():
 	}
-	log.G(ctx).WithField("sandbox", p.state.ID).Warn("pause task ignored SIGTERM, killing it")
+	log.G(ctx).Warn("pause task ignored SIGTERM, killing it")
 	_ = p.pause.Signal(syscall.SIGKILL)
 	<-p.pause.Done()
 }

@@ -120,7 +120,7 @@ func (x *sandboxService) StartSandbox(ctx context.Context, r *sandboxAPI.StartSa
 	p.started = true
 	p.startTimer.Stop()
 	go s.onPauseExit(ctx, p)
-	log.G(ctx).WithFields(log.Fields{"sandbox": r.SandboxID, "pid": p.pause.Pid}).Info("sandbox started")
+	log.G(ctx).WithField("pid", p.pause.Pid).Info("sandbox started")
 	return &sandboxAPI.StartSandboxResponse{
 		Pid:       uint32(p.pause.Pid),
 		CreatedAt: protobuf.ToTimestamp(p.createdAt),
@@ -141,8 +141,7 @@ func (s *Service) abandon(ctx context.Context, p *pod) {
 	p.shutdown = true
 	s.mu.Unlock()
 	log.G(ctx).WithField("start_timeout", time.Duration(s.opts.StartTimeout)).Warn("sandbox created but never started: removed, shim exits")
-	removeSockets(shimSockets(ctx, s.grpcAddress, p.state.ID))
-	_, _ = s.runc.Shutdown(ctx, &taskAPI.ShutdownRequest{})
+	s.exitAfterReply(ctx, p.state.ID)
 }
 
 // podLogFields name a pod in the shim's log: its sandbox id, and for a
@@ -160,7 +159,7 @@ func podLogFields(id string, cfg *podConfig) log.Fields {
 func (s *Service) onPauseExit(ctx context.Context, p *pod) {
 	<-p.pause.Done()
 	status, _ := p.pause.Exit()
-	log.G(ctx).WithFields(log.Fields{"sandbox": p.state.ID, "status": status}).Info("pause task exited")
+	log.G(ctx).WithField("status", status).Info("pause task exited")
 	s.signalMembers(context.WithoutCancel(ctx), syscall.SIGKILL)
 }
 
@@ -187,7 +186,7 @@ func (x *sandboxService) StopSandbox(ctx context.Context, r *sandboxAPI.StopSand
 	}
 	s.stopMembers(ctx, timeout)
 	p.stopPause(ctx)
-	log.G(ctx).WithFields(log.Fields{"sandbox": r.SandboxID, "took": time.Since(start)}).Info("sandbox stopped")
+	log.G(ctx).WithField("took", time.Since(start)).Info("sandbox stopped")
 	return &sandboxAPI.StopSandboxResponse{}, nil
 }
 
@@ -332,7 +331,7 @@ func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.Shut
 	p.cleanup(ctx)
 	p.shutdown = true
 	s.mu.Unlock()
-	log.G(ctx).WithFields(log.Fields{"sandbox": r.SandboxID, "took": time.Since(start)}).Info("sandbox shut down")
+	log.G(ctx).WithField("took", time.Since(start)).Info("sandbox shut down")
 	s.exitAfterReply(ctx, r.SandboxID)
 	return &sandboxAPI.ShutdownSandboxResponse{}, nil
 }
@@ -341,9 +340,10 @@ func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.Shut
 const replyGrace = 200 * time.Millisecond
 
 // exitAfterReply ends the shim (once no container is left) shortly after
-// this call has answered. pkg/shim exits as soon as shutdown begins, without
-// draining the ttrpc server, and containerd's sandbox controller, unlike its
-// task manager, takes a connection closed before the reply for a failure.
+// the current call has answered (abandon has no call: the delay is
+// harmless). pkg/shim exits as soon as shutdown begins, without draining the
+// ttrpc server, and containerd's sandbox controller, unlike its task manager,
+// takes a connection closed before the reply for a failure.
 //
 // containerd deletes the bundle as soon as the reply arrives, and pkg/shim
 // finds its socket at exit through a link in the bundle: the socket is
