@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"encoding/json"
 	"context"
 	"fmt"
 	"io"
@@ -57,7 +58,14 @@ func podConfig(t *testing.T, name string, hostNetwork bool) *cri.PodSandboxConfi
 	}
 	uid := fmt.Sprintf("%s-%d", name, time.Now().UnixNano())
 	cgroupParent := "/" + env.Namespace + "/pod" + uid
-	t.Cleanup(func() { removeCgroup(t, cgroupParent) })
+	if testenv.SystemdDriver() {
+		// As the kubelet's systemd driver names a BestEffort pod's slice
+		// (a dash opens a level of the slice tree: none in the uid).
+		cgroupParent = "pauseit-besteffort-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice"
+		t.Cleanup(func() { testenv.StopUnit(t, cgroupParent) })
+	} else {
+		t.Cleanup(func() { removeCgroup(t, cgroupParent) })
+	}
 	sysctls := map[string]string{"kernel.shm_rmid_forced": "1"}
 	if !hostNetwork {
 		sysctls["net.ipv4.ip_unprivileged_port_start"] = "81"
@@ -259,6 +267,8 @@ func exerciseCRIPod(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClie
 		t.Errorf("attach: %q", out)
 	}
 
+	checkInspect(t, ctx, rt, pod, handler, cli)
+
 	// Stats and resource updates.
 	cs, err := rt.ContainerStats(ctx, &cri.ContainerStatsRequest{ContainerId: cli})
 	if err != nil || cs.Stats.GetMemory().GetWorkingSetBytes() == nil {
@@ -272,6 +282,19 @@ func exerciseCRIPod(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClie
 		ContainerId: cli, Linux: &cri.LinuxContainerResources{MemoryLimitInBytes: 64 << 20},
 	}); err != nil {
 		t.Errorf("UpdateContainerResources: %v", err)
+	}
+	// The pod's limit: resources plus overhead, in the pod's cgroup (in
+	// podsandbox mode CRI's own controller takes the call and sets none).
+	if _, err := rt.UpdatePodSandboxResources(ctx, &cri.UpdatePodSandboxResourcesRequest{
+		PodSandboxId: pod.id,
+		Overhead:     &cri.LinuxContainerResources{MemoryLimitInBytes: 6 << 20},
+		Resources:    &cri.LinuxContainerResources{MemoryLimitInBytes: 200 << 20},
+	}); err != nil {
+		t.Errorf("UpdatePodSandboxResources: %v", err)
+	} else if handler != "pause-podsandbox" && !testenv.SystemdDriver() {
+		if got := podMemoryLimit(t, pod.config.Linux.CgroupParent); got != 206<<20 {
+			t.Errorf("pod cgroup memory limit %d after UpdatePodSandboxResources, want %d", got, 206<<20)
+		}
 	}
 
 	// Stop: containers exit, the pod is NOTREADY; its files go with it.
@@ -435,6 +458,47 @@ func stream(t *testing.T, ctx context.Context, rawURL string, tty bool, stdin io
 	return out.String()
 }
 
+// checkInspect: the verbose status reads as crictl inspectp shows a runc
+// pod's: .info.pid is the pod's PID 1 (operators nsenter it), with the pod's
+// config and runtime.
+func checkInspect(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, pod *criPod, handler, container string) {
+	t.Helper()
+	st, err := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: pod.id, Verbose: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var info struct {
+		Pid            int                   `json:"pid"`
+		Status         string                `json:"processStatus"`
+		RuntimeType    string                `json:"runtimeType"`
+		RuntimeOptions any                   `json:"runtimeOptions"`
+		Config         *cri.PodSandboxConfig `json:"config"`
+	}
+	if err := json.Unmarshal([]byte(st.Info["info"]), &info); err != nil {
+		t.Fatalf("info of %s: %v: %q", handler, err, st.Info["info"])
+	}
+	net, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", info.Pid))
+	want := execSync(t, ctx, rt, container, "readlink", "/proc/self/ns/net")
+	if info.Pid == 0 || net != want || info.Status != "running" || info.RuntimeType != runtimeName ||
+		info.Config.GetMetadata().GetUid() != pod.config.Metadata.Uid || info.Config.GetHostname() != pod.config.Hostname ||
+		info.Config.GetLinux().GetCgroupParent() != pod.config.Linux.CgroupParent {
+		t.Errorf("inspect of a %s pod: info %+v (pid %d in netns %s, the pod's is %s)", handler, info, info.Pid, net, want)
+	}
+}
+
+// podMemoryLimit reads a pod cgroup's memory limit on either hierarchy.
+func podMemoryLimit(t *testing.T, cgroup string) int64 {
+	t.Helper()
+	for _, f := range []string{"/sys/fs/cgroup/memory" + cgroup + "/memory.limit_in_bytes", "/sys/fs/cgroup" + cgroup + "/memory.max"} {
+		if data, err := os.ReadFile(f); err == nil {
+			v, _ := strconv.ParseInt(strings.TrimSpace(string(data)), 10, 64)
+			return v
+		}
+	}
+	t.Errorf("no memory limit file for cgroup %s", cgroup)
+	return 0
+}
+
 // removeCgroup removes a pod cgroup the way the kubelet does once the pod is
 // gone: in every hierarchy, failing if something still lives in it.
 func removeCgroup(t *testing.T, path string) {
@@ -442,5 +506,22 @@ func removeCgroup(t *testing.T, path string) {
 		if err := os.Remove(filepath.Join(root, path)); err != nil && !os.IsNotExist(err) {
 			t.Errorf("remove pod cgroup: %v", err)
 		}
+	}
+}
+
+// TestCRISystemdParentWithoutSystemd: a pod whose cgroup parent is a slice
+// (the kubelet's systemd driver) on a host without systemd is refused with
+// an error that says so, and leaves nothing.
+func TestCRISystemdParentWithoutSystemd(t *testing.T) {
+	ctx := requireEnv(t)
+	if _, err := os.Stat("/run/systemd/system"); err == nil {
+		t.Skip("systemd runs here: the driver is available (TestNodeSystemdPod)")
+	}
+	rt, _ := criClients(t)
+	config := podConfig(t, "slice", false)
+	config.Linux.CgroupParent = "kubepods-besteffort-pod1234.slice"
+	_, err := rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: config, RuntimeHandler: "pause"})
+	if err == nil || !strings.Contains(err.Error(), "systemd is not running") {
+		t.Fatalf("got %v, want the systemd driver refused", err)
 	}
 }

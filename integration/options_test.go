@@ -55,6 +55,7 @@ LogLevel = "debug"`, wrapper, runcRoot, shimCgroup)}),
 		testenv.WithRuntime(testenv.Runtime{Name: "pause-typo", Options: `PauseUser = 1000`}),
 		testenv.WithRuntime(testenv.Runtime{Name: "pause-loud", Options: `LogLevel = "loud"`}),
 		testenv.WithRuntime(testenv.Runtime{Name: "pause-root", Options: `PauseUID = 0`}),
+		testenv.WithRuntime(testenv.Runtime{Name: "pause-systemd", Options: `SystemdCgroup = true`}),
 		// CRI creates the sandbox, fails to pull the pause image (none
 		// here), and never starts nor shuts it down.
 		testenv.WithRuntime(testenv.Runtime{Name: "pause-pulls", Options: `StartTimeout = "1s"`, PullPauseImage: true}))
@@ -79,11 +80,17 @@ LogLevel = "debug"`, wrapper, runcRoot, shimCgroup)}),
 	t.Cleanup(cancel)
 
 	t.Run("bad options fail the pod", func(t *testing.T) {
-		for handler, want := range map[string]string{
+		bad := map[string]string{
 			"pause-typo": `unknown option "PauseUser"`,
 			"pause-loud": `LogLevel "loud"`,
 			"pause-root": `must not be 0`,
-		} {
+		}
+		// The systemd driver on a host without systemd (make test-node
+		// runs it where systemd is PID 1).
+		if _, err := os.Stat("/run/systemd/system"); err != nil {
+			bad["pause-systemd"] = "SystemdCgroup = true asks for the systemd cgroup driver, but systemd is not running"
+		}
+		for handler, want := range bad {
 			_, err := rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: podConfig(t, "bad", false), RuntimeHandler: handler})
 			if err == nil || !strings.Contains(err.Error(), want) {
 				t.Errorf("pod on %s: got %v, want an error naming %s", handler, err, want)

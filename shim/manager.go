@@ -63,6 +63,11 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 	if err != nil {
 		return nil, err
 	}
+	if runtimeOpts.SystemdCgroup {
+		if err := task.RequireSystemd("runtime option SystemdCgroup = true"); err != nil {
+			return nil, err
+		}
+	}
 	grouping, err := groupOf(id, "config.json")
 	if err != nil {
 		return nil, err

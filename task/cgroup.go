@@ -21,22 +21,22 @@ type cgroup interface {
 	// Stat returns *v1.Metrics or *v2.Metrics, the types containerd's CRI
 	// decodes from sandbox and task metrics.
 	Stat() (any, error)
-	Update(*specs.LinuxResources) error
+	// Update sets limits; enable first turns on, in the cgroup's parents,
+	// the v2 controllers they need (only in cgroups the shim made: the
+	// kubelet's are the kubelet's to set up).
+	Update(r *specs.LinuxResources, enable bool) error
 }
 
 func unified() bool { return cgroups.Mode() == cgroups.Unified }
 
-// newCgroup creates (or opens, if it exists) the cgroup at path.
+// newCgroup creates (or opens, if it exists) the cgroup at path. On v2 it
+// enables no controller: runc enables, on the way down, those a container's
+// limits need, and the pause leaf needs none.
 func newCgroup(path string) (cgroup, error) {
 	if unified() {
 		m, err := cgroup2.NewManager("/sys/fs/cgroup", path, &cgroup2.Resources{})
 		if err != nil {
 			return nil, fmt.Errorf("create cgroup %s: %w", path, err)
-		}
-		// Children (the pause leaf, the containers) get every controller the
-		// root offers, so runc can set their limits.
-		if ctrls, err := m.RootControllers(); err == nil {
-			_ = m.ToggleControllers(ctrls, cgroup2.Enable)
 		}
 		return v2Cgroup{m}, nil
 	}
@@ -93,7 +93,7 @@ type v1Cgroup struct{ cg cgroup1.Cgroup }
 func (c v1Cgroup) AddProc(pid uint64) error { return c.cg.AddProc(pid) }
 func (c v1Cgroup) Delete() error            { return c.cg.Delete() }
 func (c v1Cgroup) Stat() (any, error)       { return c.cg.Stat(cgroup1.IgnoreNotExist) }
-func (c v1Cgroup) Update(r *specs.LinuxResources) error {
+func (c v1Cgroup) Update(r *specs.LinuxResources, _ bool) error {
 	return c.cg.Update(r)
 }
 
@@ -102,8 +102,14 @@ type v2Cgroup struct{ m *cgroup2.Manager }
 func (c v2Cgroup) AddProc(pid uint64) error { return c.m.AddProc(pid) }
 func (c v2Cgroup) Delete() error            { return c.m.Delete() }
 func (c v2Cgroup) Stat() (any, error)       { return c.m.Stat() }
-func (c v2Cgroup) Update(r *specs.LinuxResources) error {
-	return c.m.Update(cgroup2.ToResources(r))
+func (c v2Cgroup) Update(r *specs.LinuxResources, enable bool) error {
+	res := cgroup2.ToResources(r)
+	if enable {
+		if err := c.m.ToggleControllers(res.EnabledControllers(), cgroup2.Enable); err != nil {
+			return err
+		}
+	}
+	return c.m.Update(res)
 }
 
 // JoinCgroup moves process pid into the existing cgroup at path (the

@@ -14,13 +14,18 @@ import (
 // descriptors of the whole CRI API on first use: ~1 MB of memory per pod,
 // measured, for a handful of fields.
 const (
-	podConfigMetadata = 1 // PodSandboxMetadata
-	podConfigHostname = 2 // string
-	podConfigDNS      = 4 // DNSConfig
-	podConfigLinux    = 8 // LinuxPodSandboxConfig
+	podConfigMetadata    = 1 // PodSandboxMetadata
+	podConfigHostname    = 2 // string
+	podConfigLogDir      = 3 // string
+	podConfigDNS         = 4 // DNSConfig
+	podConfigLabels      = 6 // map<string, string>
+	podConfigAnnotations = 7 // map<string, string>
+	podConfigLinux       = 8 // LinuxPodSandboxConfig
 
 	metadataName      = 1 // string
+	metadataUID       = 2 // string
 	metadataNamespace = 3 // string
+	metadataAttempt   = 4 // uint32
 
 	dnsServers  = 1 // repeated string
 	dnsSearches = 2 // repeated string
@@ -60,7 +65,12 @@ const (
 type criPodConfig struct {
 	// Name and Namespace are the Kubernetes pod's, for the logs.
 	Name, Namespace string
+	UID             string
+	Attempt         uint64
 	Hostname        string
+	LogDirectory    string
+	Labels          map[string]string
+	Annotations     map[string]string
 	DNS             *dnsConfig
 	CgroupParent    string
 	Sysctls         map[string]string
@@ -90,17 +100,27 @@ func decodeCRIPodConfig(b []byte) (*criPodConfig, error) {
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
 		switch {
 		case num == podConfigMetadata && typ == protowire.BytesType:
-			return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+			return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
 				switch {
 				case num == metadataName && typ == protowire.BytesType:
 					c.Name = string(v)
+				case num == metadataUID && typ == protowire.BytesType:
+					c.UID = string(v)
 				case num == metadataNamespace && typ == protowire.BytesType:
 					c.Namespace = string(v)
+				case num == metadataAttempt && typ == protowire.VarintType:
+					c.Attempt = n
 				}
 				return nil
 			})
 		case num == podConfigHostname && typ == protowire.BytesType:
 			c.Hostname = string(v)
+		case num == podConfigLogDir && typ == protowire.BytesType:
+			c.LogDirectory = string(v)
+		case num == podConfigLabels && typ == protowire.BytesType:
+			return mapEntry(v, &c.Labels)
+		case num == podConfigAnnotations && typ == protowire.BytesType:
+			return mapEntry(v, &c.Annotations)
 		case num == podConfigDNS && typ == protowire.BytesType:
 			if c.DNS == nil { // a repeated message field merges
 				c.DNS = &dnsConfig{}
@@ -139,23 +159,7 @@ func (c *criPodConfig) decodeLinux(b []byte) error {
 		case linuxCgroupParent:
 			c.CgroupParent = string(v)
 		case linuxSysctls:
-			var key, value string
-			err := fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-				switch {
-				case num == mapKey && typ == protowire.BytesType:
-					key = string(v)
-				case num == mapValue && typ == protowire.BytesType:
-					value = string(v)
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			if c.Sysctls == nil {
-				c.Sysctls = map[string]string{}
-			}
-			c.Sysctls[key] = value
+			return mapEntry(v, &c.Sysctls)
 		case linuxSecurityContext:
 			return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 				if num != securityNamespaceOptions || typ != protowire.BytesType {
@@ -179,6 +183,28 @@ func (c *criPodConfig) decodeLinux(b []byte) error {
 		}
 		return nil
 	})
+}
+
+// mapEntry adds one entry of a map<string, string> field to *m.
+func mapEntry(b []byte, m *map[string]string) error {
+	var key, value string
+	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
+		switch {
+		case num == mapKey && typ == protowire.BytesType:
+			key = string(v)
+		case num == mapValue && typ == protowire.BytesType:
+			value = string(v)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if *m == nil {
+		*m = map[string]string{}
+	}
+	(*m)[key] = value
+	return nil
 }
 
 func (c *criPodConfig) decodeUserns(b []byte) error {

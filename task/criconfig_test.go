@@ -12,12 +12,13 @@ import (
 
 func samplePodConfig() *cri.PodSandboxConfig {
 	return &cri.PodSandboxConfig{
-		Metadata:     &cri.PodSandboxMetadata{Name: "web", Uid: "u", Namespace: "default"},
+		Metadata:     &cri.PodSandboxMetadata{Name: "web", Uid: "u", Namespace: "default", Attempt: 2},
 		Hostname:     "web-0",
 		LogDirectory: "/var/log/pods/x",
 		DnsConfig:    &cri.DNSConfig{Servers: []string{"10.0.0.10", "10.0.0.11"}, Searches: []string{"svc.cluster.local"}, Options: []string{"ndots:5"}},
 		PortMappings: []*cri.PortMapping{{ContainerPort: 80}},
 		Labels:       map[string]string{"app": "web"},
+		Annotations:  map[string]string{"kubernetes.io/config.source": "api"},
 		Linux: &cri.LinuxPodSandboxConfig{
 			CgroupParent: "/kubepods/podu",
 			Sysctls:      map[string]string{"net.core.somaxconn": "1024", "kernel.shm_rmid_forced": "1"},
@@ -39,7 +40,10 @@ func agree(t *testing.T, want *cri.PodSandboxConfig, got *criPodConfig) {
 	if got.Name != want.GetMetadata().GetName() || got.Namespace != want.GetMetadata().GetNamespace() ||
 		got.Hostname != want.GetHostname() || got.CgroupParent != want.GetLinux().GetCgroupParent() ||
 		got.Network != uint64(ns.GetNetwork()) || got.PID != uint64(ns.GetPid()) || got.IPC != uint64(ns.GetIpc()) ||
-		!maps.Equal(got.Sysctls, want.GetLinux().GetSysctls()) {
+		!maps.Equal(got.Sysctls, want.GetLinux().GetSysctls()) ||
+		got.UID != want.GetMetadata().GetUid() || got.Attempt != uint64(want.GetMetadata().GetAttempt()) ||
+		got.LogDirectory != want.GetLogDirectory() || !maps.Equal(got.Labels, want.GetLabels()) ||
+		!maps.Equal(got.Annotations, want.GetAnnotations()) {
 		t.Fatalf("decoded %+v, want %v", got, want)
 	}
 	uns := ns.GetUsernsOptions()

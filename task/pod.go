@@ -33,9 +33,7 @@ type podState struct {
 	ID             string `json:"id"`
 	PausePid       int    `json:"pause_pid,omitempty"`
 	PauseStartTime uint64 `json:"pause_start_time,omitempty"`
-	PodCgroup      string `json:"pod_cgroup,omitempty"`
-	PauseCgroup    string `json:"pause_cgroup,omitempty"`
-	OwnsPodCgroup  bool   `json:"owns_pod_cgroup,omitempty"`
+	podCgroups
 	// Files are the CRI pod's hostname, hosts, resolv.conf and shm.
 	Files podFiles `json:"files"`
 	// Sockets are the shim's: a shim killed outright cannot remove them.
@@ -61,7 +59,7 @@ type pod struct {
 
 // newPod checks the pod's configuration and prepares (without starting) its
 // pause task.
-func newPod(id, namespace, bundle string, cfg *podConfig, uid, gid uint32) (*pod, error) {
+func newPod(id, namespace, bundle string, cfg *podConfig, uid, gid uint32, systemdDriver bool) (*pod, error) {
 	p := &pod{
 		state:     podState{ID: id},
 		bundle:    bundle,
@@ -91,35 +89,89 @@ func newPod(id, namespace, bundle string, cfg *podConfig, uid, gid uint32) (*pod
 	if err := p.pauseCfg.Validate(); err != nil {
 		return nil, err
 	}
-	p.state.PodCgroup, p.state.PauseCgroup, p.state.OwnsPodCgroup = cgroupLayout(id, namespace, cfg)
+	layout, err := cgroupLayout(id, namespace, cfg, systemdDriver)
+	if err != nil {
+		return nil, err
+	}
+	if layout.systemd() {
+		if err := RequireSystemd(fmt.Sprintf("sandbox %s (cgroup %s)", id, layout.PodSlice)); err != nil {
+			return nil, err
+		}
+	}
+	p.state.podCgroups = layout
 	return p, nil
 }
 
-// cgroupLayout places the pod: CRI's cgroup parent is the pod's cgroup (the
+// podCgroups is where the pod lives. PodCgroup is its cgroup path (for
+// metrics and updates; a slice's expanded path under the systemd driver).
+// The pause task goes in the cgroupfs leaf PauseCgroup, or in the systemd
+// scope PauseUnit inside PodSlice. PodUnit is a pod slice the shim started
+// itself, OwnsPodCgroup a pod cgroup it made itself: both go with the pod.
+type podCgroups struct {
+	PodCgroup     string `json:"pod_cgroup,omitempty"`
+	PauseCgroup   string `json:"pause_cgroup,omitempty"`
+	OwnsPodCgroup bool   `json:"owns_pod_cgroup,omitempty"`
+	PodSlice      string `json:"pod_slice,omitempty"`
+	PauseUnit     string `json:"pause_unit,omitempty"`
+	PodUnit       string `json:"pod_unit,omitempty"`
+}
+
+// criScopePrefix is the prefix CRI gives its containers' scopes, and the
+// pause container's: cri-containerd-<id>.scope.
+const criScopePrefix = "cri-containerd"
+
+// cgroupLayout places the pod. A CRI cgroup parent is the pod's cgroup (the
 // kubelet owns it) with the pause task in a leaf named after the sandbox, as
-// CRI does for a pause container; otherwise the shim makes the pod's cgroup
-// (the spec's cgroupsPath, else /<namespace>/<id>) with a leaf "pause".
-// Leaves keep cgroup v2's no-internal-processes rule.
-func cgroupLayout(id, namespace string, cfg *podConfig) (podCg, pauseCg string, owned bool) {
+// CRI does for a pause container, or, when the parent is a systemd slice, in
+// the scope cri-containerd-<id>.scope in it. Otherwise the shim makes the
+// pod's cgroup (the spec's cgroupsPath, else /<namespace>/<id>) with a leaf
+// "pause", or with systemdDriver (SystemdCgroup) a slice of its own. Leaves
+// keep cgroup v2's no-internal-processes rule.
+func cgroupLayout(id, namespace string, cfg *podConfig, systemdDriver bool) (podCgroups, error) {
+	sliced := func(slice string, owned bool) (podCgroups, error) {
+		path, err := expandSlice(slice)
+		if err != nil {
+			return podCgroups{}, err
+		}
+		l := podCgroups{PodCgroup: path, PodSlice: slice, PauseUnit: criScopePrefix + "-" + id + ".scope"}
+		if owned {
+			l.PodUnit = slice
+		}
+		return l, nil
+	}
 	switch {
-	case cfg.CgroupParent != "" && isSystemdCgroup(cfg.CgroupParent):
-		return "", "", false
+	case cfg.CgroupParent != "" && isSlice(cfg.CgroupParent):
+		return sliced(sliceName(cfg.CgroupParent), false)
 	case cfg.CgroupParent != "":
-		return cfg.CgroupParent, path.Join(cfg.CgroupParent, id), false
-	case cfg.CgroupsPath != "" && isSystemdCgroup(cfg.CgroupsPath):
-		return "", "", false
+		return podCgroups{PodCgroup: cfg.CgroupParent, PauseCgroup: path.Join(cfg.CgroupParent, id)}, nil
+	case cfg.CgroupsPath != "" && isSlice(cfg.CgroupsPath) && !strings.Contains(cfg.CgroupsPath, "/"):
+		return sliced(cfg.CgroupsPath, true)
+	case strings.Contains(cfg.CgroupsPath, ":"):
+		return podCgroups{}, fmt.Errorf("cgroupsPath %q: a pod's cgroup in systemd form is a slice (name.slice), its containers get the scopes: %w", cfg.CgroupsPath, errdefs.ErrInvalidArgument)
 	case cfg.CgroupsPath != "":
-		return cfg.CgroupsPath, path.Join(cfg.CgroupsPath, "pause"), true
+		return podCgroups{PodCgroup: cfg.CgroupsPath, PauseCgroup: path.Join(cfg.CgroupsPath, "pause"), OwnsPodCgroup: true}, nil
+	case systemdDriver:
+		return sliced("pause-"+unitNameEscape(namespace)+"_"+unitNameEscape(id)+".slice", true)
 	default:
-		podCg = path.Join("/", namespace, id)
-		return podCg, path.Join(podCg, "pause"), true
+		pod := path.Join("/", namespace, id)
+		return podCgroups{PodCgroup: pod, PauseCgroup: path.Join(pod, "pause"), OwnsPodCgroup: true}, nil
 	}
 }
 
-// isSystemdCgroup tells a systemd slice ("slice:prefix:name" or "x.slice"),
-// which this shim leaves to runc and systemd.
-func isSystemdCgroup(p string) bool {
-	return strings.Contains(p, ":") || strings.HasSuffix(p, ".slice")
+// systemd tells whether the pod's cgroups are systemd units.
+func (l podCgroups) systemd() bool { return l.PodSlice != "" }
+
+// containerCgroup is the cgroupsPath of a container the shim joins to the
+// pod (CRI sets its own): a scope in the pod's slice, or a cgroup under the
+// pod's; "" leaves the container's as it is.
+func (l podCgroups) containerCgroup(id string) string {
+	switch {
+	case l.systemd():
+		return l.PodSlice + ":" + criScopePrefix + ":" + id
+	case l.PodCgroup != "":
+		return path.Join(l.PodCgroup, id)
+	}
+	return ""
 }
 
 // start makes the pod's cgroups and runs its pause task in them.
@@ -139,7 +191,7 @@ func (p *pod) start(ctx context.Context, containerdRoot string) (retErr error) {
 			return err
 		}
 	}
-	if p.state.PodCgroup != "" {
+	if p.state.OwnsPodCgroup {
 		if _, err := newCgroup(p.state.PodCgroup); err != nil {
 			return err
 		}
@@ -166,6 +218,13 @@ func (p *pod) start(ctx context.Context, containerdRoot string) (retErr error) {
 // where a process that only sleeps is accounted.
 func (p *pod) placePause(ctx context.Context) {
 	defer close(p.placed)
+	if p.state.PauseUnit != "" {
+		// The job fails if the pause task has died meanwhile: no scope.
+		if err := startScope(ctx, p.state.PauseUnit, p.state.PodSlice, p.pause.Pids); err != nil && !p.pause.Exited() {
+			log.G(ctx).WithError(err).Warn("move pause task into its scope")
+		}
+		return
+	}
 	if p.state.PauseCgroup == "" {
 		return
 	}
@@ -233,6 +292,14 @@ func (s podState) cleanup(ctx context.Context, bundle string) {
 		if st, err := procStartTime(s.PausePid); err == nil && st == s.PauseStartTime {
 			_ = syscall.Kill(s.PausePid, syscall.SIGKILL)
 			waitGone(s.PausePid, s.PauseStartTime, 2*time.Second)
+		}
+	}
+	for _, unit := range []string{s.PauseUnit, s.PodUnit} {
+		if unit == "" {
+			continue
+		}
+		if err := stopUnit(ctx, unit); err != nil {
+			logger.WithError(err).WithField("unit", unit).Warn("stop systemd unit")
 		}
 	}
 	if s.PauseCgroup != "" {

@@ -87,7 +87,7 @@ func (x *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.Create
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	p, err := newPod(r.SandboxID, ns, r.BundlePath, cfg, s.opts.PauseUID, s.opts.PauseGID)
+	p, err := newPod(r.SandboxID, ns, r.BundlePath, cfg, s.opts.PauseUID, s.opts.PauseGID, s.opts.SystemdCgroup)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -277,10 +277,12 @@ func (x *sandboxService) SandboxStatus(ctx context.Context, r *sandboxAPI.Sandbo
 	if r.Verbose {
 		cfg, _ := json.Marshal(p.cfg)
 		resp.Info = map[string]string{
+			"info":         p.criInfo(s.opts),
 			"pause_pid":    strconv.Itoa(p.state.PausePid),
 			"pause_args":   fmt.Sprint(p.pauseCfg.Args()),
 			"pod_cgroup":   p.state.PodCgroup,
 			"pause_cgroup": p.state.PauseCgroup,
+			"pause_unit":   p.state.PauseUnit,
 			"config":       string(cfg),
 			"containers":   strconv.Itoa(len(s.members)),
 		}
@@ -402,26 +404,114 @@ func (x *sandboxService) SandboxMetrics(ctx context.Context, r *sandboxAPI.Sandb
 	}}, nil
 }
 
-// UpdateSandbox applies pod-level resources (an OCI LinuxResources) to the
-// pod's cgroup; other fields need nothing from the shim.
+// UpdateSandbox applies the pod's resources to its cgroup. containerd's CRI
+// sends them (UpdatePodSandboxResources) as the sandbox's extension
+// "updated-resources": the pod's resources and the runtime's overhead,
+// whose sum is the pod's limit. The deprecated Resources field (an OCI
+// LinuxResources, which containerd never sets) is read for other clients.
 func (x *sandboxService) UpdateSandbox(ctx context.Context, r *sandboxAPI.UpdateSandboxRequest) (*sandboxAPI.UpdateSandboxResponse, error) {
 	p, err := x.s.lookupPod(r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	if r.Resources == nil {
-		return &sandboxAPI.UpdateSandboxResponse{}, nil
+	res, err := requestedResources(r)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
 	}
-	var res specs.LinuxResources
-	if err := typeurl.UnmarshalTo(r.Resources, &res); err != nil {
-		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "sandbox resources: %v", err)
+	if res == nil {
+		return &sandboxAPI.UpdateSandboxResponse{}, nil
 	}
 	cg, err := podCgroup(p)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	if err := cg.Update(&res); err != nil {
+	if err := cg.Update(res, p.state.OwnsPodCgroup); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	log.G(ctx).WithField("resources", res).Info("sandbox resources updated")
 	return &sandboxAPI.UpdateSandboxResponse{}, nil
+}
+
+// updatedResourcesKey and updatedResourcesType name CRI's extension.
+const (
+	updatedResourcesKey  = "updated-resources"
+	updatedResourcesType = "io.containerd.cri.v1/UpdatedResources"
+)
+
+// criResources is what the shim applies of CRI's LinuxContainerResources,
+// in the JSON form containerd stores the extension in.
+type criResources struct {
+	CPUPeriod          int64  `json:"cpu_period,omitempty"`
+	CPUQuota           int64  `json:"cpu_quota,omitempty"`
+	CPUShares          int64  `json:"cpu_shares,omitempty"`
+	MemoryLimitInBytes int64  `json:"memory_limit_in_bytes,omitempty"`
+	CpusetCpus         string `json:"cpuset_cpus,omitempty"`
+	CpusetMems         string `json:"cpuset_mems,omitempty"`
+}
+
+// requestedResources returns the pod's limits an update asks for, nil when
+// it asks for none.
+func requestedResources(r *sandboxAPI.UpdateSandboxRequest) (*specs.LinuxResources, error) {
+	if ext := r.GetSandbox().GetExtensions()[updatedResourcesKey]; ext != nil {
+		if ext.GetTypeUrl() != updatedResourcesType {
+			return nil, fmt.Errorf("sandbox extension %s of type %q: want %s: %w", updatedResourcesKey, ext.GetTypeUrl(), updatedResourcesType, errdefs.ErrInvalidArgument)
+		}
+		var u struct{ Overhead, Resources *criResources }
+		if err := json.Unmarshal(ext.GetValue(), &u); err != nil {
+			return nil, fmt.Errorf("sandbox extension %s: %v: %w", updatedResourcesKey, err, errdefs.ErrInvalidArgument)
+		}
+		return podLimits(u.Resources, u.Overhead), nil
+	}
+	if r.Resources == nil { //nolint:staticcheck // read for clients other than containerd
+		return nil, nil
+	}
+	var res specs.LinuxResources
+	if err := typeurl.UnmarshalTo(r.Resources, &res); err != nil { //nolint:staticcheck
+		return nil, fmt.Errorf("sandbox resources: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	return &res, nil
+}
+
+// podLimits is the pod's cgroup limits: its containers' resources plus the
+// runtime's overhead, as the kubelet sizes a pod cgroup. An unlimited
+// resource stays unlimited.
+func podLimits(res, overhead *criResources) *specs.LinuxResources {
+	if res == nil {
+		return nil
+	}
+	if overhead == nil {
+		overhead = &criResources{}
+	}
+	out := &specs.LinuxResources{}
+	if res.MemoryLimitInBytes > 0 {
+		limit := res.MemoryLimitInBytes + overhead.MemoryLimitInBytes
+		out.Memory = &specs.LinuxMemory{Limit: &limit}
+	}
+	cpu := &specs.LinuxCPU{Cpus: res.CpusetCpus, Mems: res.CpusetMems}
+	if res.CPUShares > 0 {
+		shares := uint64(res.CPUShares + overhead.CPUShares)
+		cpu.Shares = &shares
+	}
+	if res.CPUQuota > 0 {
+		period := uint64(res.CPUPeriod)
+		if period == 0 {
+			period = 100000 // the kernel's default, the kubelet's too
+		}
+		quota := res.CPUQuota
+		if overhead.CPUQuota > 0 {
+			oPeriod := overhead.CPUPeriod
+			if oPeriod == 0 {
+				oPeriod = 100000
+			}
+			quota += overhead.CPUQuota * int64(period) / oPeriod
+		}
+		cpu.Quota, cpu.Period = &quota, &period
+	}
+	if cpu.Shares != nil || cpu.Quota != nil || cpu.Cpus != "" || cpu.Mems != "" {
+		out.CPU = cpu
+	}
+	if out.Memory == nil && out.CPU == nil {
+		return nil
+	}
+	return out
 }

@@ -30,9 +30,11 @@ import (
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task/pause"
 )
 
 // Service holds the shim's pod and its containers.
@@ -67,7 +69,13 @@ func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Servi
 	if err != nil {
 		return nil, err
 	}
-	return &Service{runc: r, grpcAddress: grpcAddress, containerdRoot: os.Getenv(ContainerdRootEnv), opts: opts, members: map[string]struct{}{}}, nil
+	root := os.Getenv(ContainerdRootEnv)
+	if root != "" {
+		// Where /run is noexec, the pause binary is run from beside
+		// containerd's own data (see pause.SetFallbackDir).
+		pause.SetFallbackDir(filepath.Join(root, "io.containerd.pause.v2"))
+	}
+	return &Service{runc: r, grpcAddress: grpcAddress, containerdRoot: root, opts: opts, members: map[string]struct{}{}}, nil
 }
 
 // UnaryServerInterceptor puts the pod's fields on the logger of every call,
@@ -111,12 +119,16 @@ func (t *taskService) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) 
 	if !filepath.IsAbs(r.Bundle) {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "bundle path %q is not absolute", r.Bundle)
 	}
-	if err := t.s.runcOptions(r); err != nil {
-		return nil, errgrpc.ToGRPC(err)
-	}
 	sandboxID := sandboxOf(r.Bundle)
 	joined, err := t.s.admit(ctx, r, sandboxID)
 	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	// After admit: the cgroup path runc gets is the rewritten spec's.
+	if err := t.s.runcOptions(r); err != nil {
+		if joined {
+			t.s.forget(r.ID)
+		}
 		return nil, errgrpc.ToGRPC(err)
 	}
 	ctx = log.WithLogger(ctx, log.G(ctx).WithField("container", r.ID))
@@ -133,19 +145,47 @@ func (t *taskService) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) 
 
 // runcOptions gives runc.v2's task service the runc options it reads: the
 // runtime's options table reaches a task as containerd's generic
-// runtimeoptions, which runc.v2 cannot read. Runc's own options pass as sent.
+// runtimeoptions, which runc.v2 cannot read. Runc's own options pass as
+// sent. runc's cgroup driver follows the container's cgroup path: CRI
+// writes it in systemd form ("slice:prefix:id") when the pod's parent is a
+// slice, whatever the handler's options say, and runc's cgroupfs driver
+// would take that for a relative path outside the pod.
 func (s *Service) runcOptions(r *taskAPI.CreateTaskRequest) error {
-	if r.Options.GetTypeUrl() == "" || r.Options.MessageIs(&runcoptions.Options{}) {
-		return nil
-	}
-	if !r.Options.MessageIs(&runtimeoptions.Options{}) {
+	opts := s.opts.Runc()
+	switch {
+	case r.Options.GetTypeUrl() == "" || r.Options.MessageIs(&runtimeoptions.Options{}):
+	case r.Options.MessageIs(&runcoptions.Options{}):
+		opts = &runcoptions.Options{}
+		if err := r.Options.UnmarshalTo(opts); err != nil {
+			return fmt.Errorf("runc options: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+	default:
 		return fmt.Errorf("task options of type %q: want runtime or runc options: %w", r.Options.GetTypeUrl(), errdefs.ErrInvalidArgument)
 	}
-	opts, err := anypb.New(s.opts.Runc())
+	cgroupsPath, err := specCgroupsPath(filepath.Join(r.Bundle, "config.json"))
 	if err != nil {
 		return err
 	}
-	r.Options = opts
+	switch {
+	case strings.HasPrefix(cgroupsPath, "/"):
+		opts.SystemdCgroup = false
+	case cgroupsPath != "":
+		if _, _, _, ok := splitSystemdPath(cgroupsPath); !ok {
+			break // a relative path: runc's own rules
+		}
+		if err := RequireSystemd(fmt.Sprintf("container %s (cgroupsPath %s)", r.ID, cgroupsPath)); err != nil {
+			return err
+		}
+		opts.SystemdCgroup = true
+	}
+	if r.Options.GetTypeUrl() == "" && proto.Equal(opts, &runcoptions.Options{}) {
+		return nil // runc.v2's defaults, as sent
+	}
+	a, err := anypb.New(opts)
+	if err != nil {
+		return err
+	}
+	r.Options = a
 	return nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path"
 	"strconv"
 
 	"github.com/containerd/errdefs"
@@ -34,7 +33,7 @@ func joinPod(configPath, id string, p *pod) error {
 	if _, fromCRI := spec.Annotations[criContainerType]; fromCRI {
 		return checkPodMembership(&spec, p.cfg)
 	}
-	rewriteForPod(&spec, id, p.pause.Pid, p.cfg, p.state.PodCgroup)
+	rewriteForPod(&spec, id, p.pause.Pid, p.cfg, p.state.containerCgroup(id))
 	out, err := json.Marshal(&spec)
 	if err != nil {
 		return err
@@ -46,8 +45,9 @@ func joinPod(configPath, id string, p *pod) error {
 	return os.Rename(tmp, configPath)
 }
 
-// rewriteForPod is the pure part of joinPod.
-func rewriteForPod(spec *specs.Spec, id string, pausePid int, cfg *podConfig, podCgroup string) {
+// rewriteForPod is the pure part of joinPod; cgroupsPath is the container's
+// place in the pod ("" keeps the spec's).
+func rewriteForPod(spec *specs.Spec, id string, pausePid int, cfg *podConfig, cgroupsPath string) {
 	nsPath := func(name string) string { return "/proc/" + strconv.Itoa(pausePid) + "/ns/" + name }
 	pod := []struct {
 		typ  specs.LinuxNamespaceType
@@ -73,8 +73,8 @@ func rewriteForPod(spec *specs.Spec, id string, pausePid int, cfg *podConfig, po
 	// The hostname belongs to the pod's UTS namespace: a container that set
 	// its own would rename the whole pod.
 	spec.Hostname = ""
-	if podCgroup != "" && !cfg.FromCRI {
-		spec.Linux.CgroupsPath = path.Join(podCgroup, id)
+	if cgroupsPath != "" && !cfg.FromCRI {
+		spec.Linux.CgroupsPath = cgroupsPath
 	}
 }
 
@@ -108,4 +108,24 @@ func withoutNamespace(list []specs.LinuxNamespace, typ specs.LinuxNamespaceType)
 		}
 	}
 	return out
+}
+
+// specCgroupsPath reads the cgroup path of a container's spec.
+func specCgroupsPath(configPath string) (string, error) {
+	data, err := os.ReadFile(configPath)
+	if err != nil {
+		return "", fmt.Errorf("read container spec: %w", err)
+	}
+	var spec struct {
+		Linux *struct {
+			CgroupsPath string `json:"cgroupsPath"`
+		} `json:"linux"`
+	}
+	if err := json.Unmarshal(data, &spec); err != nil {
+		return "", fmt.Errorf("malformed container spec: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if spec.Linux == nil {
+		return "", nil
+	}
+	return spec.Linux.CgroupsPath, nil
 }

@@ -31,7 +31,7 @@ func ctrSpec() *specs.Spec {
 
 func TestRewriteJoinsPodNamespaces(t *testing.T) {
 	spec := ctrSpec()
-	rewriteForPod(spec, "c1", 42, &podConfig{SharePID: true}, "/default/pod")
+	rewriteForPod(spec, "c1", 42, &podConfig{SharePID: true}, "/default/pod/c1")
 	ns := nsMap(spec)
 	for typ, want := range map[specs.LinuxNamespaceType]string{
 		specs.NetworkNamespace: "/proc/42/ns/net", specs.IPCNamespace: "/proc/42/ns/ipc",
@@ -129,9 +129,9 @@ func TestPodConfigFromCRI(t *testing.T) {
 		cfg.CgroupParent != "/kubepods/pod1" || cfg.Sysctls["net.core.somaxconn"] != "1024" {
 		t.Errorf("config %+v", cfg)
 	}
-	pod, pause, owned := cgroupLayout("sb", "k8s.io", cfg)
-	if pod != "/kubepods/pod1" || pause != "/kubepods/pod1/sb" || owned {
-		t.Errorf("cgroup layout %s %s %v: the kubelet owns the pod cgroup", pod, pause, owned)
+	l, err := cgroupLayout("sb", "k8s.io", cfg, false)
+	if err != nil || l.PodCgroup != "/kubepods/pod1" || l.PauseCgroup != "/kubepods/pod1/sb" || l.OwnsPodCgroup || l.systemd() {
+		t.Errorf("cgroup layout %+v %v: the kubelet owns the pod cgroup", l, err)
 	}
 	if _, err := parsePodConfig(&anypb.Any{TypeUrl: criConfigType, Value: []byte{0xff}}, t.TempDir(), ""); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("malformed options: %v", err)
@@ -166,9 +166,9 @@ func TestPodConfigFromBundle(t *testing.T) {
 	if _, err := parsePodConfig(nil, t.TempDir(), "/proc/self/ns/ipc"); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("ipc namespace as netns: %v", err)
 	}
-	pod, pause, owned := cgroupLayout("p1", "default", &podConfig{})
-	if pod != "/default/p1" || pause != "/default/p1/pause" || !owned {
-		t.Errorf("default cgroup layout %s %s %v", pod, pause, owned)
+	l, err := cgroupLayout("p1", "default", &podConfig{}, false)
+	if err != nil || l.PodCgroup != "/default/p1" || l.PauseCgroup != "/default/p1/pause" || !l.OwnsPodCgroup {
+		t.Errorf("default cgroup layout %+v %v", l, err)
 	}
 }
 
@@ -198,7 +198,7 @@ func FuzzRewriteForPod(f *testing.F) {
 			return
 		}
 		cfg := &podConfig{HostNetwork: hostNet, HostUTS: hostNet, HostPID: hostPID, SharePID: !hostPID}
-		rewriteForPod(&spec, "c", 7, cfg, "/pod")
+		rewriteForPod(&spec, "c", 7, cfg, "/pod/c")
 		count := map[specs.LinuxNamespaceType]int{}
 		for _, ns := range spec.Linux.Namespaces {
 			count[ns.Type]++
@@ -227,4 +227,52 @@ func FuzzPodConfigFromBundle(f *testing.F) {
 			t.Fatalf("error of another kind: %v", err)
 		}
 	})
+}
+
+// TestSystemdCgroupLayout: under the systemd driver the pause task goes in
+// cri-containerd-<id>.scope in the pod's slice (the kubelet's, given as a
+// name or as its expanded path), and the slice's path is the pod's cgroup.
+func TestSystemdCgroupLayout(t *testing.T) {
+	for _, parent := range []string{
+		"kubepods-besteffort-pod1234.slice",
+		"/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1234.slice",
+	} {
+		l, err := cgroupLayout("sb", "k8s.io", &podConfig{CgroupParent: parent, FromCRI: true}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := podCgroups{
+			PodCgroup: "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1234.slice",
+			PodSlice:  "kubepods-besteffort-pod1234.slice", PauseUnit: "cri-containerd-sb.scope",
+		}
+		if l != want {
+			t.Errorf("parent %s: layout %+v, want %+v", parent, l, want)
+		}
+	}
+	// Guaranteed pods sit right under kubepods.slice.
+	l, _ := cgroupLayout("sb", "k8s.io", &podConfig{CgroupParent: "kubepods-pod99.slice"}, false)
+	if l.PodCgroup != "/kubepods.slice/kubepods-pod99.slice" {
+		t.Errorf("guaranteed pod cgroup %s", l.PodCgroup)
+	}
+	// A pod of the shim's own under SystemdCgroup: a slice it starts and
+	// stops, escaped so that dashes in ids open no level.
+	l, err := cgroupLayout("my-pod", "default", &podConfig{}, true)
+	if err != nil || l.PodUnit != `pause-default_my\x2dpod.slice` || l.PauseUnit != "cri-containerd-my-pod.scope" ||
+		l.PodCgroup != `/pause.slice/pause-default_my\x2dpod.slice` {
+		t.Errorf("own pod under SystemdCgroup: %+v %v", l, err)
+	}
+	if got := l.containerCgroup("c1"); got != `pause-default_my\x2dpod.slice:cri-containerd:c1` {
+		t.Errorf("container of a systemd pod: %s", got)
+	}
+	if _, err := cgroupLayout("p", "default", &podConfig{CgroupsPath: "system.slice:pause:p"}, false); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("a pod cgroupsPath naming a scope: %v", err)
+	}
+	for _, bad := range []string{"x.scope", "a--b.slice", "-a.slice", ".slice"} {
+		if _, err := expandSlice(bad); err == nil {
+			t.Errorf("expandSlice(%q) accepted", bad)
+		}
+	}
+	if p, _ := expandSlice("-.slice"); p != "/" {
+		t.Errorf("root slice: %s", p)
+	}
 }

@@ -190,6 +190,19 @@ imports = [%[7]q]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
 `, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.Address, env.Address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "cni"), dropIn, filepath.Join(dir, "debug.sock"), env.logLevel) + env.runtimes
+	if SystemdDriver() {
+		config += `[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+  SystemdCgroup = true
+[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.pause-podsandbox.options]
+  SystemdCgroup = true
+[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.pause-systemd]
+  runtime_type = "io.containerd.pause.v2"
+  sandboxer = "shim"
+  disable_pause_image_pull = true
+[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.pause-systemd.options]
+  SystemdCgroup = true
+`
+	}
 	if err := env.writeCNIConfig(filepath.Join(dir, "cni")); err != nil {
 		return err
 	}
@@ -514,7 +527,8 @@ func (env *Env) Leaks() []string {
 	env.Stop()
 	leaks = append(leaks, newEntries(env.netnsBefore, netnsEntries(), "netns")...)
 	leaks = append(leaks, env.removeBridge()...)
-	return append(leaks, env.findHostLeaks()...)
+	leaks = append(leaks, env.findHostLeaks()...)
+	return append(leaks, systemdLeaks()...)
 }
 
 // ShimProcesses counts the running processes of the shim under test.
@@ -563,4 +577,43 @@ func (env *Env) CtrArgs(namespace string) []string {
 // CRIContext is a context in the namespace CRI uses.
 func CRIContext() context.Context {
 	return namespaces.WithNamespace(context.Background(), CRINamespace)
+}
+
+// SystemdDriverEnv, set to "systemd", runs the suite as on a node whose
+// kubelet uses the systemd cgroup driver: pod cgroup parents are slices,
+// handler runc has SystemdCgroup, and handler pause-systemd is added with
+// the shim's SystemdCgroup (make test-node sets it inside the VM).
+const SystemdDriverEnv = "PAUSE_IT_CGROUP_DRIVER"
+
+// SystemdDriver tells whether the suite runs with the systemd driver.
+func SystemdDriver() bool { return os.Getenv(SystemdDriverEnv) == "systemd" }
+
+// StopUnit stops a systemd unit the suite made (a pod's slice, as the
+// kubelet removes it) and forgets it.
+func StopUnit(t interface{ Errorf(string, ...any) }, unit string) {
+	if out, err := exec.Command("systemctl", "stop", unit).CombinedOutput(); err != nil {
+		t.Errorf("systemctl stop %s: %v: %s", unit, err, out)
+	}
+}
+
+// systemdLeaks lists the pods' systemd units still loaded: the pause and
+// container scopes (cri-containerd-*), the shim's own pod slices (pause-*)
+// and the suite's pod slices (pauseit-*), whose parents it then stops.
+func systemdLeaks() []string {
+	if !SystemdDriver() {
+		return nil
+	}
+	out, err := exec.Command("systemctl", "list-units", "--all", "--plain", "--no-legend",
+		"cri-containerd-*", "pause-*", "pauseit-*-pod*").CombinedOutput()
+	if err != nil {
+		return []string{"systemctl list-units: " + strings.TrimSpace(string(out))}
+	}
+	var leaks []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			leaks = append(leaks, "systemd unit "+f[0])
+		}
+	}
+	_ = exec.Command("systemctl", "stop", "pauseit.slice", "pause.slice").Run()
+	return leaks
 }

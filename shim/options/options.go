@@ -8,7 +8,6 @@ package options
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -66,14 +65,16 @@ type Options struct {
 	// LogLevel of the shim server, over containerd's own level:
 	// trace, debug, info, warn, error.
 	LogLevel string `json:",omitempty"`
+	// SystemdCgroup makes the cgroups the shim chooses itself systemd
+	// units: a pod of its own gets a slice, a container without a cgroup
+	// path a scope (runc's systemd driver). A cgroup path given in either
+	// form (CRI's follows the kubelet's driver) is honoured as it is.
+	SystemdCgroup bool `json:",omitempty"`
 }
 
 // containerdKeys are keys of runtimeoptions.v1.Options itself that
 // containerd may leave in the table; they are not the shim's.
 var containerdKeys = []string{"TypeUrl", "ConfigPath"}
-
-// errSystemdCgroup answers the runc option operators most often carry over.
-var errSystemdCgroup = errors.New("SystemdCgroup is not supported: the shim manages the pods' cgroups through cgroupfs")
 
 // Default returns the options of a runtime without an options table.
 func Default() Options {
@@ -82,7 +83,7 @@ func Default() Options {
 
 // Keys lists the options' keys, for error messages and documentation.
 func Keys() []string {
-	return []string{"BinaryName", "Root", "ShimCgroup", "PauseUID", "PauseGID", "DefaultStopTimeout", "StartTimeout", "LogLevel"}
+	return []string{"BinaryName", "Root", "ShimCgroup", "PauseUID", "PauseGID", "DefaultStopTimeout", "StartTimeout", "LogLevel", "SystemdCgroup"}
 }
 
 // Duration is a time.Duration written as Go writes one ("30s", "1m30s").
@@ -121,10 +122,7 @@ func FromBootstrap(params *bootapi.BootstrapParams) (Options, error) {
 	}
 	o := Default()
 	if found {
-		o.BinaryName, o.Root, o.ShimCgroup = runc.BinaryName, runc.Root, runc.ShimCgroup
-		if runc.SystemdCgroup {
-			return Options{}, invalid(errSystemdCgroup)
-		}
+		o.BinaryName, o.Root, o.ShimCgroup, o.SystemdCgroup = runc.BinaryName, runc.Root, runc.ShimCgroup, runc.SystemdCgroup
 	}
 	return o, nil
 }
@@ -206,7 +204,12 @@ func (o *Options) set(key string, value any) error {
 	case "StartTimeout":
 		return duration(&o.StartTimeout)
 	case "SystemdCgroup":
-		return errSystemdCgroup
+		v, ok := value.(bool)
+		if !ok {
+			return fmt.Errorf("%s = %v: want true or false", key, value)
+		}
+		o.SystemdCgroup = v
+		return nil
 	}
 	if slices.Contains(containerdKeys, key) {
 		return nil
@@ -266,5 +269,5 @@ func FromEnv() (Options, error) {
 
 // Runc returns the options runc.v2's task service takes for a container.
 func (o Options) Runc() *runcoptions.Options {
-	return &runcoptions.Options{BinaryName: o.BinaryName, Root: o.Root}
+	return &runcoptions.Options{BinaryName: o.BinaryName, Root: o.Root, SystemdCgroup: o.SystemdCgroup}
 }

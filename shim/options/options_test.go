@@ -70,7 +70,7 @@ func TestBadOptions(t *testing.T) {
 	for body, wantMsg := range map[string]string{
 		`PauseUser = 1000`:                "unknown option \"PauseUser\"",
 		`pauseuid = 1000`:                 "unknown option \"pauseuid\"",
-		`SystemdCgroup = true`:            "SystemdCgroup is not supported",
+		`SystemdCgroup = "yes"`:           "SystemdCgroup = yes: want true or false",
 		`PauseUID = 0`:                    "must not be 0",
 		`PauseGID = 0`:                    "must not be 0",
 		`PauseUID = -1`:                   "PauseUID",
@@ -136,8 +136,8 @@ func TestFromBootstrap(t *testing.T) {
 	if err := params.AddExtension(&runcoptions.Options{SystemdCgroup: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := FromBootstrap(params); !errdefs.IsInvalidArgument(err) {
-		t.Fatalf("runc options with SystemdCgroup: got %v", err)
+	if o, err := FromBootstrap(params); err != nil || !o.SystemdCgroup || !o.Runc().SystemdCgroup {
+		t.Fatalf("runc options with SystemdCgroup: got %+v, %v", o, err)
 	}
 }
 

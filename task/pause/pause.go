@@ -218,28 +218,85 @@ var (
 	exeOnce sync.Once
 	exePath string
 	exeErr  error
+	// execDirs are where a shared copy may live, in order: CacheDir (tmpfs)
+	// first, then what SetFallbackDir adds (on disk, for hosts that mount
+	// /run noexec, as Debian's initramfs does).
+	execDirs = []string{CacheDir}
 )
 
+// SetFallbackDir adds a directory for the shared copy, tried when the ones
+// before it cannot hold an executable. Call it before the first Start.
+func SetFallbackDir(dir string) { execDirs = append(execDirs, dir) }
+
 // executable is the path to exec the pause binary from, settled once per
-// shim: the shared copy in CacheDir, written if missing or different, else
-// a sealed memfd of the shim's own, named through the shim's pid (not
-// /proc/self: in the child, fd N may by then be one of the files passed to
-// it). The memfd stays open for the life of the shim.
+// shim: the shared copy in the first of execDirs whose mount allows exec
+// (written if missing or different), else a sealed memfd of the shim's own,
+// named through the shim's pid (not /proc/self: in the child, fd N may by
+// then be one of the files passed to it). The memfd stays open for the life
+// of the shim. When nothing can be executed, the error names each place and
+// the mount that forbids it.
 func executable() (string, error) {
 	exeOnce.Do(func() {
-		f, err := sharedCopy()
+		var why []string
+		for _, dir := range execDirs {
+			f, err := sharedCopy(dir)
+			if err == nil {
+				err = executableHere(f.Name())
+				if err == nil {
+					exePath = f.Name()
+					f.Close()
+					return
+				}
+				f.Close()
+			}
+			why = append(why, err.Error())
+		}
+		f, err := privateCopy()
 		if err == nil {
-			exePath = f.Name()
+			path := fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
+			if err = executableHere(path); err == nil {
+				exePath = path
+				return
+			}
 			f.Close()
-			return
+			err = fmt.Errorf("memfd: %w (is vm.memfd_noexec set to 2?)", err)
 		}
-		if f, err = privateCopy(); err != nil {
-			exeErr = err
-			return
-		}
-		exePath = fmt.Sprintf("/proc/%d/fd/%d", os.Getpid(), f.Fd())
+		why = append(why, err.Error())
+		exeErr = fmt.Errorf("no place to execute the pause task from: %s; mount one of these directories with exec (or allow executable memfds): %w",
+			strings.Join(why, "; "), errdefs.ErrFailedPrecondition)
 	})
 	return exePath, exeErr
+}
+
+// executableHere asks the kernel whether path may be executed (access(2)
+// with X_OK fails on a noexec mount) and, if not, says which mount forbids it.
+func executableHere(path string) error {
+	err := unix.Faccessat(unix.AT_FDCWD, path, unix.X_OK, unix.AT_EACCESS)
+	if err == nil {
+		return nil
+	}
+	var st unix.Statfs_t
+	if unix.Statfs(path, &st) == nil && st.Flags&unix.ST_NOEXEC != 0 {
+		return fmt.Errorf("%s: the mount at %s is noexec", path, mountPoint(filepath.Dir(path)))
+	}
+	return fmt.Errorf("%s is not executable: %w", path, err)
+}
+
+// mountPoint is the top of the mount that holds dir: the highest ancestor
+// on the same device.
+func mountPoint(dir string) string {
+	var st unix.Stat_t
+	if unix.Stat(dir, &st) != nil {
+		return dir
+	}
+	for {
+		parent := filepath.Dir(dir)
+		var pst unix.Stat_t
+		if parent == dir || unix.Stat(parent, &pst) != nil || pst.Dev != st.Dev {
+			return dir
+		}
+		dir = parent
+	}
 }
 
 // emptyRoot is the directory every pause task chroots into: empty, root's,
@@ -263,21 +320,21 @@ func emptyRoot() (string, error) {
 	return dir, nil
 }
 
-// sharedCopy opens CacheDir/pause-<digest>, writing it first if needed, and
+// sharedCopy opens dir/pause-<digest>, writing it first if needed, and
 // returns it only if its bytes are the embedded binary's.
-func sharedCopy() (*os.File, error) {
+func sharedCopy(dir string) (*os.File, error) {
 	sum := sha256.Sum256(binary)
-	path := filepath.Join(CacheDir, "pause-"+hex.EncodeToString(sum[:8]))
-	if err := os.MkdirAll(CacheDir, 0o711); err != nil {
+	path := filepath.Join(dir, "pause-"+hex.EncodeToString(sum[:8]))
+	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return nil, err
 	}
-	if err := os.Chmod(CacheDir, 0o711); err != nil {
+	if err := os.Chmod(dir, 0o711); err != nil {
 		return nil, err
 	}
 	if f, err := openVerified(path); err == nil {
 		return f, os.Chmod(path, 0o555)
 	}
-	tmp, err := os.CreateTemp(CacheDir, ".pause-*")
+	tmp, err := os.CreateTemp(dir, ".pause-*")
 	if err != nil {
 		return nil, err
 	}
@@ -372,6 +429,10 @@ func Start(cfg Config) (*Process, error) {
 	}
 	ec, err := reaper.Default.Start(cmd)
 	w.Close()
+	if errors.Is(err, unix.EACCES) {
+		// access(2) allowed it, exec did not (an LSM, or the mount changed).
+		return nil, fmt.Errorf("start the pause task from %s (mount %s): %w: %w", path, mountPoint(filepath.Dir(path)), err, errdefs.ErrFailedPrecondition)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start the pause task: %w", err)
 	}

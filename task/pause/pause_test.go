@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -140,7 +141,7 @@ func TestSharedCopyReplacesATamperedFile(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the copy lives in a root-only directory")
 	}
-	f, err := sharedCopy()
+	f, err := sharedCopy(CacheDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func TestSharedCopyReplacesATamperedFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("#!/bin/sh\necho not pause\n"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	f, err = sharedCopy()
+	f, err = sharedCopy(CacheDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,5 +189,58 @@ func TestPauseTaskInUserNamespace(t *testing.T) {
 	host, _ := os.Readlink("/proc/self/ns/user")
 	if pod, _ := os.Readlink("/proc/" + pid + "/ns/user"); pod == host {
 		t.Error("pause task is in the host's user namespace")
+	}
+}
+
+// TestExecutableSkipsNoexecMounts: on a host that mounts /run noexec (Debian
+// does), the pause task runs from the next directory that allows exec, and
+// when none does the error names the noexec mount, never a bare EACCES.
+func TestExecutableSkipsNoexecMounts(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: mounts a noexec tmpfs")
+	}
+	noexec := t.TempDir()
+	if err := syscall.Mount("tmpfs", noexec, "tmpfs", syscall.MS_NOEXEC|syscall.MS_NOSUID|syscall.MS_NODEV, "size=1m"); err != nil {
+		t.Fatalf("mount a noexec tmpfs: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount(noexec, syscall.MNT_DETACH) })
+	fallback := t.TempDir()
+
+	reset := func(dirs ...string) {
+		exeOnce, exePath, exeErr, execDirs = sync.Once{}, "", nil, dirs
+	}
+	saved := execDirs
+	t.Cleanup(func() { reset(saved...) })
+
+	reset(noexec+"/shared", fallback)
+	path, err := executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(path, fallback+"/pause-") {
+		t.Fatalf("pause runs from %s, want the exec-able fallback in %s", path, fallback)
+	}
+	c := rootConfig(t)
+	p, err := Start(c)
+	if err != nil {
+		t.Fatalf("start from the fallback: %v", err)
+	}
+	_ = p.Signal(syscall.SIGTERM)
+	<-p.Done()
+
+	// Only noexec places: the memfd still runs it; the error path is
+	// checked by asking for the shared copy alone.
+	reset(noexec + "/shared")
+	if path, err = executable(); err != nil || !strings.HasPrefix(path, "/proc/") {
+		t.Fatalf("with /run noexec only: %q, %v; want the memfd", path, err)
+	}
+	f, err := sharedCopy(noexec + "/shared")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	err = executableHere(f.Name())
+	if err == nil || !strings.Contains(err.Error(), "the mount at "+noexec+" is noexec") {
+		t.Fatalf("got %v, want the noexec mount named", err)
 	}
 }
