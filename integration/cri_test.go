@@ -1,8 +1,8 @@
 package integration
 
 import (
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
