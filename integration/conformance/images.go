@@ -49,20 +49,41 @@ nogroup:x:65534:
 `
 )
 
-// publishImages builds the stand-ins for every image critest pulls and
-// pushes them to the local registry under their upstream names.
-func publishImages(env *testenv.Env, registry, work string) error {
+// standinSources are the stand-ins' C programs, built static.
+var standinSources = map[string]string{
+	"webserver":  filepath.Join("integration", "conformance", "standin", "webserver.c"),
+	"nonewprivs": filepath.Join("integration", "conformance", "standin", "nonewprivs.c"),
+	"pause":      filepath.Join("integration", "bench", "stockpause", "pause.c"),
+}
+
+// buildStandins builds the stand-ins' programs into dir; with prebuilt set
+// (a node without a compiler), it reads them from there instead.
+func buildStandins(repo, dir, prebuilt string) (map[string][]byte, error) {
 	bins := map[string][]byte{}
-	for name, src := range map[string]string{
-		"webserver":  filepath.Join("integration", "conformance", "standin", "webserver.c"),
-		"nonewprivs": filepath.Join("integration", "conformance", "standin", "nonewprivs.c"),
-		"pause":      filepath.Join("integration", "bench", "stockpause", "pause.c"),
-	} {
-		data, err := testimage.BuildStatic(filepath.Join(env.Repo, src), filepath.Join(work, name))
+	for name, src := range standinSources {
+		var (
+			data []byte
+			err  error
+		)
+		if prebuilt != "" {
+			data, err = os.ReadFile(filepath.Join(prebuilt, name))
+		} else {
+			data, err = testimage.BuildStatic(filepath.Join(repo, src), filepath.Join(dir, name))
+		}
 		if err != nil {
-			return err
+			return nil, err
 		}
 		bins[name] = data
+	}
+	return bins, nil
+}
+
+// publishImages builds the stand-ins for every image critest pulls and
+// pushes them to the local registry under their upstream names.
+func publishImages(env *testenv.Env, registry, work, prebuilt string) error {
+	bins, err := buildStandins(env.Repo, work, prebuilt)
+	if err != nil {
+		return err
 	}
 
 	base, err := busybox()

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Assembles what the test node runs (hack/node/test.sh boots it): the tools
+# `make deps` pinned, the shim, the integration test binary and the
+# conformance runner built here (the node has no Go toolchain), the
+# stand-ins' programs built static here (no compiler there either), and the
+# files the tests read from the repository, laid out as in the repository.
+#
+# Usage: payload.sh DIR    (DIR/run.sh is hack/node/suite.sh)
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+dir=$1
+deps=${DEPS_DIR:-$repo/_deps}
+rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/repo/integration" "$dir/repo/task/pause" "$dir/standins"
+
+for tool in containerd ctr containerd-shim-runc-v2 runc crictl critest crane busybox-upstream; do
+	cp "$deps/bin/$tool" "$dir/bin/"
+done
+cp "$repo/bin/containerd-shim-pause-v2" "$dir/bin/"
+# The test images' busybox: the host's static one, as on the host suite.
+cp "$(command -v busybox)" "$dir/bin/busybox"
+
+cp -r "$repo/deploy" "$dir/repo/"
+cp "$repo/task/pause/pause.elf" "$dir/repo/task/pause/"
+(cd "$repo" && go test -c -o "$dir/repo/integration/integration.test" ./integration)
+(cd "$repo" && go build -o "$dir/bin/conformance" ./integration/conformance)
+(cd "$repo" && go run ./integration/conformance -build-standins "$dir/standins")
+cp "$repo/hack/node/suite.sh" "$dir/run.sh"
+chmod +x "$dir/run.sh"
+du -sh "$dir" | sed 's/^/payload: /'

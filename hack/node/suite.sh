@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs inside the test node (systemd as PID 1, cgroup v2, /run noexec, as
+# Debian boots): the integration tests that make a node's case, then
+# critest's fast subset on the systemd handlers, each against a private
+# containerd the tests start. Output goes to the harness; its last line is
+# "node: exit N".
+set -u
+cd "$(dirname "$0")"
+node=$(pwd)
+export PATH=$node/bin:$PATH DEPS_DIR=$node SHIM_BINARY=$node/bin/containerd-shim-pause-v2
+# The suite's pods get slice parents, as from a kubelet with the systemd
+# driver; handler runc gets SystemdCgroup, handler pause-systemd the shim's.
+export PAUSE_IT_CGROUP_DRIVER=systemd
+
+echo "node: init $(cat /proc/1/comm), $(systemctl --version | head -1), kernel $(uname -r)"
+echo "node: /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup); /run is mounted $(findmnt -no OPTIONS /run)"
+
+# The CRI pod scenarios (pod and containers sharing localhost, exec, logs,
+# stats, stop/remove; OOM; containerd restarts with live pods), the
+# systemd placement and unit cleanup, ctr pods, and the pause task's
+# privileges, on this node.
+tests='^(TestNode.*|TestCRIPodWithoutPauseImage|TestCRIPodsandboxMode|TestOOMKilled|TestContainerdRestartKeepsPods|TestPodSharesNamespacesAndLoopback|TestPauseTaskLeastPrivilege|TestShimKilled)$'
+rc=0
+(cd repo/integration && ./integration.test -test.v -test.count=1 -test.timeout 40m -test.run "$tests") || rc=1
+
+# critest's fast subset: runc with SystemdCgroup is the reference.
+fast='PodSandbox|basic operations on container|NamespaceOption|Streaming runtime should support (exec|attach)'
+(cd repo && "$node/bin/conformance" -handlers runc,pause-systemd -focus "$fast" -standins "$node/standins" -out /var/log/pause-node/conformance) || rc=1
+cat /var/log/pause-node/conformance/*.md 2>/dev/null | sed -n '/passed/p'
+exit $rc
