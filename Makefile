@@ -22,7 +22,7 @@ PAUSE_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 
 export PATH := $(DEPS_DIR)/bin:$(PATH)
 
-.PHONY: all build pause deps test unit integration demo install uninstall lint clean image soak bench conformance deps-conformance conformance-fast
+.PHONY: all build pause deps test unit integration demo install uninstall lint clean image soak bench conformance deps-conformance conformance-fast test-node deps-node
 
 all: build
 
@@ -97,3 +97,13 @@ conformance-fast: build deps deps-conformance
 PODS ?= 100
 bench: build deps
 	DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) run ./integration/bench -pods $(PODS) -out $(OUTPUT)/bench
+
+# A real node: a throwaway Debian VM (systemd as PID 1, cgroup v2, /run
+# noexec, as Debian boots) runs the node's share of the integration tests and
+# critest's fast subset on the systemd handlers (hack/node/suite.sh).
+deps-node:
+	DEPS_DIR=$(DEPS_DIR) ./hack/deps.sh node
+
+test-node: build deps deps-conformance deps-node
+	DEPS_DIR=$(DEPS_DIR) ./hack/node/payload.sh $(OUTPUT)/node-payload
+	./hack/node/test.sh $(OUTPUT)/node-payload

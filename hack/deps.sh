@@ -85,4 +85,9 @@ if [ "${1:-}" = conformance ]; then
 	fi
 fi
 
+# `deps.sh node`: what boots the test node (make test-node).
+if [ "${1:-}" = node ]; then
+	apt_install qemu-system-x86 mmdebstrap e2fsprogs
+fi
+
 echo "deps: ready in $BIN: containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, crictl $CRICTL_VERSION"

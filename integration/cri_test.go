@@ -291,8 +291,8 @@ func exerciseCRIPod(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClie
 		Resources:    &cri.LinuxContainerResources{MemoryLimitInBytes: 200 << 20},
 	}); err != nil {
 		t.Errorf("UpdatePodSandboxResources: %v", err)
-	} else if handler != "pause-podsandbox" && !testenv.SystemdDriver() {
-		if got := podMemoryLimit(t, pod.config.Linux.CgroupParent); got != 206<<20 {
+	} else if handler != "pause-podsandbox" {
+		if got := podMemoryLimit(t, podCgroupPath(pod.config)); got != 206<<20 {
 			t.Errorf("pod cgroup memory limit %d after UpdatePodSandboxResources, want %d", got, 206<<20)
 		}
 	}
@@ -484,6 +484,16 @@ func checkInspect(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient
 		info.Config.GetLinux().GetCgroupParent() != pod.config.Linux.CgroupParent {
 		t.Errorf("inspect of a %s pod: info %+v (pid %d in netns %s, the pod's is %s)", handler, info, info.Pid, net, want)
 	}
+}
+
+// podCgroupPath is the cgroup of a pod from podConfig: its parent, or the
+// path systemd gives the parent slice.
+func podCgroupPath(config *cri.PodSandboxConfig) string {
+	parent := config.Linux.CgroupParent
+	if testenv.SystemdDriver() {
+		return "/pauseit.slice/pauseit-besteffort.slice/" + parent
+	}
+	return parent
 }
 
 // podMemoryLimit reads a pod cgroup's memory limit on either hierarchy.

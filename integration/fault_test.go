@@ -235,6 +235,40 @@ func TestOOMKilled(t *testing.T) {
 	}
 }
 
+// TestPodMemoryLimitOOM: the pod's own limit (resources plus overhead, from
+// UpdatePodSandboxResources) OOM-kills the container that grows past it,
+// which CRI reports as OOMKilled with exit 137; its neighbour goes on.
+func TestPodMemoryLimitOOM(t *testing.T) {
+	ctx := requireEnv(t)
+	rt, _ := criClients(t)
+	p := runCRIPod(t, ctx, rt, podConfig(t, "pod-oom", false), "pause")
+	neighbour := p.start(t, ctx, "neighbour", "/bin/sleep", "100000")
+	if _, err := rt.UpdatePodSandboxResources(ctx, &cri.UpdatePodSandboxResourcesRequest{
+		PodSandboxId: p.id,
+		Overhead:     &cri.LinuxContainerResources{MemoryLimitInBytes: 8 << 20},
+		Resources:    &cri.LinuxContainerResources{MemoryLimitInBytes: 40 << 20},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := podMemoryLimit(t, podCgroupPath(p.config)); got != 48<<20 {
+		t.Fatalf("pod cgroup memory limit %d, want %d", got, 48<<20)
+	}
+	// Its own limit is far above the pod's: a safety net, never reached.
+	hog := p.startWith(t, ctx, "hog", &cri.ContainerConfig{}, "/bin/sh", "-c", "sleep 0.5; tail /dev/zero")
+	if _, err := rt.UpdateContainerResources(ctx, &cri.UpdateContainerResourcesRequest{
+		ContainerId: hog, Linux: &cri.LinuxContainerResources{MemoryLimitInBytes: 512 << 20},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cs := waitExited(t, ctx, rt, hog, 2*time.Minute)
+	if cs.ExitCode != 137 || cs.Reason != "OOMKilled" {
+		t.Errorf("exit %d, reason %q; want 137, OOMKilled", cs.ExitCode, cs.Reason)
+	}
+	if out := execSync(t, ctx, rt, neighbour, "echo", "still here"); out != "still here" {
+		t.Errorf("neighbour: %q", out)
+	}
+}
+
 // TestExecSyncLeavesNoZombie: 1,000 ExecSync calls into a pod's container
 // leave no zombie behind in the shim or the pod.
 func TestExecSyncLeavesNoZombie(t *testing.T) {

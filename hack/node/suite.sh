@@ -19,7 +19,7 @@ echo "node: /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup); /run is mounted $(f
 # stats, stop/remove; OOM; containerd restarts with live pods), the
 # systemd placement and unit cleanup, ctr pods, and the pause task's
 # privileges, on this node.
-tests='^(TestNode.*|TestCRIPodWithoutPauseImage|TestCRIPodsandboxMode|TestOOMKilled|TestContainerdRestartKeepsPods|TestPodSharesNamespacesAndLoopback|TestPauseTaskLeastPrivilege|TestShimKilled)$'
+tests='^(TestNode.*|TestCRIPodWithoutPauseImage|TestCRIPodsandboxMode|TestOOMKilled|TestPodMemoryLimitOOM|TestContainerdRestartKeepsPods|TestPodSharesNamespacesAndLoopback|TestPauseTaskLeastPrivilege|TestShimKilled)$'
 rc=0
 (cd repo/integration && ./integration.test -test.v -test.count=1 -test.timeout 40m -test.run "$tests") || rc=1
 
