@@ -96,8 +96,8 @@ func unitNameEscape(s string) string {
 // busy or wedged manager must not hold a pod's start or stop for ever.
 const systemdTimeout = 30 * time.Second
 
-// startScope starts the transient scope unit in slice holding pids.
-func startScope(ctx context.Context, unit, slice string, pids []int) error {
+// withSystemd runs fn on a connection to systemd, within systemdTimeout.
+func withSystemd(ctx context.Context, fn func(context.Context, *systemd.Conn) error) error {
 	ctx, cancel := context.WithTimeout(ctx, systemdTimeout)
 	defer cancel()
 	conn, err := systemd.NewWithContext(ctx)
@@ -105,6 +105,17 @@ func startScope(ctx context.Context, unit, slice string, pids []int) error {
 		return fmt.Errorf("connect to systemd: %w", err)
 	}
 	defer conn.Close()
+	return fn(ctx, conn)
+}
+
+// startScope starts the transient scope unit in slice holding pids.
+func startScope(ctx context.Context, unit, slice string, pids []int) error {
+	return withSystemd(ctx, func(ctx context.Context, conn *systemd.Conn) error {
+		return startScopeOn(ctx, conn, unit, slice, pids)
+	})
+}
+
+func startScopeOn(ctx context.Context, conn *systemd.Conn, unit, slice string, pids []int) error {
 	upids := make([]uint32, len(pids))
 	for i, p := range pids {
 		upids[i] = uint32(p)
@@ -125,21 +136,16 @@ func startScope(ctx context.Context, unit, slice string, pids []int) error {
 // stopUnit stops unit and forgets a failed state; a unit that is already
 // gone is fine (`shim delete` may run after the shim did this).
 func stopUnit(ctx context.Context, unit string) error {
-	ctx, cancel := context.WithTimeout(ctx, systemdTimeout)
-	defer cancel()
-	conn, err := systemd.NewWithContext(ctx)
-	if err != nil {
-		return fmt.Errorf("connect to systemd: %w", err)
-	}
-	defer conn.Close()
-	err = runJob(ctx, unit, "stop", func(ch chan<- string) (int, error) {
-		return conn.StopUnitContext(ctx, unit, "replace", ch)
+	return withSystemd(ctx, func(ctx context.Context, conn *systemd.Conn) error {
+		err := runJob(ctx, unit, "stop", func(ch chan<- string) (int, error) {
+			return conn.StopUnitContext(ctx, unit, "replace", ch)
+		})
+		if err != nil && !noSuchUnit(err) {
+			return err
+		}
+		_ = conn.ResetFailedUnitContext(ctx, unit)
+		return nil
 	})
-	if err != nil && !noSuchUnit(err) {
-		return err
-	}
-	_ = conn.ResetFailedUnitContext(ctx, unit)
-	return nil
 }
 
 // runJob runs one systemd job and waits for its result.
