@@ -59,10 +59,12 @@ func podConfig(t *testing.T, name string, hostNetwork bool) *cri.PodSandboxConfi
 	uid := fmt.Sprintf("%s-%d", name, time.Now().UnixNano())
 	cgroupParent := "/" + env.Namespace + "/pod" + uid
 	if testenv.SystemdDriver() {
-		// As the kubelet's systemd driver names a BestEffort pod's slice
-		// (a dash opens a level of the slice tree: none in the uid).
-		cgroupParent = "pauseit-besteffort-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice"
-		t.Cleanup(func() { testenv.StopUnit(t, cgroupParent) })
+		// As the kubelet's systemd driver sends a BestEffort pod's slice:
+		// its expanded path (a dash opens a level of the slice tree: none
+		// in the uid).
+		slice := "pauseit-besteffort-pod" + strings.ReplaceAll(uid, "-", "_") + ".slice"
+		cgroupParent = "/pauseit.slice/pauseit-besteffort.slice/" + slice
+		t.Cleanup(func() { testenv.StopUnit(t, slice) })
 	} else {
 		t.Cleanup(func() { removeCgroup(t, cgroupParent) })
 	}
@@ -486,14 +488,10 @@ func checkInspect(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient
 	}
 }
 
-// podCgroupPath is the cgroup of a pod from podConfig: its parent, or the
-// path systemd gives the parent slice.
+// podCgroupPath is the cgroup of a pod from podConfig: its parent (under
+// the systemd driver, the slice's expanded path).
 func podCgroupPath(config *cri.PodSandboxConfig) string {
-	parent := config.Linux.CgroupParent
-	if testenv.SystemdDriver() {
-		return "/pauseit.slice/pauseit-besteffort.slice/" + parent
-	}
-	return parent
+	return config.Linux.CgroupParent
 }
 
 // podMemoryLimit reads a pod cgroup's memory limit on either hierarchy.

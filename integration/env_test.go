@@ -70,7 +70,11 @@ func requireEnv(t *testing.T) context.Context {
 	if skip != "" {
 		t.Skip(skip)
 	}
-	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), env.Namespace), 2*time.Minute)
+	deadline := 2 * time.Minute
+	if testenv.Slow() {
+		deadline = 15 * time.Minute
+	}
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), env.Namespace), deadline)
 	t.Cleanup(cancel)
 	return ctx
 }

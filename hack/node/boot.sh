@@ -6,7 +6,8 @@
 # Usage: boot.sh ROOTFS_CACHE_DIR DISK_IMG RUN_DIR
 #   writes RUN_DIR/results.log (the port) and RUN_DIR/console.log (ttyS0)
 # Environment: NODE_TIMEOUT in seconds (default 2400), NODE_SMP (2),
-#   NODE_MEM (3072, MiB), NODE_QEMU (qemu-system-x86_64).
+#   NODE_MEM (3072, MiB), NODE_QEMU (qemu-system-x86_64), NODE_APPEND (kernel
+#   arguments after root=, default "quiet"; e.g. "systemd.show_status=1" to debug).
 # Exit status: 0 when the VM powered off by itself, 124 on timeout.
 set -euo pipefail
 
@@ -19,7 +20,7 @@ qemu=(${NODE_QEMU:-qemu-system-x86_64}
 	-accel tcg,thread=multi -cpu max -smp "${NODE_SMP:-2}" -m "${NODE_MEM:-3072}"
 	-display none -monitor none -serial "file:$console" -no-reboot
 	-kernel "$cache/vmlinuz" -initrd "$cache/initrd.img"
-	-append "console=ttyS0 root=/dev/vda rw panic=-1 quiet"
+	-append "console=ttyS0 root=/dev/vda rw panic=-1 ${NODE_APPEND:-quiet}"
 	-drive "file=$img,format=raw,if=virtio" -nic none
 	-device virtio-serial -chardev "file,id=res,path=$results" -device virtserialport,chardev=res,name=results)
 

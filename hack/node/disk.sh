@@ -37,7 +37,8 @@ for _ in $(seq 100); do [ -e "$port" ] && break; sleep 0.1; done
 [ -e "$port" ] || port=/dev/null
 export PATH=/opt/pause-node/bin:$PATH HOME=/root NODE_PAYLOAD=/opt/pause-node
 {
-	echo "node: script starts at uptime $(cut -d' ' -f1 /proc/uptime) s; $(systemd-analyze time 2>/dev/null | head -1)"
+	mu=$(systemctl show -P ActiveEnterTimestampMonotonic multi-user.target)
+	echo "node: script starts at uptime $(cut -d' ' -f1 /proc/uptime) s (multi-user.target reached at $((mu / 1000000)).$(printf %06d $((mu % 1000000))) s)"
 	[ "$port" = /dev/null ] && echo "node: no virtio-serial port: results only in $log"
 	cd /opt/pause-node && ./run.sh 2>&1
 	echo "node: exit $?"
@@ -49,14 +50,14 @@ cat >"$root/etc/systemd/system/pause-node.service" <<'UNIT'
 [Unit]
 Description=pause-node test run (/opt/pause-node/run.sh), then power off
 After=multi-user.target
+SuccessAction=poweroff
+FailureAction=poweroff
 [Service]
 Type=oneshot
 ExecStart=/usr/local/sbin/pause-node-run
 StandardOutput=journal+console
 StandardError=journal+console
 TimeoutStartSec=infinity
-SuccessAction=poweroff
-FailureAction=poweroff
 [Install]
 WantedBy=multi-user.target
 UNIT
@@ -77,4 +78,4 @@ for u in serial-getty@ttyS0.service getty@tty1.service console-getty.service sys
 done
 
 rm -f "$img"
-mkfs.ext4 -q -F -L pause-node -d "$root" "$img" "$size"
+mkfs.ext4 -q -F -L pause-node -d "$root" "$img" "$size" >/dev/null

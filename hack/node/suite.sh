@@ -11,6 +11,9 @@ export PATH=$node/bin:$PATH DEPS_DIR=$node SHIM_BINARY=$node/bin/containerd-shim
 # The suite's pods get slice parents, as from a kubelet with the systemd
 # driver; handler runc gets SystemdCgroup, handler pause-systemd the shim's.
 export PAUSE_IT_CGROUP_DRIVER=systemd
+# Containers run about 40 times slower under emulation: fewer pods, longer
+# deadlines.
+export PAUSE_IT_SLOW=1
 
 echo "node: init $(cat /proc/1/comm), $(systemctl --version | head -1), kernel $(uname -r)"
 echo "node: /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup); /run is mounted $(findmnt -no OPTIONS /run)"

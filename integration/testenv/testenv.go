@@ -604,7 +604,7 @@ func systemdLeaks() []string {
 		return nil
 	}
 	out, err := exec.Command("systemctl", "list-units", "--all", "--plain", "--no-legend",
-		"cri-containerd-*", "pause-*", "pauseit-*-pod*").CombinedOutput()
+		"cri-containerd-*", "pause-*.slice", "pauseit-*-pod*").CombinedOutput()
 	if err != nil {
 		return []string{"systemctl list-units: " + strings.TrimSpace(string(out))}
 	}
@@ -617,3 +617,11 @@ func systemdLeaks() []string {
 	_ = exec.Command("systemctl", "stop", "pauseit.slice", "pause.slice").Run()
 	return leaks
 }
+
+// SlowEnv, when set, says the suite runs on an emulated node (make
+// test-node's VM runs containers about 40 times slower): tests scale their
+// pod counts down and their deadlines up.
+const SlowEnv = "PAUSE_IT_SLOW"
+
+// Slow tells whether the suite runs on an emulated node.
+func Slow() bool { return os.Getenv(SlowEnv) != "" }
