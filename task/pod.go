@@ -51,7 +51,10 @@ type pod struct {
 	createdAt time.Time
 	pause     *pause.Process // nil until StartSandbox
 	placed    chan struct{}  // closed once the pause task is in its cgroup
-	shutdown  bool
+	// stopping: StopSandbox or ShutdownSandbox has begun, and the pod takes
+	// no new container.
+	stopping bool
+	shutdown bool
 	// started: StartSandbox succeeded; until then startTimer may abandon it.
 	started    bool
 	startTimer *time.Timer

@@ -180,6 +180,9 @@ func (x *sandboxService) StopSandbox(ctx context.Context, r *sandboxAPI.StopSand
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	if err := s.quiesce(ctx, p); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
 	timeout := time.Duration(r.TimeoutSecs) * time.Second
 	if timeout == 0 {
 		timeout = time.Duration(s.opts.DefaultStopTimeout)
@@ -320,6 +323,9 @@ func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.Shut
 		return &sandboxAPI.ShutdownSandboxResponse{}, nil
 	}
 	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	if err := s.quiesce(ctx, p); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	s.stopMembers(ctx, 0)
