@@ -27,6 +27,9 @@ const (
 	pauseStopGrace = 2 * time.Second
 )
 
+// startPause is pause.Start; tests slow it down.
+var startPause = pause.Start
+
 // podState is what survives the shim: enough to kill the pause task and
 // remove the pod's cgroups from the bundle alone.
 type podState struct {
@@ -200,7 +203,7 @@ func (p *pod) start(ctx context.Context, containerdRoot string) (retErr error) {
 		}
 	}
 
-	proc, err := pause.Start(p.pauseCfg)
+	proc, err := startPause(p.pauseCfg)
 	if err != nil {
 		return err
 	}
@@ -245,21 +248,21 @@ func (p *pod) placePause(ctx context.Context) {
 // ready tells whether the pause task runs.
 func (p *pod) ready() bool { return p.pause != nil && !p.pause.Exited() && !p.shutdown }
 
-// stopPause ends the pause task: SIGTERM, then SIGKILL after a grace.
-func (p *pod) stopPause(ctx context.Context) {
-	if p.pause == nil {
+// stopPause ends a pause task (if any): SIGTERM, then SIGKILL after a grace.
+func stopPause(ctx context.Context, proc *pause.Process) {
+	if proc == nil {
 		return
 	}
-	_ = p.pause.Signal(syscall.SIGTERM)
+	_ = proc.Signal(syscall.SIGTERM)
 	select {
-	case <-p.pause.Done():
+	case <-proc.Done():
 		return
 	case <-time.After(pauseStopGrace):
 	case <-ctx.Done():
 	}
 	log.G(ctx).Warn("pause task ignored SIGTERM, killing it")
-	_ = p.pause.Signal(syscall.SIGKILL)
-	<-p.pause.Done()
+	_ = proc.Signal(syscall.SIGKILL)
+	<-proc.Done()
 }
 
 // cleanup removes what the pod made; the pause task must be gone (or is killed).

@@ -25,6 +25,8 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task/pause"
 )
 
 // Sandbox states as containerd's CRI reads them.
@@ -41,6 +43,14 @@ func (s *Service) lookupPod(id string) (*pod, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.getPod(id)
+}
+
+// pauseOf is the pod's pause task (nil until started), read under the lock:
+// StartSandbox sets it.
+func (s *Service) pauseOf(p *pod) *pause.Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return p.pause
 }
 
 // podCgroup opens the pod's cgroup, for metrics and updates.
@@ -110,6 +120,9 @@ func (x *sandboxService) StartSandbox(ctx context.Context, r *sandboxAPI.StartSa
 	if p.shutdown {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "sandbox %q is shut down", r.SandboxID)
 	}
+	if p.stopping {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "sandbox %q is stopped", r.SandboxID)
+	}
 	if p.pause != nil {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrAlreadyExists, "sandbox %q already started", r.SandboxID)
 	}
@@ -119,7 +132,7 @@ func (x *sandboxService) StartSandbox(ctx context.Context, r *sandboxAPI.StartSa
 	}
 	p.started = true
 	p.startTimer.Stop()
-	go s.onPauseExit(ctx, p)
+	go s.onPauseExit(ctx, p.pause)
 	log.G(ctx).WithField("pid", p.pause.Pid).Info("sandbox started")
 	return &sandboxAPI.StartSandboxResponse{
 		Pid:       uint32(p.pause.Pid),
@@ -156,9 +169,9 @@ func podLogFields(id string, cfg *podConfig) log.Fields {
 
 // onPauseExit ends the pod's containers when its pause task dies: without it
 // they would run on in namespaces nobody holds.
-func (s *Service) onPauseExit(ctx context.Context, p *pod) {
-	<-p.pause.Done()
-	status, _ := p.pause.Exit()
+func (s *Service) onPauseExit(ctx context.Context, proc *pause.Process) {
+	<-proc.Done()
+	status, _ := proc.Exit()
 	log.G(ctx).WithField("status", status).Info("pause task exited")
 	s.signalMembers(context.WithoutCancel(ctx), syscall.SIGKILL)
 }
@@ -188,7 +201,7 @@ func (x *sandboxService) StopSandbox(ctx context.Context, r *sandboxAPI.StopSand
 		timeout = time.Duration(s.opts.DefaultStopTimeout)
 	}
 	s.stopMembers(ctx, timeout)
-	p.stopPause(ctx)
+	stopPause(ctx, s.pauseOf(p))
 	log.G(ctx).WithField("took", time.Since(start)).Info("sandbox stopped")
 	return &sandboxAPI.StopSandboxResponse{}, nil
 }
@@ -243,15 +256,16 @@ func (x *sandboxService) WaitSandbox(ctx context.Context, r *sandboxAPI.WaitSand
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	if p.pause == nil {
+	proc := x.s.pauseOf(p)
+	if proc == nil {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "sandbox %q is not started", r.SandboxID)
 	}
 	select {
-	case <-p.pause.Done():
+	case <-proc.Done():
 	case <-ctx.Done():
 		return nil, errgrpc.ToGRPC(ctx.Err())
 	}
-	status, at := p.pause.Exit()
+	status, at := proc.Exit()
 	return &sandboxAPI.WaitSandboxResponse{ExitStatus: uint32(status), ExitedAt: protobuf.ToTimestamp(at)}, nil
 }
 

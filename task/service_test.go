@@ -2,6 +2,7 @@ package task
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/containerd/errdefs/pkg/errgrpc"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task/pause"
 )
 
 // testNamespace is the containerd namespace of the pods these tests run:
@@ -291,5 +293,73 @@ func TestShutdownSandboxLeavesNoContainerBeingCreated(t *testing.T) {
 	}
 	if ts.s.isMember("early") || ts.s.isMember("late") {
 		t.Error("the pod still counts a container after ShutdownSandbox")
+	}
+}
+
+// slowPauseStart makes every pause task take delay to get ready.
+func slowPauseStart(t *testing.T, delay time.Duration) {
+	t.Helper()
+	saved := startPause
+	startPause = func(c pause.Config) (*pause.Process, error) {
+		time.Sleep(delay)
+		return pause.Start(c)
+	}
+	t.Cleanup(func() { startPause = saved })
+}
+
+// TestStartSandboxRacesWaitAndStop runs StartSandbox concurrently with
+// WaitSandbox and StopSandbox, these before and during the start (run it
+// with -race): every call answers with success or a clear error kind, none
+// hangs, and once StopSandbox has answered the pod is not ready.
+func TestStartSandboxRacesWaitAndStop(t *testing.T) {
+	for _, startFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("start first %v", startFirst), func(t *testing.T) {
+			ts := newTestService(t)
+			slowPauseStart(t, 50*time.Millisecond)
+			ts.createPod(t, "race")
+			ctx, cancel := context.WithTimeout(testCtx(), 10*time.Second)
+			defer cancel()
+			var wg sync.WaitGroup
+			errs := make(chan error, 3)
+			call := func(name string, fn func() error) {
+				wg.Go(func() {
+					err := errgrpc.ToNative(fn())
+					if err != nil && !errdefs.IsFailedPrecondition(err) && !errdefs.IsAlreadyExists(err) {
+						errs <- fmt.Errorf("%s: %w", name, err)
+					}
+				})
+			}
+			start := func() {
+				call("StartSandbox", func() error {
+					_, err := ts.sb.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: "race"})
+					return err
+				})
+			}
+			if startFirst {
+				start()
+				time.Sleep(10 * time.Millisecond)
+			}
+			call("WaitSandbox", func() error {
+				_, err := ts.sb.WaitSandbox(ctx, &sandboxAPI.WaitSandboxRequest{SandboxID: "race"})
+				return err
+			})
+			call("StopSandbox", func() error {
+				_, err := ts.sb.StopSandbox(ctx, &sandboxAPI.StopSandboxRequest{SandboxID: "race"})
+				return err
+			})
+			if !startFirst {
+				time.Sleep(10 * time.Millisecond) // no happens-before: what -race checks
+				start()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			st, err := ts.sb.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: "race"})
+			if err != nil || st.State != stateNotReady {
+				t.Errorf("after StopSandbox the pod is %s (%v), want %s", st.GetState(), err, stateNotReady)
+			}
+		})
 	}
 }
