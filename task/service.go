@@ -207,17 +207,18 @@ func (s *Service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest, sandb
 	if sandboxID == "" {
 		return false, nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.pod
-	if p == nil || p.state.ID != sandboxID {
+	if _, err := s.lookupPod(sandboxID); err != nil {
 		// CRI's podsandbox mode: the sandbox is a pause container this shim
-		// runs as a task, and CRI already joined its namespaces.
+		// runs as a task, and CRI already joined its namespaces. runc's
+		// state runs `runc state`: not under the lock.
 		if _, err := s.runc.State(ctx, &taskAPI.StateRequest{ID: sandboxID}); err != nil {
 			return false, fmt.Errorf("sandbox %s of container %s is gone: %w", sandboxID, r.ID, errdefs.ErrFailedPrecondition)
 		}
 		return false, nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pod // the shim's pod never changes once created
 	if !p.ready() {
 		return false, fmt.Errorf("sandbox %s is not ready: its pause task is not running: %w", sandboxID, errdefs.ErrFailedPrecondition)
 	}
@@ -248,21 +249,25 @@ func (s *Service) created(id string, ok bool) {
 	}
 }
 
-// quiesce makes the pod refuse new containers, then waits for the creates
-// already under way: stopping the pod after that misses none of them.
+// quiesce makes the pod refuse new containers and starts, then waits for
+// the start and the creates already under way, without the lock: stopping
+// the pod after that misses none of them, and nothing else changes it.
 func (s *Service) quiesce(ctx context.Context, p *pod) error {
 	s.mu.Lock()
 	p.stopping = true
-	pending := make([]chan struct{}, 0, len(s.creating))
+	pending := make([]chan struct{}, 0, len(s.creating)+1)
 	for _, done := range s.creating {
 		pending = append(pending, done)
+	}
+	if p.starting != nil {
+		pending = append(pending, p.starting)
 	}
 	s.mu.Unlock()
 	for _, done := range pending {
 		select {
 		case <-done:
 		case <-ctx.Done():
-			return fmt.Errorf("sandbox %s: waiting for the containers being created: %w", p.state.ID, ctx.Err())
+			return fmt.Errorf("sandbox %s: waiting for its start and the containers being created: %w", p.state.ID, ctx.Err())
 		}
 	}
 	return nil

@@ -363,3 +363,123 @@ func TestStartSandboxRacesWaitAndStop(t *testing.T) {
 		})
 	}
 }
+
+// promptly fails the test unless each call answers within a few
+// milliseconds; it gives each up to a second, and returns the answers.
+func promptly(t *testing.T, calls map[string]func() error) map[string]error {
+	t.Helper()
+	const limit, patience = 200 * time.Millisecond, time.Second
+	type answer struct {
+		name string
+		took time.Duration
+		err  error
+	}
+	answers := make(chan answer, len(calls))
+	for name, call := range calls {
+		go func() {
+			start := time.Now()
+			err := call()
+			answers <- answer{name, time.Since(start), err}
+		}()
+	}
+	got := map[string]error{}
+	timeout := time.After(patience)
+	for range calls {
+		select {
+		case a := <-answers:
+			got[a.name] = a.err
+			if a.took > limit {
+				t.Errorf("%s took %v (%v)", a.name, a.took, a.err)
+			}
+		case <-timeout:
+			t.Errorf("%d of %d calls still blocked after %v", len(calls)-len(got), len(calls), patience)
+			return got
+		}
+	}
+	return got
+}
+
+// probes are the calls containerd makes on a shim it reloads (Connect,
+// Pids: it gives up after 5 s and deletes the bundle) and the pod's status
+// calls: none may wait for work under way on the pod.
+func (ts *testService) probes(id string) map[string]func() error {
+	ctx := testCtx()
+	return map[string]func() error{
+		"Connect": func() error { _, err := ts.task.Connect(ctx, &taskAPI.ConnectRequest{ID: id}); return err },
+		"Pids":    func() error { _, err := ts.task.Pids(ctx, &taskAPI.PidsRequest{ID: id}); return err },
+		"SandboxStatus": func() error {
+			_, err := ts.sb.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: id, Verbose: true})
+			return err
+		},
+		"PingSandbox": func() error { _, err := ts.sb.PingSandbox(ctx, &sandboxAPI.PingRequest{SandboxID: id}); return err },
+	}
+}
+
+// TestSlowPauseStartBlocksNoOtherCall: while the pause task takes its time
+// to get ready (up to 10 s), the pod answers every other call at once, a
+// second StartSandbox included.
+func TestSlowPauseStartBlocksNoOtherCall(t *testing.T) {
+	ts := newTestService(t)
+	ctx := testCtx()
+	entered, release := make(chan struct{}), make(chan struct{})
+	saved := startPause
+	startPause = func(c pause.Config) (*pause.Process, error) {
+		close(entered)
+		<-release
+		return pause.Start(c)
+	}
+	t.Cleanup(func() { startPause = saved })
+	ts.createPod(t, "slow")
+	started := make(chan error, 1)
+	go func() {
+		_, err := ts.sb.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: "slow"})
+		started <- err
+	}()
+	<-entered
+	calls := ts.probes("slow")
+	calls["StartSandbox again"] = func() error {
+		_, err := ts.sb.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: "slow"})
+		return err
+	}
+	answers := promptly(t, calls)
+	if err, ok := answers["StartSandbox again"]; ok && !errdefs.IsAlreadyExists(errgrpc.ToNative(err)) {
+		t.Errorf("a second StartSandbox during the start: %v, want AlreadyExists", err)
+	}
+	if err, ok := answers["SandboxStatus"]; ok && err != nil {
+		t.Errorf("SandboxStatus during the start: %v", err)
+	}
+	close(release)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := ts.task.Pids(ctx, &taskAPI.PidsRequest{ID: "slow"}); err != nil || len(resp.Processes) != 1 {
+		t.Errorf("Pids of the started pod: %v, %v", resp, err)
+	}
+}
+
+// TestSlowRuncStateBlocksNoOtherCall: admitting a container of a sandbox
+// this shim runs as a task (CRI's podsandbox mode) asks runc for that
+// task's state, which may take long; the pod meanwhile answers at once.
+func TestSlowRuncStateBlocksNoOtherCall(t *testing.T) {
+	ts := newTestService(t)
+	ctx := testCtx()
+	ts.runPod(t, "pod")
+	entered, release := make(chan struct{}), make(chan struct{})
+	ts.runc.stateHook = func(id string) {
+		if id == "pause-container" {
+			close(entered)
+			<-release
+		}
+	}
+	created := make(chan error, 1)
+	go func() {
+		_, err := ts.task.Create(ctx, containerRequest(t, "pause-container", "c"))
+		created <- err
+	}()
+	<-entered
+	promptly(t, ts.probes("pod"))
+	close(release)
+	if err := <-created; !errdefs.IsFailedPrecondition(errgrpc.ToNative(err)) {
+		t.Errorf("a container of a sandbox that is gone: %v, want FailedPrecondition", err)
+	}
+}
