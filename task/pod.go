@@ -27,6 +27,9 @@ const (
 	pauseStopGrace = 2 * time.Second
 )
 
+// startPause is pause.Start; tests slow it down.
+var startPause = pause.Start
+
 // podState is what survives the shim: enough to kill the pause task and
 // remove the pod's cgroups from the bundle alone.
 type podState struct {
@@ -41,7 +44,10 @@ type podState struct {
 }
 
 // pod is the one pod a shim holds: its configuration, its pause task and its
-// cgroups. The Service guards it with its lock.
+// cgroups. The Service guards it with its lock, which no call holds across
+// a wait: work that takes time (starting the pause task, stopping the pod,
+// removing it) runs without the lock, and the pod's state (starting,
+// stopping, shutdown) tells the calls that come meanwhile where it stands.
 type pod struct {
 	state     podState
 	bundle    string
@@ -51,7 +57,13 @@ type pod struct {
 	createdAt time.Time
 	pause     *pause.Process // nil until StartSandbox
 	placed    chan struct{}  // closed once the pause task is in its cgroup
-	shutdown  bool
+	// starting is closed when the StartSandbox under way ends; nil when
+	// none is.
+	starting chan struct{}
+	// stopping: StopSandbox or ShutdownSandbox has begun (or abandon): the
+	// pod takes no new container and does not start.
+	stopping bool
+	shutdown bool
 	// started: StartSandbox succeeded; until then startTimer may abandon it.
 	started    bool
 	startTimer *time.Timer
@@ -174,42 +186,48 @@ func (l podCgroups) containerCgroup(id string) string {
 	return ""
 }
 
-// start makes the pod's cgroups and runs its pause task in them.
-func (p *pod) start(ctx context.Context, containerdRoot string) (retErr error) {
+// start makes the pod's files and cgroups and runs its pause task in them,
+// which may take up to the pause task's ready timeout. It runs without the
+// service's lock, so it fills in st, a copy of the pod's state, and leaves
+// the pod itself alone: the caller publishes what it made (see endStart).
+// On failure it removes what it made.
+func (p *pod) start(ctx context.Context, containerdRoot string, st podState) (_ *pause.Process, _ podState, retErr error) {
+	var proc *pause.Process
 	defer func() {
-		if retErr != nil {
-			p.cleanup(ctx)
+		if retErr == nil {
+			return
 		}
+		if proc != nil {
+			_ = proc.Signal(syscall.SIGKILL)
+			<-proc.Done()
+		}
+		st.cleanup(ctx, p.bundle)
 	}()
 	if p.cfg.FromCRI {
-		files, err := criDirs(containerdRoot, p.bundle, p.state.ID)
+		files, err := criDirs(containerdRoot, p.bundle, st.ID)
 		if err != nil {
-			return err
+			return nil, st, err
 		}
-		p.state.Files = files
+		st.Files = files
 		if err := files.create(p.cfg.CRI, p.cfg.HostIPC); err != nil {
-			return err
+			return nil, st, err
 		}
 	}
-	if p.state.OwnsPodCgroup {
-		if _, err := newCgroup(p.state.PodCgroup); err != nil {
-			return err
+	if st.OwnsPodCgroup {
+		if _, err := newCgroup(st.PodCgroup); err != nil {
+			return nil, st, err
 		}
 	}
-
-	proc, err := pause.Start(p.pauseCfg)
+	proc, err := startPause(p.pauseCfg)
 	if err != nil {
-		return err
+		return nil, st, err
 	}
-	p.pause = proc
-	p.state.PausePid = proc.Pid
-	p.state.PauseStartTime, _ = procStartTime(proc.Pid)
-	if err := p.state.save(p.bundle); err != nil {
-		return err
+	st.PausePid = proc.Pid
+	st.PauseStartTime, _ = procStartTime(proc.Pid)
+	if err := st.save(p.bundle); err != nil {
+		return nil, st, err
 	}
-	p.placed = make(chan struct{})
-	go p.placePause(context.WithoutCancel(ctx))
-	return nil
+	return proc, st, nil
 }
 
 // placePause moves the pause task into its cgroup, off the sandbox start
@@ -242,24 +260,27 @@ func (p *pod) placePause(ctx context.Context) {
 // ready tells whether the pause task runs.
 func (p *pod) ready() bool { return p.pause != nil && !p.pause.Exited() && !p.shutdown }
 
-// stopPause ends the pause task: SIGTERM, then SIGKILL after a grace.
-func (p *pod) stopPause(ctx context.Context) {
-	if p.pause == nil {
+// stopPause ends a pause task (if any): SIGTERM, then SIGKILL after a grace.
+func stopPause(ctx context.Context, proc *pause.Process) {
+	if proc == nil {
 		return
 	}
-	_ = p.pause.Signal(syscall.SIGTERM)
+	_ = proc.Signal(syscall.SIGTERM)
 	select {
-	case <-p.pause.Done():
+	case <-proc.Done():
 		return
 	case <-time.After(pauseStopGrace):
 	case <-ctx.Done():
 	}
 	log.G(ctx).Warn("pause task ignored SIGTERM, killing it")
-	_ = p.pause.Signal(syscall.SIGKILL)
-	<-p.pause.Done()
+	_ = proc.Signal(syscall.SIGKILL)
+	<-proc.Done()
 }
 
-// cleanup removes what the pod made; the pause task must be gone (or is killed).
+// cleanup removes what the pod made; the pause task must be gone (or is
+// killed). It waits for the pause task's exit and its cgroup, and removes
+// cgroups, files and mounts: call it without the service's lock, once no
+// start is under way and none can begin (the pod is stopping).
 func (p *pod) cleanup(ctx context.Context) {
 	if p.pause != nil {
 		_ = p.pause.Signal(syscall.SIGKILL)

@@ -25,6 +25,8 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task/pause"
 )
 
 // Sandbox states as containerd's CRI reads them.
@@ -41,6 +43,31 @@ func (s *Service) lookupPod(id string) (*pod, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.getPod(id)
+}
+
+// pauseOf is the pod's pause task (nil until started), read under the lock:
+// StartSandbox sets it.
+func (s *Service) pauseOf(p *pod) *pause.Process {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return p.pause
+}
+
+// startedPause is the pod's pause task once the start under way, if any,
+// has ended: nil if the pod has not started.
+func (s *Service) startedPause(ctx context.Context, p *pod) (*pause.Process, error) {
+	s.mu.Lock()
+	proc, starting := p.pause, p.starting
+	s.mu.Unlock()
+	if starting == nil {
+		return proc, nil
+	}
+	select {
+	case <-starting:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return s.pauseOf(p), nil
 }
 
 // podCgroup opens the pod's cgroup, for metrics and updates.
@@ -101,30 +128,67 @@ func (x *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.Create
 
 func (x *sandboxService) StartSandbox(ctx context.Context, r *sandboxAPI.StartSandboxRequest) (*sandboxAPI.StartSandboxResponse, error) {
 	s := x.s
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, err := s.getPod(r.SandboxID)
+	p, st, err := s.beginStart(ctx, r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	if p.shutdown {
-		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "sandbox %q is shut down", r.SandboxID)
-	}
-	if p.pause != nil {
-		return nil, errgrpc.ToGRPCf(errdefs.ErrAlreadyExists, "sandbox %q already started", r.SandboxID)
-	}
-	p.state.Sockets = shimSockets(ctx, s.grpcAddress, r.SandboxID)
-	if err := p.start(ctx, s.containerdRoot); err != nil {
+	proc, st, err := p.start(ctx, s.containerdRoot, st)
+	s.endStart(ctx, p, proc, st, err)
+	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	p.started = true
-	p.startTimer.Stop()
-	go s.onPauseExit(ctx, p)
-	log.G(ctx).WithField("pid", p.pause.Pid).Info("sandbox started")
+	log.G(ctx).WithField("pid", proc.Pid).Info("sandbox started")
 	return &sandboxAPI.StartSandboxResponse{
-		Pid:       uint32(p.pause.Pid),
+		Pid:       uint32(proc.Pid),
 		CreatedAt: protobuf.ToTimestamp(p.createdAt),
 	}, nil
+}
+
+// beginStart marks the pod as starting, so that a call coming while its
+// pause task gets ready gets an answer instead of waiting for the lock. It
+// returns the pod's state for the start to fill in.
+func (s *Service) beginStart(ctx context.Context, id string) (*pod, podState, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, err := s.getPod(id)
+	switch {
+	case err != nil:
+		return nil, podState{}, err
+	case p.shutdown:
+		return nil, podState{}, fmt.Errorf("sandbox %q is shut down: %w", id, errdefs.ErrFailedPrecondition)
+	case p.stopping:
+		return nil, podState{}, fmt.Errorf("sandbox %q is stopped: %w", id, errdefs.ErrFailedPrecondition)
+	case p.starting != nil:
+		return nil, podState{}, fmt.Errorf("sandbox %q is already starting: %w", id, errdefs.ErrAlreadyExists)
+	case p.pause != nil:
+		return nil, podState{}, fmt.Errorf("sandbox %q already started: %w", id, errdefs.ErrAlreadyExists)
+	}
+	p.starting = make(chan struct{})
+	st := p.state
+	st.Sockets = shimSockets(ctx, s.grpcAddress, id)
+	return p, st, nil
+}
+
+// endStart publishes what a start made (nothing if it failed) and wakes
+// the calls waiting for it. A stop that began meanwhile waited for this,
+// and stops the pause task now published.
+func (s *Service) endStart(ctx context.Context, p *pod, proc *pause.Process, st podState, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(p.starting)
+	p.starting = nil
+	if err != nil {
+		return // the abandon timer still runs
+	}
+	// Field by field: the pod's cgroup fields are read without the lock.
+	p.state.Files, p.state.Sockets = st.Files, st.Sockets
+	p.state.PausePid, p.state.PauseStartTime = st.PausePid, st.PauseStartTime
+	p.pause = proc
+	p.started = true
+	p.startTimer.Stop()
+	p.placed = make(chan struct{})
+	go p.placePause(context.WithoutCancel(ctx))
+	go s.onPauseExit(ctx, proc)
 }
 
 // abandon removes a pod that was created but not started within the
@@ -133,11 +197,21 @@ func (x *sandboxService) StartSandbox(ctx context.Context, r *sandboxAPI.StartSa
 // failed would otherwise keep its shim, and its cgroup, for ever.
 func (s *Service) abandon(ctx context.Context, p *pod) {
 	s.mu.Lock()
-	if s.pod != p || p.started || p.shutdown {
+	for p.starting != nil {
+		// A start under way decides: wait for it, without the lock.
+		starting := p.starting
+		s.mu.Unlock()
+		<-starting
+		s.mu.Lock()
+	}
+	if s.pod != p || p.started || p.stopping || p.shutdown {
 		s.mu.Unlock()
 		return
 	}
+	p.stopping = true
+	s.mu.Unlock()
 	p.cleanup(ctx)
+	s.mu.Lock()
 	p.shutdown = true
 	s.mu.Unlock()
 	log.G(ctx).WithField("start_timeout", time.Duration(s.opts.StartTimeout)).Warn("sandbox created but never started: removed, shim exits")
@@ -156,9 +230,9 @@ func podLogFields(id string, cfg *podConfig) log.Fields {
 
 // onPauseExit ends the pod's containers when its pause task dies: without it
 // they would run on in namespaces nobody holds.
-func (s *Service) onPauseExit(ctx context.Context, p *pod) {
-	<-p.pause.Done()
-	status, _ := p.pause.Exit()
+func (s *Service) onPauseExit(ctx context.Context, proc *pause.Process) {
+	<-proc.Done()
+	status, _ := proc.Exit()
 	log.G(ctx).WithField("status", status).Info("pause task exited")
 	s.signalMembers(context.WithoutCancel(ctx), syscall.SIGKILL)
 }
@@ -180,12 +254,15 @@ func (x *sandboxService) StopSandbox(ctx context.Context, r *sandboxAPI.StopSand
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	if err := s.quiesce(ctx, p); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
 	timeout := time.Duration(r.TimeoutSecs) * time.Second
 	if timeout == 0 {
 		timeout = time.Duration(s.opts.DefaultStopTimeout)
 	}
 	s.stopMembers(ctx, timeout)
-	p.stopPause(ctx)
+	stopPause(ctx, s.pauseOf(p))
 	log.G(ctx).WithField("took", time.Since(start)).Info("sandbox stopped")
 	return &sandboxAPI.StopSandboxResponse{}, nil
 }
@@ -240,15 +317,19 @@ func (x *sandboxService) WaitSandbox(ctx context.Context, r *sandboxAPI.WaitSand
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	if p.pause == nil {
+	proc, err := x.s.startedPause(ctx, p)
+	if err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	if proc == nil {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "sandbox %q is not started", r.SandboxID)
 	}
 	select {
-	case <-p.pause.Done():
+	case <-proc.Done():
 	case <-ctx.Done():
 		return nil, errgrpc.ToGRPC(ctx.Err())
 	}
-	status, at := p.pause.Exit()
+	status, at := proc.Exit()
 	return &sandboxAPI.WaitSandboxResponse{ExitStatus: uint32(status), ExitedAt: protobuf.ToTimestamp(at)}, nil
 }
 
@@ -322,6 +403,9 @@ func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.Shut
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	if err := s.quiesce(ctx, p); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
 	s.stopMembers(ctx, 0)
 	for _, id := range s.memberIDs() {
 		if _, err := s.runc.Delete(ctx, &taskAPI.DeleteRequest{ID: id}); err != nil {
@@ -329,8 +413,8 @@ func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.Shut
 		}
 		s.forget(id)
 	}
+	p.cleanup(ctx) // quiesced: nothing else changes the pod now
 	s.mu.Lock()
-	p.cleanup(ctx)
 	p.shutdown = true
 	s.mu.Unlock()
 	log.G(ctx).WithField("took", time.Since(start)).Info("sandbox shut down")

@@ -52,6 +52,10 @@ type Service struct {
 	mu      sync.Mutex
 	pod     *pod                // nil until CreateSandbox
 	members map[string]struct{} // ids of the pod's containers
+	// creating holds the members whose runc create is under way (outside
+	// the lock), each with a channel closed when it ends: stopping the pod
+	// waits for them, or a container created meanwhile would outlive it.
+	creating map[string]chan struct{}
 }
 
 // NewService wraps containerd's runc task service with the pod.
@@ -75,7 +79,13 @@ func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Servi
 		// containerd's own data (see pause.SetFallbackDir).
 		pause.SetFallbackDir(filepath.Join(root, "io.containerd.pause.v2"))
 	}
-	return &Service{runc: r, grpcAddress: grpcAddress, containerdRoot: root, opts: opts, members: map[string]struct{}{}}, nil
+	s := newService(r, opts)
+	s.grpcAddress, s.containerdRoot = grpcAddress, root
+	return s, nil
+}
+
+func newService(r taskAPI.TTRPCTaskService, opts options.Options) *Service {
+	return &Service{runc: r, opts: opts, members: map[string]struct{}{}, creating: map[string]chan struct{}{}}
 }
 
 // UnaryServerInterceptor puts the pod's fields on the logger of every call,
@@ -124,23 +134,25 @@ func (t *taskService) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) 
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	// After admit: the cgroup path runc gets is the rewritten spec's.
-	if err := t.s.runcOptions(r); err != nil {
-		if joined {
-			t.s.forget(r.ID)
-		}
-		return nil, errgrpc.ToGRPC(err)
-	}
 	ctx = log.WithLogger(ctx, log.G(ctx).WithField("container", r.ID))
-	resp, err := t.TTRPCTaskService.Create(ctx, r)
+	resp, err := t.create(ctx, r)
+	if joined {
+		t.s.created(r.ID, err == nil)
+	}
 	if err != nil {
-		if joined {
-			t.s.forget(r.ID)
-		}
 		return nil, err
 	}
 	log.G(ctx).WithField("pid", resp.Pid).Info("container created")
 	return resp, nil
+}
+
+// create has runc create an admitted container.
+func (t *taskService) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
+	// After admit: the cgroup path runc gets is the rewritten spec's.
+	if err := t.s.runcOptions(r); err != nil {
+		return nil, errgrpc.ToGRPC(err)
+	}
+	return t.TTRPCTaskService.Create(ctx, r)
 }
 
 // runcOptions gives runc.v2's task service the runc options it reads: the
@@ -195,19 +207,23 @@ func (s *Service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest, sandb
 	if sandboxID == "" {
 		return false, nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.pod
-	if p == nil || p.state.ID != sandboxID {
+	if _, err := s.lookupPod(sandboxID); err != nil {
 		// CRI's podsandbox mode: the sandbox is a pause container this shim
-		// runs as a task, and CRI already joined its namespaces.
+		// runs as a task, and CRI already joined its namespaces. runc's
+		// state runs `runc state`: not under the lock.
 		if _, err := s.runc.State(ctx, &taskAPI.StateRequest{ID: sandboxID}); err != nil {
 			return false, fmt.Errorf("sandbox %s of container %s is gone: %w", sandboxID, r.ID, errdefs.ErrFailedPrecondition)
 		}
 		return false, nil
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.pod // the shim's pod never changes once created
 	if !p.ready() {
 		return false, fmt.Errorf("sandbox %s is not ready: its pause task is not running: %w", sandboxID, errdefs.ErrFailedPrecondition)
+	}
+	if p.stopping {
+		return false, fmt.Errorf("sandbox %s is stopping: it takes no new container: %w", sandboxID, errdefs.ErrFailedPrecondition)
 	}
 	if _, ok := s.members[r.ID]; ok {
 		return false, fmt.Errorf("container %s already exists in sandbox %s: %w", r.ID, sandboxID, errdefs.ErrAlreadyExists)
@@ -216,8 +232,45 @@ func (s *Service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest, sandb
 		return false, err
 	}
 	s.members[r.ID] = struct{}{}
+	s.creating[r.ID] = make(chan struct{})
 	log.G(ctx).WithField("container", r.ID).Debug("container joins pod")
 	return true, nil
+}
+
+// created ends the create of an admitted container: a member if runc
+// created it, forgotten if not.
+func (s *Service) created(id string, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.creating[id])
+	delete(s.creating, id)
+	if !ok {
+		delete(s.members, id)
+	}
+}
+
+// quiesce makes the pod refuse new containers and starts, then waits for
+// the start and the creates already under way, without the lock: stopping
+// the pod after that misses none of them, and nothing else changes it.
+func (s *Service) quiesce(ctx context.Context, p *pod) error {
+	s.mu.Lock()
+	p.stopping = true
+	pending := make([]chan struct{}, 0, len(s.creating)+1)
+	for _, done := range s.creating {
+		pending = append(pending, done)
+	}
+	if p.starting != nil {
+		pending = append(pending, p.starting)
+	}
+	s.mu.Unlock()
+	for _, done := range pending {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return fmt.Errorf("sandbox %s: waiting for its start and the containers being created: %w", p.state.ID, ctx.Err())
+		}
+	}
+	return nil
 }
 
 func (s *Service) forget(id string) {

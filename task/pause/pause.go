@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/errdefs"
+	runc "github.com/containerd/go-runc"
 	"golang.org/x/sys/unix"
 )
 
@@ -390,6 +392,45 @@ func privateCopy() (*os.File, error) {
 	return f, nil
 }
 
+// forkRequest asks the forker to start cmd through the reaper.
+type forkRequest struct {
+	cmd   *exec.Cmd
+	reply chan<- forkResult
+}
+
+type forkResult struct {
+	ec  chan runc.Exit
+	err error
+}
+
+var (
+	forkerOnce sync.Once
+	forks      = make(chan forkRequest)
+)
+
+// fork starts cmd, through the reaper, from the forker's thread.
+func fork(cmd *exec.Cmd) (chan runc.Exit, error) {
+	forkerOnce.Do(func() { go forker() })
+	reply := make(chan forkResult, 1)
+	forks <- forkRequest{cmd: cmd, reply: reply}
+	r := <-reply
+	return r.ec, r.err
+}
+
+// forker forks every pause task from one OS thread that lives as long as
+// the shim. The pause task's parent-death signal (SIGKILL, so that it dies
+// with the shim) is bound by Linux to the thread that forked it, not to the
+// process: forked from any other thread, it would die whenever the Go
+// runtime ends that thread, as it does when a goroutine locked to a thread
+// returns without unlocking it (containerd's mount code does so on purpose).
+func forker() {
+	runtime.LockOSThread() // never unlocked, and forker never returns
+	for r := range forks {
+		ec, err := reaper.Default.Start(r.cmd)
+		r.reply <- forkResult{ec: ec, err: err}
+	}
+}
+
 // Start runs the pause task and returns once its namespaces are ready.
 func Start(cfg Config) (*Process, error) {
 	if err := cfg.Validate(); err != nil {
@@ -427,7 +468,7 @@ func Start(cfg Config) (*Process, error) {
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = true // the pause task drops its groups
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
-	ec, err := reaper.Default.Start(cmd)
+	ec, err := fork(cmd)
 	w.Close()
 	if errors.Is(err, unix.EACCES) {
 		// access(2) allowed it, exec did not (an LSM, or the mount changed).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -136,12 +137,12 @@ func TestPauseTaskReportsSetupFailure(t *testing.T) {
 }
 
 // TestSharedCopyReplacesATamperedFile: every shim executes the one copy in
-// CacheDir, so a copy that differs from the embedded binary is replaced.
+// CacheDir, so a copy that differs from the embedded binary is replaced. It
+// tampers with a copy of its own: pause tasks of other tests (package task
+// runs at the same time) and of the host execute the one in CacheDir.
 func TestSharedCopyReplacesATamperedFile(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: the copy lives in a root-only directory")
-	}
-	f, err := sharedCopy(CacheDir)
+	dir := t.TempDir()
+	f, err := sharedCopy(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +154,7 @@ func TestSharedCopyReplacesATamperedFile(t *testing.T) {
 	if err := os.WriteFile(path, []byte("#!/bin/sh\necho not pause\n"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	f, err = sharedCopy(CacheDir)
+	f, err = sharedCopy(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,5 +243,35 @@ func TestExecutableSkipsNoexecMounts(t *testing.T) {
 	err = executableHere(f.Name())
 	if err == nil || !strings.Contains(err.Error(), "the mount at "+noexec+" is noexec") {
 		t.Fatalf("got %v, want the noexec mount named", err)
+	}
+}
+
+// TestPauseTaskOutlivesTheThreadThatStartedIt: Linux sends the parent-death
+// signal when the forking thread exits, not the process, and a Go thread
+// exits when a goroutine locked to it returns without unlocking (containerd's
+// mount code does so on purpose). A pause task started from such a goroutine
+// must live on: only the shim's death may kill it.
+func TestPauseTaskOutlivesTheThreadThatStartedIt(t *testing.T) {
+	c := rootConfig(t)
+	type started struct {
+		p   *Process
+		err error
+	}
+	ch := make(chan started, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: this thread exits with the goroutine
+		p, err := Start(c)
+		ch <- started{p, err}
+	}()
+	s := <-ch
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	defer func() { _ = s.p.Signal(syscall.SIGKILL); <-s.p.Done() }()
+	select {
+	case <-s.p.Done():
+		status, _ := s.p.Exit()
+		t.Fatalf("the pause task died (exit status %d) when the thread that started it exited", status)
+	case <-time.After(time.Second):
 	}
 }

@@ -1,0 +1,485 @@
+package task
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
+	"github.com/containerd/containerd/v2/pkg/sys/reaper"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/errdefs/pkg/errgrpc"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task/pause"
+)
+
+// testNamespace is the containerd namespace of the pods these tests run:
+// their cgroups are /<testNamespace>/<sandbox id>.
+const testNamespace = "pause-unit-test"
+
+// fakeRunc stands for containerd's runc task service: containers are
+// records, which a signal ends. Calls the tests do not expect panic (nil
+// embedded service).
+type fakeRunc struct {
+	taskAPI.TTRPCTaskService
+
+	// createHook, when set, runs inside Create before the container exists,
+	// as runc's create does its work outside the shim's lock.
+	createHook func(id string)
+	// stateHook, when set, runs at the start of State.
+	stateHook func(id string)
+
+	mu         sync.Mutex
+	containers map[string]chan struct{} // created, not deleted; closed on exit
+}
+
+func (f *fakeRunc) container(id string) (chan struct{}, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.containers[id]
+	if !ok {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "container %s not created", id)
+	}
+	return c, nil
+}
+
+// alive lists the containers created and not deleted.
+func (f *fakeRunc) alive() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var ids []string
+	for id := range f.containers {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (f *fakeRunc) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
+	if f.createHook != nil {
+		f.createHook(r.ID)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.containers[r.ID]; ok {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrAlreadyExists, "container %s", r.ID)
+	}
+	f.containers[r.ID] = make(chan struct{})
+	return &taskAPI.CreateTaskResponse{Pid: 1}, nil
+}
+
+func (f *fakeRunc) Kill(ctx context.Context, r *taskAPI.KillRequest) (*ptypes.Empty, error) {
+	c, err := f.container(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-c:
+	default:
+		close(c)
+	}
+	return &ptypes.Empty{}, nil
+}
+
+func (f *fakeRunc) Wait(ctx context.Context, r *taskAPI.WaitRequest) (*taskAPI.WaitResponse, error) {
+	c, err := f.container(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-c:
+		return &taskAPI.WaitResponse{ExitStatus: 137}, nil
+	case <-ctx.Done():
+		return nil, errgrpc.ToGRPC(ctx.Err())
+	}
+}
+
+func (f *fakeRunc) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
+	c, err := f.container(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	select {
+	case <-c:
+	default:
+		return nil, errgrpc.ToGRPCf(errdefs.ErrFailedPrecondition, "container %s is running", r.ID)
+	}
+	delete(f.containers, r.ID)
+	return &taskAPI.DeleteResponse{ExitStatus: 137}, nil
+}
+
+func (f *fakeRunc) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.StateResponse, error) {
+	if f.stateHook != nil {
+		f.stateHook(r.ID)
+	}
+	c, err := f.container(r.ID)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case <-c:
+		return &taskAPI.StateResponse{ID: r.ID, Status: task.Status_STOPPED, ExitStatus: 137}, nil
+	default:
+		return &taskAPI.StateResponse{ID: r.ID, Status: task.Status_RUNNING}, nil
+	}
+}
+
+func (f *fakeRunc) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.PidsResponse, error) {
+	if _, err := f.container(r.ID); err != nil {
+		return nil, err
+	}
+	return &taskAPI.PidsResponse{}, nil
+}
+
+func (f *fakeRunc) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
+	return &taskAPI.ConnectResponse{ShimPid: uint32(os.Getpid())}, nil
+}
+
+func (f *fakeRunc) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*ptypes.Empty, error) {
+	return &ptypes.Empty{}, nil
+}
+
+// testService is a Service over fakeRunc, with its two ttrpc faces. Its
+// pods run real pause tasks, so it needs root.
+type testService struct {
+	s    *Service
+	runc *fakeRunc
+	task *taskService
+	sb   *sandboxService
+}
+
+func newTestService(t *testing.T) *testService {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the pods run pause tasks in namespaces and cgroups of their own")
+	}
+	reapChildren(t)
+	f := &fakeRunc{containers: map[string]chan struct{}{}}
+	s := newService(f, options.Default())
+	t.Cleanup(func() { _ = deleteCgroup("/" + testNamespace) })
+	return &testService{s: s, runc: f, task: &taskService{TTRPCTaskService: f, s: s}, sb: &sandboxService{s: s}}
+}
+
+// reapChildren does what the shim's signal loop does: reap on SIGCHLD, so
+// the reaper reports the pause tasks' exits.
+func reapChildren(t *testing.T) {
+	ch := make(chan os.Signal, 32)
+	signal.Notify(ch, syscall.SIGCHLD)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ch:
+				_ = reaper.Reap()
+			case <-done:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { signal.Stop(ch); close(done) })
+}
+
+func testCtx() context.Context {
+	return namespaces.WithNamespace(context.Background(), testNamespace)
+}
+
+// createPod creates an isolated pod (a bundle without spec), shut down at
+// the end of the test.
+func (ts *testService) createPod(t *testing.T, id string) {
+	t.Helper()
+	ctx := testCtx()
+	if _, err := ts.sb.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: id, BundlePath: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := ts.sb.ShutdownSandbox(ctx, &sandboxAPI.ShutdownSandboxRequest{SandboxID: id}); err != nil {
+			t.Errorf("shut down sandbox %s: %v", id, err)
+		}
+	})
+}
+
+// runPod creates and starts a pod.
+func (ts *testService) runPod(t *testing.T, id string) {
+	t.Helper()
+	ts.createPod(t, id)
+	if _, err := ts.sb.StartSandbox(testCtx(), &sandboxAPI.StartSandboxRequest{SandboxID: id}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// containerRequest is a Create for container id routed to pod.
+func containerRequest(t *testing.T, pod, id string) *taskAPI.CreateTaskRequest {
+	t.Helper()
+	bundle := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bundle, "sandbox"), []byte(pod), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), []byte(`{"ociVersion":"1.2.0","linux":{}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &taskAPI.CreateTaskRequest{ID: id, Bundle: bundle}
+}
+
+// waitStopping waits until the pod's stop or shutdown has begun.
+func (ts *testService) waitStopping(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		ts.s.mu.Lock()
+		stopping := ts.s.pod.stopping
+		ts.s.mu.Unlock()
+		if stopping {
+			return
+		}
+	}
+	t.Fatal("the pod's shutdown did not begin")
+}
+
+// TestShutdownSandboxLeavesNoContainerBeingCreated: a container admitted to
+// the pod while its runc create runs (outside the shim's lock) when
+// ShutdownSandbox comes is either refused or killed and deleted with the
+// pod; a container that comes once the shutdown has begun is refused. None
+// survives the pod untracked, keeping a shim whose sockets are gone.
+func TestShutdownSandboxLeavesNoContainerBeingCreated(t *testing.T) {
+	ts := newTestService(t)
+	ctx := testCtx()
+	ts.runPod(t, "pod")
+	entered, release := make(chan struct{}), make(chan struct{})
+	ts.runc.createHook = func(id string) {
+		if id == "early" {
+			close(entered)
+			<-release
+		}
+	}
+	created := make(chan error, 1)
+	go func() {
+		_, err := ts.task.Create(ctx, containerRequest(t, "pod", "early"))
+		created <- err
+	}()
+	<-entered
+	shut := make(chan error, 1)
+	go func() {
+		_, err := ts.sb.ShutdownSandbox(ctx, &sandboxAPI.ShutdownSandboxRequest{SandboxID: "pod"})
+		shut <- err
+	}()
+	ts.waitStopping(t)
+	if _, err := ts.task.Create(ctx, containerRequest(t, "pod", "late")); !errdefs.IsFailedPrecondition(errgrpc.ToNative(err)) {
+		t.Errorf("a container created once the shutdown has begun: %v, want FailedPrecondition", err)
+	}
+	close(release)
+	if err := <-created; err != nil && !errdefs.IsFailedPrecondition(errgrpc.ToNative(err)) {
+		t.Errorf("the container created as the shutdown began: %v, want success or FailedPrecondition", err)
+	}
+	if err := <-shut; err != nil {
+		t.Fatal(err)
+	}
+	if left := ts.runc.alive(); len(left) > 0 {
+		t.Errorf("containers survived ShutdownSandbox: %v", left)
+	}
+	if ts.s.isMember("early") || ts.s.isMember("late") {
+		t.Error("the pod still counts a container after ShutdownSandbox")
+	}
+}
+
+// slowPauseStart makes every pause task take delay to get ready.
+func slowPauseStart(t *testing.T, delay time.Duration) {
+	t.Helper()
+	saved := startPause
+	startPause = func(c pause.Config) (*pause.Process, error) {
+		time.Sleep(delay)
+		return pause.Start(c)
+	}
+	t.Cleanup(func() { startPause = saved })
+}
+
+// TestStartSandboxRacesWaitAndStop runs StartSandbox concurrently with
+// WaitSandbox and StopSandbox, these before and during the start (run it
+// with -race): every call answers with success or a clear error kind, none
+// hangs, and once StopSandbox has answered the pod is not ready.
+func TestStartSandboxRacesWaitAndStop(t *testing.T) {
+	for _, startFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("start first %v", startFirst), func(t *testing.T) {
+			ts := newTestService(t)
+			slowPauseStart(t, 50*time.Millisecond)
+			ts.createPod(t, "race")
+			ctx, cancel := context.WithTimeout(testCtx(), 10*time.Second)
+			defer cancel()
+			var wg sync.WaitGroup
+			errs := make(chan error, 3)
+			call := func(name string, fn func() error) {
+				wg.Go(func() {
+					err := errgrpc.ToNative(fn())
+					if err != nil && !errdefs.IsFailedPrecondition(err) && !errdefs.IsAlreadyExists(err) {
+						errs <- fmt.Errorf("%s: %w", name, err)
+					}
+				})
+			}
+			start := func() {
+				call("StartSandbox", func() error {
+					_, err := ts.sb.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: "race"})
+					return err
+				})
+			}
+			if startFirst {
+				start()
+				time.Sleep(10 * time.Millisecond)
+			}
+			call("WaitSandbox", func() error {
+				_, err := ts.sb.WaitSandbox(ctx, &sandboxAPI.WaitSandboxRequest{SandboxID: "race"})
+				return err
+			})
+			call("StopSandbox", func() error {
+				_, err := ts.sb.StopSandbox(ctx, &sandboxAPI.StopSandboxRequest{SandboxID: "race"})
+				return err
+			})
+			if !startFirst {
+				time.Sleep(10 * time.Millisecond) // no happens-before: what -race checks
+				start()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			st, err := ts.sb.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: "race"})
+			if err != nil || st.State != stateNotReady {
+				t.Errorf("after StopSandbox the pod is %s (%v), want %s", st.GetState(), err, stateNotReady)
+			}
+		})
+	}
+}
+
+// promptly fails the test unless each call answers within a few
+// milliseconds; it gives each up to a second, and returns the answers.
+func promptly(t *testing.T, calls map[string]func() error) map[string]error {
+	t.Helper()
+	const limit, patience = 200 * time.Millisecond, time.Second
+	type answer struct {
+		name string
+		took time.Duration
+		err  error
+	}
+	answers := make(chan answer, len(calls))
+	for name, call := range calls {
+		go func() {
+			start := time.Now()
+			err := call()
+			answers <- answer{name, time.Since(start), err}
+		}()
+	}
+	got := map[string]error{}
+	timeout := time.After(patience)
+	for range calls {
+		select {
+		case a := <-answers:
+			got[a.name] = a.err
+			if a.took > limit {
+				t.Errorf("%s took %v (%v)", a.name, a.took, a.err)
+			}
+		case <-timeout:
+			t.Errorf("%d of %d calls still blocked after %v", len(calls)-len(got), len(calls), patience)
+			return got
+		}
+	}
+	return got
+}
+
+// probes are the calls containerd makes on a shim it reloads (Connect,
+// Pids: it gives up after 5 s and deletes the bundle) and the pod's status
+// calls: none may wait for work under way on the pod.
+func (ts *testService) probes(id string) map[string]func() error {
+	ctx := testCtx()
+	return map[string]func() error{
+		"Connect": func() error { _, err := ts.task.Connect(ctx, &taskAPI.ConnectRequest{ID: id}); return err },
+		"Pids":    func() error { _, err := ts.task.Pids(ctx, &taskAPI.PidsRequest{ID: id}); return err },
+		"SandboxStatus": func() error {
+			_, err := ts.sb.SandboxStatus(ctx, &sandboxAPI.SandboxStatusRequest{SandboxID: id, Verbose: true})
+			return err
+		},
+		"PingSandbox": func() error { _, err := ts.sb.PingSandbox(ctx, &sandboxAPI.PingRequest{SandboxID: id}); return err },
+	}
+}
+
+// TestSlowPauseStartBlocksNoOtherCall: while the pause task takes its time
+// to get ready (up to 10 s), the pod answers every other call at once, a
+// second StartSandbox included.
+func TestSlowPauseStartBlocksNoOtherCall(t *testing.T) {
+	ts := newTestService(t)
+	ctx := testCtx()
+	entered, release := make(chan struct{}), make(chan struct{})
+	saved := startPause
+	startPause = func(c pause.Config) (*pause.Process, error) {
+		close(entered)
+		<-release
+		return pause.Start(c)
+	}
+	t.Cleanup(func() { startPause = saved })
+	ts.createPod(t, "slow")
+	started := make(chan error, 1)
+	go func() {
+		_, err := ts.sb.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: "slow"})
+		started <- err
+	}()
+	<-entered
+	calls := ts.probes("slow")
+	calls["StartSandbox again"] = func() error {
+		_, err := ts.sb.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: "slow"})
+		return err
+	}
+	answers := promptly(t, calls)
+	if err, ok := answers["StartSandbox again"]; ok && !errdefs.IsAlreadyExists(errgrpc.ToNative(err)) {
+		t.Errorf("a second StartSandbox during the start: %v, want AlreadyExists", err)
+	}
+	if err, ok := answers["SandboxStatus"]; ok && err != nil {
+		t.Errorf("SandboxStatus during the start: %v", err)
+	}
+	close(release)
+	if err := <-started; err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := ts.task.Pids(ctx, &taskAPI.PidsRequest{ID: "slow"}); err != nil || len(resp.Processes) != 1 {
+		t.Errorf("Pids of the started pod: %v, %v", resp, err)
+	}
+}
+
+// TestSlowRuncStateBlocksNoOtherCall: admitting a container of a sandbox
+// this shim runs as a task (CRI's podsandbox mode) asks runc for that
+// task's state, which may take long; the pod meanwhile answers at once.
+func TestSlowRuncStateBlocksNoOtherCall(t *testing.T) {
+	ts := newTestService(t)
+	ctx := testCtx()
+	ts.runPod(t, "pod")
+	entered, release := make(chan struct{}), make(chan struct{})
+	ts.runc.stateHook = func(id string) {
+		if id == "pause-container" {
+			close(entered)
+			<-release
+		}
+	}
+	created := make(chan error, 1)
+	go func() {
+		_, err := ts.task.Create(ctx, containerRequest(t, "pause-container", "c"))
+		created <- err
+	}()
+	<-entered
+	promptly(t, ts.probes("pod"))
+	close(release)
+	if err := <-created; !errdefs.IsFailedPrecondition(errgrpc.ToNative(err)) {
+		t.Errorf("a container of a sandbox that is gone: %v, want FailedPrecondition", err)
+	}
+}
