@@ -22,7 +22,7 @@ PAUSE_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 
 export PATH := $(DEPS_DIR)/bin:$(PATH)
 
-.PHONY: all build pause deps test unit integration demo install uninstall lint clean image soak bench conformance deps-conformance conformance-fast test-node deps-node
+.PHONY: all build pause deps test unit integration demo install uninstall lint clean image soak bench conformance deps-conformance conformance-fast test-node deps-node conformance-node
 
 all: build
 
@@ -106,4 +106,10 @@ deps-node:
 
 test-node: build deps deps-conformance deps-node
 	DEPS_DIR=$(DEPS_DIR) ./hack/node/payload.sh $(OUTPUT)/node-payload
-	./hack/node/test.sh $(OUTPUT)/node-payload
+	./hack/node/test.sh $(OUTPUT)/node-payload 2>&1 | tee $(OUTPUT)/test-node.log; exit $${PIPESTATUS[0]}
+
+# All of critest on the node's systemd handlers (runc with SystemdCgroup and
+# pause-systemd); about 45 minutes under emulation, so not in make test.
+conformance-node: build deps deps-conformance deps-node
+	DEPS_DIR=$(DEPS_DIR) ./hack/node/payload.sh $(OUTPUT)/node-payload conformance
+	NODE_TIMEOUT=100m ./hack/node/test.sh $(OUTPUT)/node-payload 2>&1 | tee $(OUTPUT)/conformance-node.log; exit $${PIPESTATUS[0]}

@@ -5,7 +5,8 @@
 # stand-ins' programs built static here (no compiler there either), and the
 # files the tests read from the repository, laid out as in the repository.
 #
-# Usage: payload.sh DIR    (DIR/run.sh is hack/node/suite.sh)
+# Usage: payload.sh DIR [MODE]   (DIR/run.sh is hack/node/suite.sh; MODE
+#   "conformance" runs all of critest instead of the node's test suite)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,5 +27,6 @@ cp "$repo/task/pause/pause.elf" "$dir/repo/task/pause/"
 (cd "$repo" && go build -o "$dir/bin/conformance" ./integration/conformance)
 (cd "$repo" && go run ./integration/conformance -build-standins "$dir/standins")
 cp "$repo/hack/node/suite.sh" "$dir/run.sh"
+echo "${2:-test}" >"$dir/mode"
 chmod +x "$dir/run.sh"
 du -sh "$dir" | sed 's/^/payload: /'

@@ -56,6 +56,10 @@ fi
 results=$run/results.log
 passed=$(grep -Ec '^[[:space:]]*--- PASS' "$results" || true)
 failed=$(grep -Ec '^[[:space:]]*--- FAIL' "$results" || true)
+# Totals of suites that are not go test's, as "critest HANDLER: N passed, M failed".
+read -r cp cf < <(sed -n 's/^critest [^:]*: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p' "$results" |
+	awk '{p += $1; f += $2} END {print p + 0, f + 0}')
+passed=$((passed + cp)) failed=$((failed + cf))
 status=$(sed -n 's/^node: exit \([0-9]*\)$/\1/p' "$results" | tail -1)
 boot_to_script=$(sed -n 's/^node: script starts at uptime \([0-9]*\).*/\1/p' "$results" | head -1)
 
