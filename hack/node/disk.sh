@@ -33,7 +33,7 @@ cat >"$root/usr/local/sbin/pause-node-run" <<'SH'
 log=/var/log/pause-node/results.log
 port=/dev/virtio-ports/results
 mkdir -p "${log%/*}"
-for _ in $(seq 100); do [ -e "$port" ] && break; sleep 0.1; done
+[ -e "$port" ] || udevadm settle --timeout=10
 [ -e "$port" ] || port=/dev/null
 export PATH=/opt/pause-node/bin:$PATH HOME=/root NODE_PAYLOAD=/opt/pause-node
 {

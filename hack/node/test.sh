@@ -7,6 +7,8 @@
 # its exit status (a hang, the timeout, a crash) or that reports a failed
 # check while exiting 0 fails too.
 #
+# A timeout or a missing exit status counts as one more failed check.
+#
 # Usage: test.sh PAYLOAD_DIR      (PAYLOAD_DIR/run.sh is the in-VM script)
 # Environment: NODE_OUT (default _output/node: per-run directories, kept only
 #   on failure), NODE_TIMEOUT (40m; s, m or h suffix, or seconds), and those of
@@ -22,6 +24,8 @@ case $timeout in
 *h) timeout=$((${timeout%h} * 3600)) ;; *m) timeout=$((${timeout%m} * 60)) ;; *s) timeout=${timeout%s} ;;
 esac
 export NODE_TIMEOUT=$timeout
+# Whatever stops the harness itself still ends with the summary line.
+trap 'rc=$?; [ -n "${finished:-}" ] || { echo "node: FAIL: harness error (status $rc)"; echo "0 passed, 1 failed"; }' EXIT
 [ "$(id -u)" -eq 0 ] || { echo "node: needs root (mmdebstrap, a root-owned tree for mkfs)" >&2; exit 1; }
 
 t0=$SECONDS
@@ -40,17 +44,17 @@ boot=0
 "$here/boot.sh" "$cache" "$run/disk.img" "$run" || boot=$?
 t_vm=$((SECONDS - t2))
 
-# The port gave nothing (no virtio-serial in the guest?): read the copy the
-# guest wrote on its disk. debugfs reads ext4 without mounting it.
-if ! grep -q '^node: exit ' "$run/results.log" && debugfs -R 'cat /var/log/pause-node/results.log' "$run/disk.img" >"$run/results.disk.log" 2>/dev/null && [ -s "$run/results.disk.log" ]; then
-	echo "node: no exit status on the virtio-serial port; the guest's copy from the disk image:"
-	if [ -s "$run/results.log" ]; then
-		# Already streamed: print only what the port missed.
-		tail -c +"$(($(stat -c %s "$run/results.log") + 1))" "$run/results.disk.log"
-	else
-		cat "$run/results.disk.log"
+# The port did not carry the exit line (no virtio-serial in the guest, or the
+# run was cut short): read the copy the guest wrote on its disk. debugfs reads
+# ext4 without mounting it.
+if ! grep -q '^node: exit ' "$run/results.log" && debugfs -R 'cat /var/log/pause-node/results.log' "$run/disk.img" >"$run/results.disk.log" 2>/dev/null; then
+	# Print only what the port did not already stream.
+	missed=$(tail -c +"$(($(stat -c %s "$run/results.log") + 1))" "$run/results.disk.log")
+	if [ -n "$missed" ]; then
+		echo "node: the rest of the output, from the guest's copy on the disk image:"
+		printf '%s\n' "$missed"
+		cp "$run/results.disk.log" "$run/results.log"
 	fi
-	cp "$run/results.disk.log" "$run/results.log"
 fi
 
 results=$run/results.log
@@ -65,10 +69,10 @@ boot_to_script=$(sed -n 's/^node: script starts at uptime \([0-9]*\).*/\1/p' "$r
 
 if [ "$boot" -eq 124 ]; then
 	echo "node: FAIL: timed out after ${timeout} s"
-	status=124
+	status=124 failed=$((failed + 1))
 elif [ -z "$status" ]; then
 	echo "node: FAIL: the guest never reported an exit status (boot.sh status $boot)"
-	status=1
+	status=1 failed=$((failed + 1))
 elif [ "$status" -eq 0 ] && [ "$failed" -gt 0 ]; then
 	echo "node: FAIL: run.sh exited 0 but reported $failed failed check(s)"
 	status=1
@@ -78,9 +82,11 @@ echo "node: timings: rootfs ${t_rootfs} s, disk ${t_disk} s, boot to script ${bo
 if [ "$status" -eq 0 ]; then
 	rm -rf "$run"
 else
-	echo "node: last lines of the console ($run/console.log):"
-	tail -n 40 "$run/console.log" | sed 's/^/  console| /'
+	# The script's own lines are on the console too: show what is not.
+	echo "node: last lines of the console besides run.sh's output ($run/console.log):"
+	{ grep -v 'pause-node-run\[' "$run/console.log" || true; } | tail -n 25 | sed 's/^/  console| /'
 	echo "node: kept for debugging: $run (disk.img, console.log, results.log)"
 fi
+finished=1
 echo "$passed passed, $failed failed"
 exit "$status"

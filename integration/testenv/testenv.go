@@ -249,7 +249,12 @@ func (env *Env) launch() error {
 	env.exited = exited
 	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
 
-	deadline := time.Now().Add(30 * time.Second)
+	wait := 30 * time.Second
+	if Slow() {
+		// CRI recovers every pod before it serves: minutes under emulation.
+		wait = 5 * time.Minute
+	}
+	deadline := time.Now().Add(wait)
 	for {
 		c, err := containerd.New(env.Address, containerd.WithDefaultNamespace(env.Namespace), containerd.WithTimeout(time.Second))
 		if err == nil {
