@@ -24,7 +24,7 @@ import (
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task"
 )
 

@@ -4,6 +4,10 @@
 // TOML, or the path of a TOML file), or runc's own options from a client
 // that sends those. `start` checks them and passes them to the shim server,
 // which applies them to the pod and its containers.
+//
+// It sits at the top level, beside the bootstrap (package shim) and the
+// server (packages task and pod), because both ends read it and neither
+// should import the other: it imports no package of this module.
 package options
 
 import (
