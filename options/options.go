@@ -222,7 +222,7 @@ func (o *Options) set(key string, value any) error {
 }
 
 func (o Options) check() error {
-	// The pause task's own check (task/pause) refuses root too; saying so
+	// The pause task's own check (pod/pause) refuses root too; saying so
 	// here fails the runtime at its first pod, with the option's name.
 	if o.PauseUID == 0 || o.PauseGID == 0 {
 		return invalid(fmt.Errorf("PauseUID and PauseGID must not be 0: the pause task never runs as root"))

@@ -16,7 +16,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task/pause"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
 const (

@@ -26,7 +26,7 @@ import (
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task/pause"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
 // Sandbox states as containerd's CRI reads them.

@@ -34,7 +34,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task/pause"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
 // Service holds the shim's pod and its containers.

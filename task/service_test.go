@@ -22,7 +22,7 @@ import (
 	"github.com/containerd/errdefs/pkg/errgrpc"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task/pause"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
 // testNamespace is the containerd namespace of the pods these tests run:
