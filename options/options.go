@@ -41,8 +41,13 @@ const (
 	DefaultStartTimeout = 4 * time.Minute
 )
 
-// Env carries the checked options from `shim start` to the shim server.
-const Env = "PAUSE_SHIM_OPTIONS"
+// What `shim start` hands the shim server in its environment: the checked
+// options, and containerd's root directory (the server needs it for a CRI
+// pod's files; `start`, containerd's child, finds it cheaply).
+const (
+	Env               = "PAUSE_SHIM_OPTIONS"
+	ContainerdRootEnv = "PAUSE_SHIM_CONTAINERD_ROOT"
+)
 
 // Options are the runtime options. Keys are spelled as runc.v2's (BinaryName,
 // Root, ShimCgroup), so a runc runtime's table carries over.

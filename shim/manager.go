@@ -189,8 +189,8 @@ func serveCommand(ctx context.Context, id, containerdAddress string, debug bool)
 	// further P costs every pod's shim memory (1 MB of PSS measured for 2).
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	// This process is containerd's child: tell the server containerd's root.
-	if root, err := task.ContainerdRootOf(os.Getppid()); err == nil {
-		cmd.Env = append(cmd.Env, task.ContainerdRootEnv+"="+root)
+	if root, err := containerdRootOf(os.Getppid()); err == nil {
+		cmd.Env = append(cmd.Env, options.ContainerdRootEnv+"="+root)
 	} else {
 		log.G(ctx).WithError(err).Warn("containerd's root directory not found: CRI pods will fail")
 	}

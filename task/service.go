@@ -42,7 +42,7 @@ type Service struct {
 	runc taskAPI.TTRPCTaskService
 	// grpcAddress is containerd's, for the shim's sockets.
 	grpcAddress string
-	// containerdRoot is containerd's root directory (see ContainerdRootEnv).
+	// containerdRoot is containerd's root directory (see options.ContainerdRootEnv).
 	containerdRoot string
 	// opts are the runtime's options, as `start` checked them.
 	opts options.Options
@@ -73,7 +73,7 @@ func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Servi
 	if err != nil {
 		return nil, err
 	}
-	root := os.Getenv(ContainerdRootEnv)
+	root := os.Getenv(options.ContainerdRootEnv)
 	if root != "" {
 		// Where /run is noexec, the pause binary is run from beside
 		// containerd's own data (see pause.SetFallbackDir).
