@@ -41,13 +41,13 @@ const (
 	DefaultStartTimeout = 4 * time.Minute
 )
 
-// What `shim start` hands the shim server in its environment: the checked
-// options, and containerd's root directory (the server needs it for a CRI
-// pod's files; `start`, containerd's child, finds it cheaply).
-const (
-	Env               = "PAUSE_SHIM_OPTIONS"
-	ContainerdRootEnv = "PAUSE_SHIM_CONTAINERD_ROOT"
-)
+// Env carries the checked options from `shim start` to the shim server.
+const Env = "PAUSE_SHIM_OPTIONS"
+
+// ContainerdRootEnv carries containerd's root directory from `shim start`
+// (containerd's child, which finds it cheaply) to the shim server, which
+// needs it for a CRI pod's files.
+const ContainerdRootEnv = "PAUSE_SHIM_CONTAINERD_ROOT"
 
 // Options are the runtime options. Keys are spelled as runc.v2's (BinaryName,
 // Root, ShimCgroup), so a runc runtime's table carries over.
