@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,10 +15,10 @@ import (
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
-	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/reaptest"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
@@ -169,30 +167,11 @@ func newTestService(t *testing.T) *testService {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the pods run pause tasks in namespaces and cgroups of their own")
 	}
-	reapChildren(t)
+	reaptest.Children(t)
 	f := &fakeRunc{containers: map[string]chan struct{}{}}
 	s := newService(f, options.Default())
 	t.Cleanup(func() { _ = deleteCgroup("/" + testNamespace) })
 	return &testService{s: s, runc: f, task: &taskService{TTRPCTaskService: f, s: s}, sb: &sandboxService{s: s}}
-}
-
-// reapChildren does what the shim's signal loop does: reap on SIGCHLD, so
-// the reaper reports the pause tasks' exits.
-func reapChildren(t *testing.T) {
-	ch := make(chan os.Signal, 32)
-	signal.Notify(ch, syscall.SIGCHLD)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-ch:
-				_ = reaper.Reap()
-			case <-done:
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { signal.Stop(ch); close(done) })
 }
 
 func testCtx() context.Context {
