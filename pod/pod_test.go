@@ -1,4 +1,4 @@
-package task
+package pod
 
 import (
 	"context"
@@ -28,7 +28,7 @@ func TestCleanupBundleKillsRecordedPauseIdempotently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := podState{ID: "p", PausePid: sleeper.Process.Pid, PauseStartTime: start}
+	st := record{ID: "p", PausePid: sleeper.Process.Pid, PauseStartTime: start}
 	if err := st.save(bundle); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestCleanupBundleSparesReusedPid(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
-	st := podState{ID: "p", PausePid: other.Process.Pid, PauseStartTime: 1}
+	st := record{ID: "p", PausePid: other.Process.Pid, PauseStartTime: 1}
 	if err := st.save(bundle); err != nil {
 		t.Fatal(err)
 	}
