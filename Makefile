@@ -10,7 +10,7 @@ REVISION  ?= $(shell git rev-parse --verify -q HEAD || echo unknown)
 DEPS_DIR  ?= $(CURDIR)/_deps
 OUTPUT    ?= $(CURDIR)/_output
 
-PAUSE_ELF := task/pause/pause.elf
+PAUSE_ELF := pod/pause/pause.elf
 SHIM      := bin/containerd-shim-pause-v2
 LDFLAGS   := -s -w \
   -X github.com/containerd/containerd/v2/version.Version=$(VERSION) \
@@ -26,8 +26,8 @@ export PATH := $(DEPS_DIR)/bin:$(PATH)
 
 all: build
 
-# The pause task: a freestanding binary the shim embeds (task/pause).
-$(PAUSE_ELF): task/pause/c/pause.c
+# The pause task: a freestanding binary the shim embeds (pod/pause).
+$(PAUSE_ELF): pod/pause/c/pause.c
 	$(CC) $(PAUSE_CFLAGS) -o $@ $<
 
 pause: $(PAUSE_ELF)

@@ -13,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/yaml"
 
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 )
 
 func decodeStrict(t *testing.T, path string, into any) {

@@ -329,7 +329,7 @@ func exerciseCRIPod(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClie
 func TestCRIPodsandboxMode(t *testing.T) {
 	ctx := requireEnv(t)
 	rt, img := criClients(t)
-	binary, err := os.ReadFile("../task/pause/pause.elf")
+	binary, err := os.ReadFile("../pod/pause/pause.elf")
 	if err != nil {
 		t.Fatalf("pause binary (make build): %v", err)
 	}

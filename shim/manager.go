@@ -1,7 +1,9 @@
 // Package shim bootstraps the shim process: `start` finds or starts the one
 // shim process of a pod and answers its socket, `delete` cleans up after a
 // task or a pod from its bundle alone, `-info` describes the runtime. The
-// shim's services live in package task.
+// shim's services live in package task, its pods in package pod: the
+// bootstrap imports pod (to clean up a pod's bundle, check the systemd
+// driver, place the shim in its cgroup) and options, never task.
 package shim
 
 import (
@@ -24,8 +26,8 @@ import (
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/options"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
 )
 
 // RuntimeName is the containerd runtime type this shim serves.
@@ -64,7 +66,7 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 		return nil, err
 	}
 	if runtimeOpts.SystemdCgroup {
-		if err := task.RequireSystemd("runtime option SystemdCgroup = true"); err != nil {
+		if err := pod.RequireSystemd("runtime option SystemdCgroup = true"); err != nil {
 			return nil, err
 		}
 	}
@@ -127,7 +129,7 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 	// The server outlives this process; reap it only if it dies first.
 	go func() { _ = cmd.Wait() }()
 	if path := runtimeOpts.ShimCgroup; path != "" {
-		if err := task.JoinCgroup(path, cmd.Process.Pid); err != nil {
+		if err := pod.JoinCgroup(path, cmd.Process.Pid); err != nil {
 			return nil, fmt.Errorf("move shim into ShimCgroup: %w", err)
 		}
 	}
@@ -189,8 +191,8 @@ func serveCommand(ctx context.Context, id, containerdAddress string, debug bool)
 	// further P costs every pod's shim memory (1 MB of PSS measured for 2).
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	// This process is containerd's child: tell the server containerd's root.
-	if root, err := task.ContainerdRootOf(os.Getppid()); err == nil {
-		cmd.Env = append(cmd.Env, task.ContainerdRootEnv+"="+root)
+	if root, err := containerdRootOf(os.Getppid()); err == nil {
+		cmd.Env = append(cmd.Env, options.ContainerdRootEnv+"="+root)
 	} else {
 		log.G(ctx).WithError(err).Warn("containerd's root directory not found: CRI pods will fail")
 	}
@@ -206,7 +208,7 @@ func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 		return shim.StopStatus{}, err
 	}
 	bundle := filepath.Join(filepath.Dir(cwd), id)
-	isPod, err := task.CleanupBundle(ctx, bundle)
+	isPod, err := pod.CleanupBundle(ctx, bundle)
 	if err != nil {
 		log.G(ctx).WithError(err).WithField("sandbox", id).Warn("clean up pod")
 	}

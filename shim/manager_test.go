@@ -50,3 +50,20 @@ func FuzzGroupOf(f *testing.F) {
 		}
 	})
 }
+
+func TestContainerdRootOf(t *testing.T) {
+	root := t.TempDir()
+	db := filepath.Join(root, "io.containerd.metadata.v1.bolt", "meta.db")
+	os.MkdirAll(filepath.Dir(db), 0o700)
+	f, err := os.Create(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if got, err := containerdRootOf(os.Getpid()); err != nil || got != root {
+		t.Errorf("root %q, %v; want %q", got, err, root)
+	}
+	if _, err := containerdRootOf(1 << 30); err == nil {
+		t.Error("no error for a process that does not exist")
+	}
+}

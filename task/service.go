@@ -1,10 +1,11 @@
-// Package task serves one pod per shim: the sandbox API (sandbox.go) over the
-// built-in pause task (package pause), and the task API for the pod's
-// containers. Containers run through containerd's own runc task service, so
-// they behave exactly as under io.containerd.runc.v2; this package only joins
-// them to the pod (spec.go), stops them with the pod, and keeps the shim alive
-// while the pod lives. A shim started for a task outside any sandbox is a
-// drop-in runc.v2 shim.
+// Package task is the shim's ttrpc face: the sandbox API v1 (sandbox.go)
+// and the task API v3, thin adapters over the shim's pods (package pod,
+// through its Registry). Containers run through containerd's own runc task
+// service, so they behave exactly as under io.containerd.runc.v2; this
+// package only routes a container to its pod (which joins it, and stops it
+// with the pod), hands runc its options, and keeps the shim alive while a
+// pod lives. A shim started for a task outside any sandbox is a drop-in
+// runc.v2 shim.
 package task
 
 import (
@@ -13,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 
 	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
@@ -33,29 +33,21 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/options"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task/pause"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
 )
 
-// Service holds the shim's pod and its containers.
+// Service holds the shim's pods (one for now) and their containers.
 type Service struct {
 	runc taskAPI.TTRPCTaskService
 	// grpcAddress is containerd's, for the shim's sockets.
 	grpcAddress string
-	// containerdRoot is containerd's root directory (see ContainerdRootEnv).
-	containerdRoot string
 	// opts are the runtime's options, as `start` checked them.
 	opts options.Options
+	// pods are the shim's pods, by sandbox id.
+	pods *pod.Registry
 	// logFields name the pod on every log line once it exists.
 	logFields atomic.Pointer[log.Fields]
-
-	mu      sync.Mutex
-	pod     *pod                // nil until CreateSandbox
-	members map[string]struct{} // ids of the pod's containers
-	// creating holds the members whose runc create is under way (outside
-	// the lock), each with a channel closed when it ends: stopping the pod
-	// waits for them, or a container created meanwhile would outlive it.
-	creating map[string]chan struct{}
 }
 
 // NewService wraps containerd's runc task service with the pod.
@@ -73,19 +65,23 @@ func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Servi
 	if err != nil {
 		return nil, err
 	}
-	root := os.Getenv(ContainerdRootEnv)
-	if root != "" {
-		// Where /run is noexec, the pause binary is run from beside
-		// containerd's own data (see pause.SetFallbackDir).
-		pause.SetFallbackDir(filepath.Join(root, "io.containerd.pause.v2"))
-	}
-	s := newService(r, opts)
-	s.grpcAddress, s.containerdRoot = grpcAddress, root
+	s := newService(r, opts, os.Getenv(options.ContainerdRootEnv))
+	s.grpcAddress = grpcAddress
 	return s, nil
 }
 
-func newService(r taskAPI.TTRPCTaskService, opts options.Options) *Service {
-	return &Service{runc: r, opts: opts, members: map[string]struct{}{}, creating: map[string]chan struct{}{}}
+// podsPerShim is how many pods one shim serves: one, for now.
+const podsPerShim = 1
+
+func newService(r taskAPI.TTRPCTaskService, opts options.Options, containerdRoot string) *Service {
+	s := &Service{runc: r, opts: opts}
+	s.pods = pod.NewRegistry(&pod.Host{
+		Options:        opts,
+		ContainerdRoot: containerdRoot,
+		Tasks:          r,
+		Abandoned:      func(ctx context.Context, p *pod.Pod) { s.exitAfterReply(ctx, p.ID()) },
+	}, podsPerShim)
+	return s
 }
 
 // UnaryServerInterceptor puts the pod's fields on the logger of every call,
@@ -130,14 +126,14 @@ func (t *taskService) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) 
 		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "bundle path %q is not absolute", r.Bundle)
 	}
 	sandboxID := sandboxOf(r.Bundle)
-	joined, err := t.s.admit(ctx, r, sandboxID)
+	p, err := t.s.admit(ctx, r, sandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	ctx = log.WithLogger(ctx, log.G(ctx).WithField("container", r.ID))
 	resp, err := t.create(ctx, r)
-	if joined {
-		t.s.created(r.ID, err == nil)
+	if p != nil {
+		p.Created(r.ID, err == nil)
 	}
 	if err != nil {
 		return nil, err
@@ -158,10 +154,8 @@ func (t *taskService) create(ctx context.Context, r *taskAPI.CreateTaskRequest) 
 // runcOptions gives runc.v2's task service the runc options it reads: the
 // runtime's options table reaches a task as containerd's generic
 // runtimeoptions, which runc.v2 cannot read. Runc's own options pass as
-// sent. runc's cgroup driver follows the container's cgroup path: CRI
-// writes it in systemd form ("slice:prefix:id") when the pod's parent is a
-// slice, whatever the handler's options say, and runc's cgroupfs driver
-// would take that for a relative path outside the pod.
+// sent. runc's cgroup driver follows the container's cgroup path (see
+// pod.RuncSystemdCgroup).
 func (s *Service) runcOptions(r *taskAPI.CreateTaskRequest) error {
 	opts := s.opts.Runc()
 	switch {
@@ -174,21 +168,12 @@ func (s *Service) runcOptions(r *taskAPI.CreateTaskRequest) error {
 	default:
 		return fmt.Errorf("task options of type %q: want runtime or runc options: %w", r.Options.GetTypeUrl(), errdefs.ErrInvalidArgument)
 	}
-	cgroupsPath, err := specCgroupsPath(filepath.Join(r.Bundle, "config.json"))
+	systemd, decided, err := pod.RuncSystemdCgroup(r.ID, filepath.Join(r.Bundle, "config.json"))
 	if err != nil {
 		return err
 	}
-	switch {
-	case strings.HasPrefix(cgroupsPath, "/"):
-		opts.SystemdCgroup = false
-	case cgroupsPath != "":
-		if _, _, _, ok := splitSystemdPath(cgroupsPath); !ok {
-			break // a relative path: runc's own rules
-		}
-		if err := RequireSystemd(fmt.Sprintf("container %s (cgroupsPath %s)", r.ID, cgroupsPath)); err != nil {
-			return err
-		}
-		opts.SystemdCgroup = true
+	if decided {
+		opts.SystemdCgroup = systemd
 	}
 	if r.Options.GetTypeUrl() == "" && proto.Equal(opts, &runcoptions.Options{}) {
 		return nil // runc.v2's defaults, as sent
@@ -201,88 +186,35 @@ func (s *Service) runcOptions(r *taskAPI.CreateTaskRequest) error {
 	return nil
 }
 
-// admit joins a container to the pod it was routed to. It tells whether the
-// container became a member of this shim's pod.
-func (s *Service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest, sandboxID string) (bool, error) {
+// admit joins a container to the pod it was routed to. It returns that pod
+// when the container became one of its members, nil for a container
+// outside any pod of this shim.
+func (s *Service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest, sandboxID string) (*pod.Pod, error) {
 	if sandboxID == "" {
-		return false, nil
+		return nil, nil
 	}
-	if _, err := s.lookupPod(sandboxID); err != nil {
+	p, err := s.pods.Get(sandboxID)
+	if err != nil {
 		// CRI's podsandbox mode: the sandbox is a pause container this shim
 		// runs as a task, and CRI already joined its namespaces. runc's
-		// state runs `runc state`: not under the lock.
+		// state runs `runc state`: under no lock.
 		if _, err := s.runc.State(ctx, &taskAPI.StateRequest{ID: sandboxID}); err != nil {
-			return false, fmt.Errorf("sandbox %s of container %s is gone: %w", sandboxID, r.ID, errdefs.ErrFailedPrecondition)
+			return nil, fmt.Errorf("sandbox %s of container %s is gone: %w", sandboxID, r.ID, errdefs.ErrFailedPrecondition)
 		}
-		return false, nil
+		return nil, nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p := s.pod // the shim's pod never changes once created
-	if !p.ready() {
-		return false, fmt.Errorf("sandbox %s is not ready: its pause task is not running: %w", sandboxID, errdefs.ErrFailedPrecondition)
+	if err := p.Admit(ctx, r.ID, filepath.Join(r.Bundle, "config.json")); err != nil {
+		return nil, err
 	}
-	if p.stopping {
-		return false, fmt.Errorf("sandbox %s is stopping: it takes no new container: %w", sandboxID, errdefs.ErrFailedPrecondition)
-	}
-	if _, ok := s.members[r.ID]; ok {
-		return false, fmt.Errorf("container %s already exists in sandbox %s: %w", r.ID, sandboxID, errdefs.ErrAlreadyExists)
-	}
-	if err := joinPod(filepath.Join(r.Bundle, "config.json"), r.ID, p); err != nil {
-		return false, err
-	}
-	s.members[r.ID] = struct{}{}
-	s.creating[r.ID] = make(chan struct{})
-	log.G(ctx).WithField("container", r.ID).Debug("container joins pod")
-	return true, nil
-}
-
-// created ends the create of an admitted container: a member if runc
-// created it, forgotten if not.
-func (s *Service) created(id string, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	close(s.creating[id])
-	delete(s.creating, id)
-	if !ok {
-		delete(s.members, id)
-	}
-}
-
-// quiesce makes the pod refuse new containers and starts, then waits for
-// the start and the creates already under way, without the lock: stopping
-// the pod after that misses none of them, and nothing else changes it.
-func (s *Service) quiesce(ctx context.Context, p *pod) error {
-	s.mu.Lock()
-	p.stopping = true
-	pending := make([]chan struct{}, 0, len(s.creating)+1)
-	for _, done := range s.creating {
-		pending = append(pending, done)
-	}
-	if p.starting != nil {
-		pending = append(pending, p.starting)
-	}
-	s.mu.Unlock()
-	for _, done := range pending {
-		select {
-		case <-done:
-		case <-ctx.Done():
-			return fmt.Errorf("sandbox %s: waiting for its start and the containers being created: %w", p.state.ID, ctx.Err())
-		}
-	}
-	return nil
-}
-
-func (s *Service) forget(id string) {
-	s.mu.Lock()
-	delete(s.members, id)
-	s.mu.Unlock()
+	return p, nil
 }
 
 func (t *taskService) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
 	resp, err := t.TTRPCTaskService.Delete(ctx, r)
 	if err == nil && r.ExecID == "" {
-		t.s.forget(r.ID)
+		if p := t.s.pods.MemberOf(r.ID); p != nil {
+			p.Forget(r.ID)
+		}
 		log.G(ctx).WithFields(log.Fields{"container": r.ID, "exit_status": resp.ExitStatus}).Info("container deleted")
 	}
 	return resp, err
@@ -329,28 +261,19 @@ func (t *taskService) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskR
 // Shutdown is called after every task delete. The shim stays while its pod
 // does; ShutdownSandbox ends it.
 func (t *taskService) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*ptypes.Empty, error) {
-	t.s.mu.Lock()
-	held := t.s.pod != nil && !t.s.pod.shutdown
-	t.s.mu.Unlock()
-	if held {
+	if t.s.pods.Live() {
 		return &ptypes.Empty{}, nil
 	}
 	return t.TTRPCTaskService.Shutdown(ctx, r)
 }
 
-func (s *Service) isMember(id string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.members[id]
-	return ok
-}
+func (s *Service) isMember(id string) bool { return s.pods.MemberOf(id) != nil }
 
-// pausePid is the pause task's pid when id names the running pod, else 0.
+// pausePid is the pause task's pid when id names a ready pod, else 0.
 func (s *Service) pausePid(id string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.pod == nil || s.pod.state.ID != id || !s.pod.ready() {
+	p, err := s.pods.Get(id)
+	if err != nil {
 		return 0
 	}
-	return s.pod.pause.Pid
+	return p.PausePid()
 }

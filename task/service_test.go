@@ -4,11 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,12 +15,13 @@ import (
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
-	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/options"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task/pause"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/reaptest"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
 // testNamespace is the containerd namespace of the pods these tests run:
@@ -169,30 +168,11 @@ func newTestService(t *testing.T) *testService {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the pods run pause tasks in namespaces and cgroups of their own")
 	}
-	reapChildren(t)
+	reaptest.Children(t)
 	f := &fakeRunc{containers: map[string]chan struct{}{}}
-	s := newService(f, options.Default())
-	t.Cleanup(func() { _ = deleteCgroup("/" + testNamespace) })
+	s := newService(f, options.Default(), "")
+	t.Cleanup(func() { _ = pod.DeleteCgroup("/" + testNamespace) })
 	return &testService{s: s, runc: f, task: &taskService{TTRPCTaskService: f, s: s}, sb: &sandboxService{s: s}}
-}
-
-// reapChildren does what the shim's signal loop does: reap on SIGCHLD, so
-// the reaper reports the pause tasks' exits.
-func reapChildren(t *testing.T) {
-	ch := make(chan os.Signal, 32)
-	signal.Notify(ch, syscall.SIGCHLD)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-ch:
-				_ = reaper.Reap()
-			case <-done:
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { signal.Stop(ch); close(done) })
 }
 
 func testCtx() context.Context {
@@ -236,14 +216,15 @@ func containerRequest(t *testing.T, pod, id string) *taskAPI.CreateTaskRequest {
 	return &taskAPI.CreateTaskRequest{ID: id, Bundle: bundle}
 }
 
-// waitStopping waits until the pod's stop or shutdown has begun.
-func (ts *testService) waitStopping(t *testing.T) {
+// waitStopping waits until the stop or shutdown of pod id has begun.
+func (ts *testService) waitStopping(t *testing.T, id string) {
 	t.Helper()
+	p, err := ts.s.pods.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-		ts.s.mu.Lock()
-		stopping := ts.s.pod.stopping
-		ts.s.mu.Unlock()
-		if stopping {
+		if st := p.State(); st == "stopping" || st == "stopped" || st == "shut down" {
 			return
 		}
 	}
@@ -277,7 +258,7 @@ func TestShutdownSandboxLeavesNoContainerBeingCreated(t *testing.T) {
 		_, err := ts.sb.ShutdownSandbox(ctx, &sandboxAPI.ShutdownSandboxRequest{SandboxID: "pod"})
 		shut <- err
 	}()
-	ts.waitStopping(t)
+	ts.waitStopping(t, "pod")
 	if _, err := ts.task.Create(ctx, containerRequest(t, "pod", "late")); !errdefs.IsFailedPrecondition(errgrpc.ToNative(err)) {
 		t.Errorf("a container created once the shutdown has begun: %v, want FailedPrecondition", err)
 	}
@@ -297,14 +278,11 @@ func TestShutdownSandboxLeavesNoContainerBeingCreated(t *testing.T) {
 }
 
 // slowPauseStart makes every pause task take delay to get ready.
-func slowPauseStart(t *testing.T, delay time.Duration) {
-	t.Helper()
-	saved := startPause
-	startPause = func(c pause.Config) (*pause.Process, error) {
+func (ts *testService) slowPauseStart(delay time.Duration) {
+	ts.s.pods.Host().StartPause = func(c pause.Config) (*pause.Process, error) {
 		time.Sleep(delay)
 		return pause.Start(c)
 	}
-	t.Cleanup(func() { startPause = saved })
 }
 
 // TestStartSandboxRacesWaitAndStop runs StartSandbox concurrently with
@@ -315,7 +293,7 @@ func TestStartSandboxRacesWaitAndStop(t *testing.T) {
 	for _, startFirst := range []bool{false, true} {
 		t.Run(fmt.Sprintf("start first %v", startFirst), func(t *testing.T) {
 			ts := newTestService(t)
-			slowPauseStart(t, 50*time.Millisecond)
+			ts.slowPauseStart(50 * time.Millisecond)
 			ts.createPod(t, "race")
 			ctx, cancel := context.WithTimeout(testCtx(), 10*time.Second)
 			defer cancel()
@@ -422,13 +400,11 @@ func TestSlowPauseStartBlocksNoOtherCall(t *testing.T) {
 	ts := newTestService(t)
 	ctx := testCtx()
 	entered, release := make(chan struct{}), make(chan struct{})
-	saved := startPause
-	startPause = func(c pause.Config) (*pause.Process, error) {
+	ts.s.pods.Host().StartPause = func(c pause.Config) (*pause.Process, error) {
 		close(entered)
 		<-release
 		return pause.Start(c)
 	}
-	t.Cleanup(func() { startPause = saved })
 	ts.createPod(t, "slow")
 	started := make(chan error, 1)
 	go func() {

@@ -12,7 +12,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 dir=$1
 deps=${DEPS_DIR:-$repo/_deps}
-rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/repo/integration" "$dir/repo/task/pause" "$dir/standins"
+rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/repo/integration" "$dir/repo/pod/pause" "$dir/standins"
 
 for tool in containerd ctr containerd-shim-runc-v2 runc crictl critest crane busybox-upstream; do
 	cp "$deps/bin/$tool" "$dir/bin/"
@@ -22,7 +22,7 @@ cp "$repo/bin/containerd-shim-pause-v2" "$dir/bin/"
 cp "$(command -v busybox)" "$dir/bin/busybox"
 
 cp -r "$repo/deploy" "$dir/repo/"
-cp "$repo/task/pause/pause.elf" "$dir/repo/task/pause/"
+cp "$repo/pod/pause/pause.elf" "$dir/repo/pod/pause/"
 (cd "$repo" && go test -c -o "$dir/repo/integration/integration.test" ./integration)
 (cd "$repo" && go build -o "$dir/bin/conformance" ./integration/conformance)
 (cd "$repo" && go run ./integration/conformance -build-standins "$dir/standins")

@@ -1,4 +1,4 @@
-package task
+package pod
 
 import (
 	"errors"
@@ -69,10 +69,10 @@ func loadCgroup(path string) (cgroup, error) {
 	return v1Cgroup{cg}, nil
 }
 
-// deleteCgroup removes the cgroup at path if it still exists. On a hybrid
+// DeleteCgroup removes the cgroup at path if it still exists. On a hybrid
 // host runc also makes a container's parents in the unified hierarchy, which
 // runc's delete leaves: they go too.
-func deleteCgroup(path string) error {
+func DeleteCgroup(path string) error {
 	if cgroups.Mode() == cgroups.Hybrid {
 		if err := os.Remove(filepath.Join("/sys/fs/cgroup/unified", path)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err

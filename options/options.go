@@ -4,6 +4,10 @@
 // TOML, or the path of a TOML file), or runc's own options from a client
 // that sends those. `start` checks them and passes them to the shim server,
 // which applies them to the pod and its containers.
+//
+// It sits at the top level, beside the bootstrap (package shim) and the
+// server (packages task and pod), because both ends read it and neither
+// should import the other: it imports no package of this module.
 package options
 
 import (
@@ -39,6 +43,11 @@ const (
 
 // Env carries the checked options from `shim start` to the shim server.
 const Env = "PAUSE_SHIM_OPTIONS"
+
+// ContainerdRootEnv carries containerd's root directory from `shim start`
+// (containerd's child, which finds it cheaply) to the shim server, which
+// needs it for a CRI pod's files.
+const ContainerdRootEnv = "PAUSE_SHIM_CONTAINERD_ROOT"
 
 // Options are the runtime options. Keys are spelled as runc.v2's (BinaryName,
 // Root, ShimCgroup), so a runc runtime's table carries over.
@@ -218,7 +227,7 @@ func (o *Options) set(key string, value any) error {
 }
 
 func (o Options) check() error {
-	// The pause task's own check (task/pause) refuses root too; saying so
+	// The pause task's own check (pod/pause) refuses root too; saying so
 	// here fails the runtime at its first pod, with the option's name.
 	if o.PauseUID == 0 || o.PauseGID == 0 {
 		return invalid(fmt.Errorf("PauseUID and PauseGID must not be 0: the pause task never runs as root"))

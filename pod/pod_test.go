@@ -1,4 +1,4 @@
-package task
+package pod
 
 import (
 	"context"
@@ -28,7 +28,7 @@ func TestCleanupBundleKillsRecordedPauseIdempotently(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := podState{ID: "p", PausePid: sleeper.Process.Pid, PauseStartTime: start}
+	st := record{ID: "p", PausePid: sleeper.Process.Pid, PauseStartTime: start}
 	if err := st.save(bundle); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,7 @@ func TestCleanupBundleSparesReusedPid(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = other.Process.Kill(); _ = other.Wait() })
-	st := podState{ID: "p", PausePid: other.Process.Pid, PauseStartTime: 1}
+	st := record{ID: "p", PausePid: other.Process.Pid, PauseStartTime: 1}
 	if err := st.save(bundle); err != nil {
 		t.Fatal(err)
 	}
@@ -78,21 +78,9 @@ func TestCleanupBundleOfContainer(t *testing.T) {
 	}
 }
 
-func TestContainerdRootOf(t *testing.T) {
-	root := t.TempDir()
-	db := filepath.Join(root, "io.containerd.metadata.v1.bolt", "meta.db")
-	os.MkdirAll(filepath.Dir(db), 0o700)
-	f, err := os.Create(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if got, err := ContainerdRootOf(os.Getpid()); err != nil || got != root {
-		t.Errorf("root %q, %v; want %q", got, err, root)
-	}
-	if _, err := ContainerdRootOf(1 << 30); err == nil {
-		t.Error("no error for a process that does not exist")
-	}
+// TestCRIDirsNeedContainerdRoot: without containerd's root (start could
+// not find it) a CRI pod's files have no place: the pod fails clearly.
+func TestCRIDirsNeedContainerdRoot(t *testing.T) {
 	if _, err := criDirs("", "/s/p/ns/id", "id"); !errdefs.IsFailedPrecondition(err) {
 		t.Errorf("unknown root: %v", err)
 	}

@@ -1,4 +1,4 @@
-package task
+package pod
 
 import (
 	"encoding/json"
@@ -40,7 +40,7 @@ type sandboxMeta struct {
 }
 
 // processStatus names the pause task's state as containerd names a task's.
-func (p *pod) processStatus() string {
+func (p *Pod) processStatus() string {
 	switch {
 	case p.pause == nil:
 		return "created"
@@ -52,7 +52,7 @@ func (p *pod) processStatus() string {
 }
 
 // criInfo is the "info" entry of the pod's verbose status.
-func (p *pod) criInfo(runtimeOptions any) string {
+func (p *Pod) criInfo(runtimeOptions any) string {
 	info := sandboxInfo{
 		Status:         p.processStatus(),
 		RuntimeType:    runtimeType,
@@ -67,7 +67,7 @@ func (p *pod) criInfo(runtimeOptions any) string {
 	if c := p.cfg.CRI; c != nil {
 		info.Config = c.criJSON()
 		m := &sandboxMeta{Version: "v1"}
-		m.Metadata.ID = p.state.ID
+		m.Metadata.ID = p.id
 		// CRI's sandbox name: name_namespace_uid_attempt.
 		m.Metadata.Name = strings.Join([]string{c.Name, c.Namespace, c.UID, strconv.FormatUint(c.Attempt, 10)}, "_")
 		m.Metadata.Config = info.Config

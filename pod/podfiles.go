@@ -1,4 +1,4 @@
-package task
+package pod
 
 import (
 	"errors"
@@ -10,6 +10,8 @@ import (
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 )
 
 // criDirName is the CRI plugin's directory under containerd's root and state.
@@ -27,35 +29,11 @@ type podFiles struct {
 	VolatileDir string `json:"volatile_dir,omitempty"` // shm
 }
 
-// ContainerdRootEnv carries containerd's root directory from the shim's
-// `start` to its server: the server needs it for a CRI pod's files.
-const ContainerdRootEnv = "PAUSE_SHIM_CONTAINERD_ROOT"
-
-// ContainerdRootOf finds the root directory of the containerd with this pid
-// from the metadata database it holds open
-// (<root>/io.containerd.metadata.v1.bolt/meta.db). `start` is a child of
-// containerd, so this costs it a directory read; the long-lived server then
-// needs no client of containerd's API (which costs every pod's shim ~0.8 MB).
-func ContainerdRootOf(pid int) (string, error) {
-	dir := fmt.Sprintf("/proc/%d/fd", pid)
-	fds, err := os.ReadDir(dir)
-	if err != nil {
-		return "", err
-	}
-	for _, fd := range fds {
-		target, err := os.Readlink(filepath.Join(dir, fd.Name()))
-		if err == nil && strings.HasSuffix(target, "/io.containerd.metadata.v1.bolt/meta.db") {
-			return filepath.Dir(filepath.Dir(target)), nil
-		}
-	}
-	return "", fmt.Errorf("process %d holds no containerd metadata database", pid)
-}
-
 // criDirs finds CRI's sandbox directories for pod id. containerd's state
 // directory holds the bundle (<state>/<plugin>/<ns>/<id>).
 func criDirs(containerdRoot, bundle, id string) (podFiles, error) {
 	if containerdRoot == "" {
-		return podFiles{}, fmt.Errorf("containerd's root directory is unknown (%s unset): %w", ContainerdRootEnv, errdefs.ErrFailedPrecondition)
+		return podFiles{}, fmt.Errorf("containerd's root directory is unknown (%s unset): %w", options.ContainerdRootEnv, errdefs.ErrFailedPrecondition)
 	}
 	state := filepath.Dir(filepath.Dir(filepath.Dir(bundle)))
 	return podFiles{

@@ -3,7 +3,6 @@ package pause
 import (
 	"bytes"
 	"os"
-	"os/signal"
 	"runtime"
 	"slices"
 	"strconv"
@@ -13,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/errdefs"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/reaptest"
 )
 
 func valid() Config {
@@ -61,32 +61,13 @@ func TestValidate(t *testing.T) {
 	}
 }
 
-// reapChildren does what the shim's signal loop does: reap on SIGCHLD, so
-// the reaper reports exits.
-func reapChildren(t *testing.T) {
-	ch := make(chan os.Signal, 32)
-	signal.Notify(ch, syscall.SIGCHLD)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-ch:
-				_ = reaper.Reap()
-			case <-done:
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { signal.Stop(ch); close(done) })
-}
-
 // rootConfig is a valid configuration for a pause task run by this test,
 // which needs root.
 func rootConfig(t *testing.T) Config {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the pause task makes namespaces and changes uid")
 	}
-	reapChildren(t)
+	reaptest.Children(t)
 	c := valid()
 	return c
 }

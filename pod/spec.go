@@ -1,10 +1,11 @@
-package task
+package pod
 
 import (
 	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -18,7 +19,7 @@ const criContainerType = "io.kubernetes.cri.container-type"
 // (from SandboxStatus); `ctr run --sandbox` sets none, so the shim joins the
 // pod's network, IPC, UTS and (when shared) PID namespaces, and puts the
 // container's cgroup under the pod's.
-func joinPod(configPath, id string, p *pod) error {
+func joinPod(configPath, id string, p *Pod) error {
 	data, err := os.ReadFile(configPath)
 	if err != nil {
 		return fmt.Errorf("read container spec: %w", err)
@@ -33,7 +34,7 @@ func joinPod(configPath, id string, p *pod) error {
 	if _, fromCRI := spec.Annotations[criContainerType]; fromCRI {
 		return checkPodMembership(&spec, p.cfg)
 	}
-	rewriteForPod(&spec, id, p.pause.Pid, p.cfg, p.state.containerCgroup(id))
+	rewriteForPod(&spec, id, p.pause.Pid, p.cfg, p.rec.containerCgroup(id))
 	out, err := json.Marshal(&spec)
 	if err != nil {
 		return err
@@ -128,4 +129,31 @@ func specCgroupsPath(configPath string) (string, error) {
 		return "", nil
 	}
 	return spec.Linux.CgroupsPath, nil
+}
+
+// RuncSystemdCgroup tells which cgroup driver runc must use for container
+// id, whose spec is at configPath: the form of its cgroup path chooses
+// (decided), as it chooses the format in CRI, which writes it in systemd
+// form ("slice:prefix:id") when the pod's parent is a slice, whatever the
+// handler's options say; runc's cgroupfs driver would take that for a
+// relative path outside the pod. A container without a path, or with a
+// relative one, follows the options (not decided).
+func RuncSystemdCgroup(id, configPath string) (systemd, decided bool, err error) {
+	cgroupsPath, err := specCgroupsPath(configPath)
+	if err != nil {
+		return false, false, err
+	}
+	switch {
+	case strings.HasPrefix(cgroupsPath, "/"):
+		return false, true, nil
+	case cgroupsPath != "":
+		if _, _, _, ok := splitSystemdPath(cgroupsPath); !ok {
+			return false, false, nil // a relative path: runc's own rules
+		}
+		if err := RequireSystemd(fmt.Sprintf("container %s (cgroupsPath %s)", id, cgroupsPath)); err != nil {
+			return false, false, err
+		}
+		return true, true, nil
+	}
+	return false, false, nil
 }

@@ -1,0 +1,93 @@
+package pod
+
+import (
+	"fmt"
+	"path"
+	"strings"
+
+	"github.com/containerd/errdefs"
+)
+
+// podCgroups is where the pod lives. PodCgroup is its cgroup path (for
+// metrics and updates; a slice's expanded path under the systemd driver).
+// The pause task goes in the cgroupfs leaf PauseCgroup, or in the systemd
+// scope PauseUnit inside PodSlice. PodUnit is a pod slice the shim started
+// itself, OwnsPodCgroup a pod cgroup it made itself: both go with the pod.
+type podCgroups struct {
+	PodCgroup     string `json:"pod_cgroup,omitempty"`
+	PauseCgroup   string `json:"pause_cgroup,omitempty"`
+	OwnsPodCgroup bool   `json:"owns_pod_cgroup,omitempty"`
+	PodSlice      string `json:"pod_slice,omitempty"`
+	PauseUnit     string `json:"pause_unit,omitempty"`
+	PodUnit       string `json:"pod_unit,omitempty"`
+}
+
+// criScopePrefix is the prefix CRI gives its containers' scopes, and the
+// pause container's: cri-containerd-<id>.scope.
+const criScopePrefix = "cri-containerd"
+
+// cgroupLayout places the pod. A CRI cgroup parent is the pod's cgroup (the
+// kubelet owns it) with the pause task in a leaf named after the sandbox, as
+// CRI does for a pause container, or, when the parent is a systemd slice, in
+// the scope cri-containerd-<id>.scope in it. Otherwise the shim makes the
+// pod's cgroup (the spec's cgroupsPath, else /<namespace>/<id>) with a leaf
+// "pause", or with systemdDriver (SystemdCgroup) a slice of its own. Leaves
+// keep cgroup v2's no-internal-processes rule.
+func cgroupLayout(id, namespace string, cfg *podConfig, systemdDriver bool) (podCgroups, error) {
+	sliced := func(slice string, owned bool) (podCgroups, error) {
+		path, err := expandSlice(slice)
+		if err != nil {
+			return podCgroups{}, err
+		}
+		l := podCgroups{PodCgroup: path, PodSlice: slice, PauseUnit: criScopePrefix + "-" + id + ".scope"}
+		if owned {
+			l.PodUnit = slice
+		}
+		return l, nil
+	}
+	switch {
+	case cfg.CgroupParent != "" && isSlice(cfg.CgroupParent):
+		return sliced(sliceName(cfg.CgroupParent), false)
+	case cfg.CgroupParent != "":
+		return podCgroups{PodCgroup: cfg.CgroupParent, PauseCgroup: path.Join(cfg.CgroupParent, id)}, nil
+	case cfg.CgroupsPath != "" && isSlice(cfg.CgroupsPath) && !strings.Contains(cfg.CgroupsPath, "/"):
+		return sliced(cfg.CgroupsPath, true)
+	case strings.Contains(cfg.CgroupsPath, ":"):
+		return podCgroups{}, fmt.Errorf("cgroupsPath %q: a pod's cgroup in systemd form is a slice (name.slice), its containers get the scopes: %w", cfg.CgroupsPath, errdefs.ErrInvalidArgument)
+	case cfg.CgroupsPath != "":
+		return podCgroups{PodCgroup: cfg.CgroupsPath, PauseCgroup: path.Join(cfg.CgroupsPath, "pause"), OwnsPodCgroup: true}, nil
+	case systemdDriver:
+		return sliced("pause-"+unitNameEscape(namespace)+"_"+unitNameEscape(id)+".slice", true)
+	default:
+		pod := path.Join("/", namespace, id)
+		return podCgroups{PodCgroup: pod, PauseCgroup: path.Join(pod, "pause"), OwnsPodCgroup: true}, nil
+	}
+}
+
+// systemd tells whether the pod's cgroups are systemd units.
+func (l podCgroups) systemd() bool { return l.PodSlice != "" }
+
+// containerCgroup is the cgroupsPath of a container the shim joins to the
+// pod (CRI sets its own): a scope in the pod's slice, or a cgroup under the
+// pod's; "" leaves the container's as it is.
+func (l podCgroups) containerCgroup(id string) string {
+	switch {
+	case l.systemd():
+		return l.PodSlice + ":" + criScopePrefix + ":" + id
+	case l.PodCgroup != "":
+		return path.Join(l.PodCgroup, id)
+	}
+	return ""
+}
+
+// cgroup opens the pod's cgroup, for metrics and updates.
+func (p *Pod) cgroup() (cgroup, error) {
+	if p.rec.PodCgroup == "" {
+		return nil, fmt.Errorf("sandbox %q has no cgroup of its own: %w", p.id, errdefs.ErrNotFound)
+	}
+	cg, err := loadCgroup(p.rec.PodCgroup)
+	if err != nil {
+		return nil, fmt.Errorf("cgroup of sandbox %q: %v: %w", p.id, err, errdefs.ErrNotFound)
+	}
+	return cg, nil
+}

@@ -1,0 +1,125 @@
+package pod
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
+)
+
+// Registry holds a shim's pods by sandbox id. Its lock guards the map
+// alone; each pod has its own.
+type Registry struct {
+	host *Host
+	// max is how many pods the shim serves: 1 for now (one shim per pod).
+	max int
+
+	mu   sync.Mutex
+	pods map[string]*Pod
+}
+
+// NewRegistry returns the registry of a shim that serves up to max pods.
+func NewRegistry(host *Host, max int) *Registry {
+	if host.ContainerdRoot != "" {
+		// Where /run is noexec, the pause binary is run from beside
+		// containerd's own data (see pause.SetFallbackDir).
+		pause.SetFallbackDir(filepath.Join(host.ContainerdRoot, "io.containerd.pause.v2"))
+	}
+	return &Registry{host: host, max: max, pods: map[string]*Pod{}}
+}
+
+// Host is what the registry gives its pods.
+func (r *Registry) Host() *Host { return r.host }
+
+// Create checks a new pod's configuration and registers it, created. A
+// sandbox id already held is AlreadyExists; a shim that serves as many pods
+// as it may refuses another (FailedPrecondition).
+func (r *Registry) Create(ctx context.Context, sp Spec) (*Pod, error) {
+	if err := r.room(sp.ID); err != nil {
+		return nil, err
+	}
+	// Outside the lock: reading the configuration opens files.
+	p, err := newPod(r.host, sp)
+	if err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.roomLocked(sp.ID); err != nil {
+		return nil, err
+	}
+	p.arm(ctx)
+	r.pods[sp.ID] = p
+	return p, nil
+}
+
+// room tells whether pod id may be created here.
+func (r *Registry) room(id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.roomLocked(id)
+}
+
+func (r *Registry) roomLocked(id string) error {
+	if _, ok := r.pods[id]; ok {
+		return fmt.Errorf("sandbox %q: %w", id, errdefs.ErrAlreadyExists)
+	}
+	if len(r.pods) >= r.max {
+		for held := range r.pods {
+			return fmt.Errorf("this shim holds sandbox %q, not %q: %w", held, id, errdefs.ErrFailedPrecondition)
+		}
+	}
+	return nil
+}
+
+// Get returns the pod of sandbox id, or NotFound.
+func (r *Registry) Get(id string) (*Pod, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.pods[id]
+	if !ok {
+		return nil, fmt.Errorf("sandbox %q: %w", id, errdefs.ErrNotFound)
+	}
+	return p, nil
+}
+
+// Empty tells whether no pod was ever created here.
+func (r *Registry) Empty() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pods) == 0
+}
+
+func (r *Registry) list() []*Pod {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	pods := make([]*Pod, 0, len(r.pods))
+	for _, p := range r.pods {
+		pods = append(pods, p)
+	}
+	return pods
+}
+
+// Live tells whether a pod here is not shut down: the shim must stay.
+func (r *Registry) Live() bool {
+	for _, p := range r.list() {
+		if !p.shutDown() {
+			return true
+		}
+	}
+	return false
+}
+
+// MemberOf returns the pod container id belongs to, or nil.
+func (r *Registry) MemberOf(id string) *Pod {
+	for _, p := range r.list() {
+		if p.IsMember(id) {
+			return p
+		}
+	}
+	return nil
+}
