@@ -451,7 +451,7 @@ func (env *Env) findHostLeaks() []string {
 		if exe, err := os.Readlink(p + "/exe"); err == nil && exe == env.Shim {
 			leaks = append(leaks, fmt.Sprintf("shim process %d", pid))
 		}
-		if isPauseTask(pid) {
+		if isPauseTask(pid) && env.ownsOrOrphaned(pid) {
 			leaks = append(leaks, fmt.Sprintf("pause task %d", pid))
 		}
 	}
@@ -473,6 +473,23 @@ func (env *Env) findHostLeaks() []string {
 		_ = os.Remove(nsDir)
 	}
 	return leaks
+}
+
+// ownsOrOrphaned tells whether a pause task is this suite's: its parent is
+// the shim under test, or it has lost its shim (a leak whoever made it).
+// Another shim binary's pause tasks (another checkout's tests running on the
+// same host) are not this suite's to count.
+func (env *Env) ownsOrOrphaned(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+	if len(f) < 2 {
+		return false
+	}
+	parent, err := os.Readlink("/proc/" + f[1] + "/exe")
+	return err != nil || parent == env.Shim || f[1] == "1"
 }
 
 // isPauseTask tells a pause task by its name and the uid it drops to.
