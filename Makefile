@@ -22,7 +22,7 @@ PAUSE_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 
 export PATH := $(DEPS_DIR)/bin:$(PATH)
 
-.PHONY: all build pause deps test unit integration demo install uninstall lint clean image soak bench conformance deps-conformance conformance-fast test-node deps-node
+.PHONY: all build pause deps test unit integration demo install uninstall lint clean image soak bench conformance deps-conformance conformance-fast test-node deps-node deps-k8s
 
 all: build
 
@@ -107,3 +107,8 @@ deps-node:
 test-node: build deps deps-conformance deps-node
 	DEPS_DIR=$(DEPS_DIR) ./hack/node/payload.sh $(OUTPUT)/node-payload
 	./hack/node/test.sh $(OUTPUT)/node-payload
+
+# kubelet, kube-apiserver and kubectl (hack/k8s) and etcd (hack/etcd), built
+# from the module proxy at the pinned versions into _deps/ (once per pin).
+deps-k8s:
+	DEPS_DIR=$(DEPS_DIR) ./hack/deps.sh k8s
