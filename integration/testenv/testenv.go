@@ -40,6 +40,10 @@ const CRINamespace = "k8s.io"
 // BusyboxImage is imported from the host's busybox-static: never pulled.
 const BusyboxImage = "docker.io/library/busybox:latest"
 
+// PodSubnet is where the CNI bridge gives pods their addresses (a node's
+// pod CIDR, for a kubelet on this containerd).
+const PodSubnet = "10.250.0.0/24"
+
 // Option changes how Start configures containerd.
 type Option func(*Env)
 
@@ -362,8 +366,8 @@ func (env *Env) writeCNIConfig(dir string) error {
 	}
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"pause-it","plugins":[
   {"type":"bridge","bridge":%q,"isGateway":false,"ipMasq":false,"hairpinMode":true,
-   "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":"10.250.0.0/24"}]]}},
-  {"type":"loopback"}]}`, env.bridgeName(), filepath.Join(env.Dir, "cni-ipam"))
+   "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}},
+  {"type":"loopback"}]}`, env.bridgeName(), filepath.Join(env.Dir, "cni-ipam"), PodSubnet)
 	return os.WriteFile(filepath.Join(dir, "10-pause-it.conflist"), []byte(conf), 0o644)
 }
 
@@ -371,7 +375,7 @@ func (env *Env) writeCNIConfig(dir string) error {
 // into CRI's namespace.
 func (env *Env) importImages() error {
 	img, err := testimage.Busybox(BusyboxImage, "sh", "sleep", "nc", "ps", "hostname", "cat", "echo",
-		"readlink", "ls", "id", "tty", "head", "dd", "true")
+		"readlink", "ls", "id", "tty", "head", "dd", "true", "rm", "grep", "date")
 	if err != nil {
 		return err
 	}
