@@ -122,7 +122,7 @@ func prerequisites(repo string) (shim, missing string) {
 // On an error the caller still calls stop.
 func startCluster(c *cluster, repo, shim string) error {
 	var err error
-	c.env, err = testenv.Start(repo, shim, fmt.Sprintf("pause-e2e-%d", os.Getpid()), testenv.WithLogLevel("info"))
+	c.env, err = testenv.Start(repo, shim, fmt.Sprintf("pause-e2e-%d", os.Getpid()), testenv.WithLogLevel("info"), testenv.WithSharedHost())
 	if err != nil {
 		return fmt.Errorf("containerd: %w", err)
 	}

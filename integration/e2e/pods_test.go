@@ -19,6 +19,7 @@ import (
 
 	"github.com/containerd/console"
 	corev1 "k8s.io/api/core/v1"
+	nodev1 "k8s.io/api/node/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -441,4 +442,255 @@ func readCgroupInt(path string) (int64, error) {
 		return -1, nil
 	}
 	return strconv.ParseInt(f[0], 10, 64)
+}
+
+// exec runs a command in a container through the API server.
+func (c *cluster) exec(ctx context.Context, pod, container string, cmd ...string) (string, error) {
+	return c.kubectl(ctx, nil, append([]string{"exec", pod, "-c", container, "--"}, cmd...)...)
+}
+
+// TestRestartPolicies: Never and OnFailure pods run to completion with
+// their exit code; Always restarts a crashing container with back-off.
+func TestRestartPolicies(t *testing.T) {
+	eachHandler(t, func(t *testing.T, ctx context.Context, handler string) {
+		type want struct {
+			phase    corev1.PodPhase
+			exit     int32
+			restarts int32
+		}
+		cases := map[corev1.RestartPolicy]struct {
+			script string
+			want   want
+		}{
+			corev1.RestartPolicyNever: {`exit 3`, want{corev1.PodFailed, 3, 0}},
+			// Fails the first time, succeeds the second.
+			corev1.RestartPolicyOnFailure: {`[ -e /shared/once ] && exit 0; echo > /shared/once; exit 1`, want{corev1.PodSucceeded, 0, 1}},
+		}
+		// All three pods at once: back-off makes Always the slowest.
+		always := createPod(t, ctx, newPod("policy-always", handler, sh("app", `exit 1`)))
+		names := map[corev1.RestartPolicy]string{}
+		for policy, tc := range cases {
+			app := sh("app", tc.script)
+			app.VolumeMounts = []corev1.VolumeMount{{Name: "shared", MountPath: "/shared"}}
+			pod := newPod("policy-"+strings.ToLower(string(policy)), handler, app)
+			pod.Spec.RestartPolicy = policy
+			pod.Spec.Volumes = []corev1.Volume{{Name: "shared", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+			names[policy] = createPod(t, ctx, pod).Name
+		}
+		for policy, tc := range cases {
+			pod := waitPod(t, ctx, names[policy], string(tc.want.phase), func(p *corev1.Pod) bool {
+				return p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed
+			})
+			st := pod.Status.ContainerStatuses[0]
+			if pod.Status.Phase != tc.want.phase || st.State.Terminated == nil || st.State.Terminated.ExitCode != tc.want.exit || st.RestartCount != tc.want.restarts {
+				t.Errorf("restartPolicy %s: %s, want phase %s, exit code %d, %d restarts", policy, podSummary(pod), tc.want.phase, tc.want.exit, tc.want.restarts)
+			}
+		}
+		waitPod(t, ctx, always.Name, "in CrashLoopBackOff after 2 restarts", func(p *corev1.Pod) bool {
+			if len(p.Status.ContainerStatuses) == 0 {
+				return false
+			}
+			st := p.Status.ContainerStatuses[0]
+			return st.RestartCount >= 2 && st.State.Waiting != nil && st.State.Waiting.Reason == "CrashLoopBackOff"
+		})
+	})
+}
+
+// TestShareProcessNamespace: with shareProcessNamespace the pod's PID 1 is
+// its pause process and the containers see each other; without it each
+// container is PID 1 of its own namespace.
+func TestShareProcessNamespace(t *testing.T) {
+	eachHandler(t, func(t *testing.T, ctx context.Context, handler string) {
+		for _, share := range []bool{true, false} {
+			pod := newPod(fmt.Sprintf("sharepid-%t", share), handler,
+				sh("a", `trap "exit 0" TERM; sleep 3601 & wait`), sh("b", idle))
+			pod.Spec.ShareProcessNamespace = ptr(share)
+			pod = createPod(t, ctx, pod)
+			waitPod(t, ctx, pod.Name, "Ready", ready)
+			out, err := c.exec(ctx, pod.Name, "b", "sh", "-c", "cat /proc/1/comm; ps -o args")
+			if err != nil {
+				t.Fatalf("exec: %v: %s", err, out)
+			}
+			pid1 := strings.SplitN(out, "\n", 2)[0]
+			seesA := strings.Contains(out, "sleep 3601")
+			if share && (pid1 != "pause" || !seesA) {
+				t.Errorf("shared PID namespace: PID 1 is %q, container a seen: %t, want pause and true:\n%s", pid1, seesA, out)
+			}
+			if !share && (pid1 != "sh" || seesA) {
+				t.Errorf("own PID namespaces: PID 1 is %q, container a seen: %t, want sh and false:\n%s", pid1, seesA, out)
+			}
+		}
+	})
+}
+
+// TestHostNetworkAndSysctls: a host-network pod is in the host's network
+// and UTS namespaces; a pod's namespaced sysctls are set in its own.
+func TestHostNetworkAndSysctls(t *testing.T) {
+	eachHandler(t, func(t *testing.T, ctx context.Context, handler string) {
+		host := newPod("hostnet", handler, sh("app", idle))
+		host.Spec.HostNetwork = true
+		host = createPod(t, ctx, host)
+		sysctl := newPod("sysctls", handler, sh("app", idle))
+		sysctl.Spec.SecurityContext = &corev1.PodSecurityContext{Sysctls: []corev1.Sysctl{
+			{Name: "net.ipv4.ip_unprivileged_port_start", Value: "1000"}, {Name: "kernel.shm_rmid_forced", Value: "1"}}}
+		sysctl = createPod(t, ctx, sysctl)
+
+		waitPod(t, ctx, host.Name, "Ready", ready)
+		hostNet, _ := os.Readlink("/proc/self/ns/net")
+		hostName, _ := os.Hostname()
+		if out, err := c.exec(ctx, host.Name, "app", "sh", "-c", "readlink /proc/self/ns/net; hostname"); err != nil || out != hostNet+"\n"+hostName+"\n" {
+			t.Errorf("host-network pod: %v: %q, want %q and %q", err, out, hostNet, hostName)
+		}
+		waitPod(t, ctx, sysctl.Name, "Ready", ready)
+		if out, err := c.exec(ctx, sysctl.Name, "app", "cat", "/proc/sys/net/ipv4/ip_unprivileged_port_start", "/proc/sys/kernel/shm_rmid_forced"); err != nil || out != "1000\n1\n" {
+			t.Errorf("pod sysctls: %v: %q, want 1000 and 1", err, out)
+		}
+		if out, err := c.exec(ctx, sysctl.Name, "app", "readlink", "/proc/self/ns/net"); err != nil || out == hostNet+"\n" {
+			t.Errorf("sysctl pod's network namespace: %v: %q, the host's is %q", err, out, hostNet)
+		}
+	})
+}
+
+// TestEmptyDirShared: a file one container writes in an emptyDir, the
+// other reads.
+func TestEmptyDirShared(t *testing.T) {
+	eachHandler(t, func(t *testing.T, ctx context.Context, handler string) {
+		writer := sh("writer", `echo from-writer > /data/file; trap "exit 0" TERM; sleep 3600 & wait`)
+		reader := sh("reader", idle)
+		for _, ctr := range []*corev1.Container{&writer, &reader} {
+			ctr.VolumeMounts = []corev1.VolumeMount{{Name: "data", MountPath: "/data"}}
+		}
+		pod := newPod("emptydir", handler, writer, reader)
+		pod.Spec.Volumes = []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+		pod = createPod(t, ctx, pod)
+		waitPod(t, ctx, pod.Name, "Ready", ready)
+		var out string
+		var err error
+		for i := 0; i < 20; i++ {
+			if out, err = c.exec(ctx, pod.Name, "reader", "cat", "/data/file"); err == nil {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		if err != nil || out != "from-writer\n" {
+			t.Errorf("reader: %v: %q", err, out)
+		}
+	})
+}
+
+// TestOOMKilled: a container past its memory limit is killed, reason
+// OOMKilled.
+func TestOOMKilled(t *testing.T) {
+	eachHandler(t, func(t *testing.T, ctx context.Context, handler string) {
+		app := sh("app", `exec dd if=/dev/zero of=/dev/null bs=64M count=1`)
+		limits := corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("16Mi")}
+		app.Resources = corev1.ResourceRequirements{Limits: limits}
+		pod := newPod("oom", handler, app)
+		pod.Spec.RestartPolicy = corev1.RestartPolicyNever
+		pod = createPod(t, ctx, pod)
+		pod = waitPod(t, ctx, pod.Name, "Failed", func(p *corev1.Pod) bool {
+			return p.Status.Phase == corev1.PodFailed || p.Status.Phase == corev1.PodSucceeded
+		})
+		if st := pod.Status.ContainerStatuses[0].State.Terminated; st == nil || st.Reason != "OOMKilled" || st.ExitCode != 137 {
+			t.Errorf("container over its limit: %s, want OOMKilled, 137", podSummary(pod))
+		}
+	})
+}
+
+// TestStaticPod: a manifest in the kubelet's static pod directory runs (its
+// mirror pod shows in the API), and goes when the manifest goes.
+func TestStaticPod(t *testing.T) {
+	eachHandler(t, func(t *testing.T, ctx context.Context, handler string) {
+		name := "static-" + handler
+		class := ""
+		if handler == "pause" {
+			class = "\n  runtimeClassName: pause"
+		}
+		manifest := fmt.Sprintf(`apiVersion: v1
+kind: Pod
+metadata: {name: %s, namespace: %s}
+spec:%s
+  terminationGracePeriodSeconds: 2
+  containers:
+  - name: app
+    image: %s
+    imagePullPolicy: Never
+    command: ["sh", "-c", %q]
+`, name, namespace, class, testenv.BusyboxImage, idle)
+		path := filepath.Join(c.dir, "manifests", name+".yaml")
+		if err := os.WriteFile(path, []byte(manifest), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mirror := name + "-" + nodeName
+		t.Cleanup(func() { os.Remove(path) })
+		pod := waitPod(t, ctx, mirror, "Ready", ready)
+		// The kubelet's pod (and CRI's labels) carry the static pod's own
+		// UID, which the mirror pod holds as an annotation.
+		uid := pod.Annotations[corev1.MirrorPodAnnotationKey]
+		if uid == "" {
+			t.Fatalf("pod %s is not a mirror pod", mirror)
+		}
+		sandbox, _ := sandboxOf(t, ctx, uid)
+		if err := os.Remove(path); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			_, err := c.client.CoreV1().Pods(namespace).Get(ctx, mirror, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) && sandboxState(t, ctx, sandbox) == cri.PodSandboxState_SANDBOX_NOTREADY {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("static pod %s still there after its manifest was removed: %v", mirror, err)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	})
+}
+
+// TestNodeStatus: the node is Ready and lists the pause runtime handler.
+func TestNodeStatus(t *testing.T) {
+	ctx := requireCluster(t)
+	node, err := c.client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !nodeReady(node) {
+		t.Errorf("node not Ready: %+v", node.Status.Conditions)
+	}
+	var names []string
+	for _, h := range node.Status.RuntimeHandlers {
+		names = append(names, h.Name)
+	}
+	if !strings.Contains(" "+strings.Join(names, " ")+" ", " pause ") {
+		t.Errorf("node's runtime handlers %v lack pause", names)
+	}
+}
+
+// TestUnknownHandler: a pod whose RuntimeClass names a handler containerd
+// does not have fails with the kubelet's usual event; the node stays Ready.
+func TestUnknownHandler(t *testing.T) {
+	ctx := requireCluster(t)
+	rc := &nodev1.RuntimeClass{ObjectMeta: metav1.ObjectMeta{Name: "missing"}, Handler: "missing"}
+	if _, err := c.client.NodeV1().RuntimeClasses().Create(ctx, rc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.client.NodeV1().RuntimeClasses().Delete(context.Background(), rc.Name, metav1.DeleteOptions{})
+	})
+	pod := newPod("unknown", "runc", sh("app", idle))
+	pod.Spec.RuntimeClassName = ptr(rc.Name)
+	pod = createPod(t, ctx, pod)
+	for !strings.Contains(c.events(pod.Name), "FailedCreatePodSandBox") {
+		if ctx.Err() != nil {
+			t.Fatalf("no FailedCreatePodSandBox event: %s", c.events(pod.Name))
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if ev := c.events(pod.Name); !strings.Contains(ev, `no runtime for "missing" is configured`) {
+		t.Errorf("events: %s", ev)
+	}
+	node, err := c.client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+	if err != nil || !nodeReady(node) {
+		t.Errorf("node not Ready after a bad pod: %v", err)
+	}
 }
