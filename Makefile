@@ -22,7 +22,7 @@ PAUSE_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 
 export PATH := $(DEPS_DIR)/bin:$(PATH)
 
-.PHONY: all build pause deps test unit integration demo install uninstall lint clean image soak bench conformance deps-conformance conformance-fast test-node deps-node conformance-node
+.PHONY: all build pause deps test unit integration demo install uninstall lint clean image soak bench conformance deps-conformance conformance-fast test-node deps-node conformance-node deps-k8s e2e
 
 all: build
 
@@ -53,6 +53,7 @@ demo: build deps
 lint: $(PAUSE_ELF)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags e2e ./integration/e2e/
 
 # The shim, and a containerd drop-in declaring the CRI handler "pause" with
 # the installed shim's absolute path (containerd then needs no PATH for it).
@@ -113,3 +114,15 @@ test-node: build deps deps-conformance deps-node
 conformance-node: build deps deps-conformance deps-node
 	DEPS_DIR=$(DEPS_DIR) ./hack/node/payload.sh $(OUTPUT)/node-payload conformance
 	NODE_TIMEOUT=100m ./hack/node/test.sh $(OUTPUT)/node-payload 2>&1 | tee $(OUTPUT)/conformance-node.log; exit $${PIPESTATUS[0]}
+
+# kubelet, kube-apiserver and kubectl (hack/k8s) and etcd (hack/etcd), built
+# from the module proxy at the pinned versions into _deps/ (once per pin).
+deps-k8s:
+	DEPS_DIR=$(DEPS_DIR) ./hack/deps.sh k8s
+
+# A one-node cluster on this host (etcd, kube-apiserver, a kubelet on the
+# private containerd) and the pod scenarios on handlers pause and runc.
+# KEEP=1 leaves the cluster up after the tests, until interrupted.
+E2E_TIMEOUT := $(if $(KEEP),0,40m)
+e2e: build deps deps-k8s
+	mkdir -p $(OUTPUT) && E2E_KEEP=$(KEEP) DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) test -tags e2e -v -count=1 -timeout $(E2E_TIMEOUT) ./integration/e2e/... 2>&1 | tee $(OUTPUT)/e2e.log; exit $${PIPESTATUS[0]}

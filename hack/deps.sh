@@ -90,4 +90,40 @@ if [ "${1:-}" = node ]; then
 	apt_install qemu-system-x86 mmdebstrap e2fsprogs
 fi
 
+# `deps.sh k8s`: kubelet, kube-apiserver, kubectl and etcd for make e2e,
+# built from the module proxy in hack/k8s and hack/etcd, whose go.mod pins
+# the versions (`go install` refuses hack/k8s's replace directives). The
+# stamp holds the pin and a hash of go.mod and go.sum: only a new pin rebuilds.
+if [ "${1:-}" = k8s ]; then
+	here=$(cd "$(dirname "$0")" && pwd)
+	module_build() { # dir module binaries... -- packages...
+		local dir=$1 module=$2 version key bin ok=1 start=$SECONDS ldflags="-s -w" pkg
+		shift 2
+		local bins=() pkgs=()
+		while [ "$1" != -- ]; do bins+=("$1"); shift; done
+		shift
+		pkgs=("$@")
+		version=$(cd "$dir" && GOFLAGS= go list -m -f '{{.Version}}' "$module")
+		key="$version $(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-12)"
+		for bin in "${bins[@]}"; do have "$bin" "$key" || ok=0; done
+		[ $ok = 1 ] && return 0
+		echo "deps: build ${bins[*]} $version (hack/$(basename "$dir"))"
+		# What Kubernetes' own build sets (hack/lib/version.sh, golang.sh):
+		# its tags, and the release the binaries report (not v0.0.0-master).
+		if [ "$module" = k8s.io/kubernetes ]; then
+			for pkg in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+				ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$(echo "$version" | cut -d. -f2) -X $pkg.gitTreeState=clean"
+			done
+		fi
+		(cd "$dir" && GOFLAGS= CGO_ENABLED=0 go build -trimpath -buildvcs=false -tags selinux,notest,grpcnotrace \
+			-ldflags "$ldflags" -o "$BIN/" "${pkgs[@]}")
+		for bin in "${bins[@]}"; do stamp "$bin" "$key"; done
+		echo "deps: built ${bins[*]} in $((SECONDS - start)) s"
+	}
+	module_build "$here/etcd" go.etcd.io/etcd/server/v3 etcd -- .
+	module_build "$here/k8s" k8s.io/kubernetes kubelet kube-apiserver kubectl -- \
+		k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+	echo "deps: kubernetes $(cut -d' ' -f1 "$BIN/.kubelet.version"), etcd $(cut -d' ' -f1 "$BIN/.etcd.version") in $BIN"
+fi
+
 echo "deps: ready in $BIN: containerd $CONTAINERD_VERSION, runc $RUNC_VERSION, crictl $CRICTL_VERSION"

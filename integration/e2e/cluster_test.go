@@ -1,0 +1,473 @@
+//go:build e2e
+
+// Package e2e runs a one-node Kubernetes cluster on this host — etcd,
+// kube-apiserver and a kubelet on 127.0.0.1, over the private containerd of
+// package testenv (CRI handlers runc and pause) — and runs pods through it
+// on both handlers (make e2e). No scheduler: pods name their node.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testenv"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testimage"
+)
+
+const (
+	// nodeName is also the address the API server reaches the kubelet at
+	// (it takes the node's Hostname address): the kubelet refuses a
+	// loopback node IP, and listens on 127.0.0.1 only.
+	nodeName = "localhost"
+	// PauseImage is the pause image containerd v2.4's CRI asks for (its
+	// DefaultSandboxImage); handler runc runs its pods on it.
+	pauseImage = "registry.k8s.io/pause:3.10.2"
+	// serviceRange holds the API server's service IPs: nothing routes it.
+	serviceRange = "10.251.0.0/24"
+)
+
+// cluster is the running cluster the tests share.
+type cluster struct {
+	dir        string // everything of the run: certificates, data, logs, kubelet root
+	env        *testenv.Env
+	pki        *pki
+	kubeconfig string // the test's own (system:masters)
+	client     *kubernetes.Clientset
+	cgroupRoot string // the kubelet's cgroup root, under every hierarchy
+	procs      []*proc
+}
+
+// proc is a process the cluster started: stopped by pid, SIGTERM then SIGKILL.
+type proc struct {
+	name string
+	pid  int
+	done chan struct{}
+}
+
+// start runs name with its output in dir/name.log, in a process group of
+// its own, killed if the test binary dies first.
+func (c *cluster) start(name string, args ...string) (*proc, error) {
+	logf, err := os.OpenFile(filepath.Join(c.dir, name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	p := &proc{name: name, pid: cmd.Process.Pid, done: make(chan struct{})}
+	go func() { _ = cmd.Wait(); logf.Close(); close(p.done) }()
+	c.procs = append(c.procs, p)
+	return p, nil
+}
+
+func (p *proc) stop() {
+	_ = syscall.Kill(p.pid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		_ = syscall.Kill(p.pid, syscall.SIGKILL)
+		<-p.done
+	}
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// prerequisites says what is missing to run the cluster here ("" when
+// nothing): testenv's own, and the binaries make deps-k8s builds.
+func prerequisites(repo string) (shim, missing string) {
+	shim, missing = testenv.Prerequisites(repo)
+	if missing != "" {
+		return "", missing
+	}
+	for _, tool := range []string{"etcd", "kube-apiserver", "kubelet", "kubectl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return "", tool + " is not installed (run `make deps-k8s`)"
+		}
+	}
+	if _, err := os.Stat(filepath.Join(repo, "task", "pause", "pause.elf")); err != nil {
+		return "", "no pause binary for the runc handler's pause image (run `make build`)"
+	}
+	return shim, ""
+}
+
+// startCluster brings the cluster up, each part waited for before the next.
+// On an error the caller still calls stop.
+func startCluster(c *cluster, repo, shim string) error {
+	var err error
+	c.env, err = testenv.Start(repo, shim, fmt.Sprintf("pause-e2e-%d", os.Getpid()), testenv.WithLogLevel("info"), testenv.WithSharedHost())
+	if err != nil {
+		return fmt.Errorf("containerd: %w", err)
+	}
+	if err := importPauseImage(c, repo); err != nil {
+		return err
+	}
+	if c.pki, err = newPKI(filepath.Join(c.dir, "pki")); err != nil {
+		return err
+	}
+	etcdURL, err := c.startEtcd()
+	if err != nil {
+		return err
+	}
+	server, err := c.startAPIServer(etcdURL)
+	if err != nil {
+		return err
+	}
+	if err := c.setUpAPI(server, repo); err != nil {
+		return err
+	}
+	return c.startKubelet(server)
+}
+
+// importPauseImage puts a pause image built from the shim's own pause
+// binary where CRI looks for it: handler runc (podsandbox mode) needs one.
+func importPauseImage(c *cluster, repo string) error {
+	binary, err := os.ReadFile(filepath.Join(repo, "task", "pause", "pause.elf"))
+	if err != nil {
+		return err
+	}
+	archive := filepath.Join(c.dir, "pause.tar")
+	if err := testimage.WriteArchive(testimage.Pause(pauseImage, binary), archive); err != nil {
+		return err
+	}
+	return testimage.Import(c.env.CtrArgs(testenv.CRINamespace), archive)
+}
+
+func (c *cluster) startEtcd() (string, error) {
+	client, peer := freePort(), freePort()
+	clientURL := fmt.Sprintf("http://127.0.0.1:%d", client)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
+	if _, err := c.start("etcd", "--name", "e2e", "--data-dir", filepath.Join(c.dir, "etcd"),
+		"--listen-client-urls", clientURL, "--advertise-client-urls", clientURL,
+		"--listen-peer-urls", peerURL, "--initial-advertise-peer-urls", peerURL,
+		"--initial-cluster", "e2e="+peerURL, "--log-level", "warn",
+		// Throwaway data: no fsync, as Kubernetes' own integration tests run it.
+		"--unsafe-no-fsync"); err != nil {
+		return "", err
+	}
+	return clientURL, waitHTTP("etcd", clientURL+"/health", http.DefaultClient)
+}
+
+func (c *cluster) startAPIServer(etcdURL string) (string, error) {
+	lo := []net.IP{net.ParseIP("127.0.0.1"), net.ParseIP("10.251.0.1")}
+	names := []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}
+	for _, cert := range []struct {
+		name, cn string
+		orgs     []string
+		ips      []net.IP
+		names    []string
+	}{
+		{"apiserver", "kube-apiserver", nil, lo, names},
+		{"apiserver-kubelet-client", "kube-apiserver-kubelet-client", []string{"system:masters"}, nil, nil},
+		{"admin", "e2e-admin", []string{"system:masters"}, nil, nil},
+		{"kubelet", "system:node:" + nodeName, []string{"system:nodes"}, nil, nil},
+	} {
+		if err := c.pki.issue(cert.name, cert.cn, cert.orgs, cert.ips, cert.names); err != nil {
+			return "", err
+		}
+	}
+	saKey, err := c.pki.serviceAccountKey()
+	if err != nil {
+		return "", err
+	}
+	port := freePort()
+	server := fmt.Sprintf("https://127.0.0.1:%d", port)
+	p := c.pki.path
+	if _, err := c.start("kube-apiserver",
+		"--etcd-servers", etcdURL,
+		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", fmt.Sprint(port),
+		"--cert-dir", filepath.Join(c.dir, "apiserver"),
+		"--tls-cert-file", p("apiserver.crt"), "--tls-private-key-file", p("apiserver.key"),
+		"--client-ca-file", p("ca.crt"),
+		"--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+		"--service-account-key-file", saKey, "--service-account-signing-key-file", saKey,
+		"--service-cluster-ip-range", serviceRange,
+		"--authorization-mode", "Node,RBAC",
+		"--kubelet-client-certificate", p("apiserver-kubelet-client.crt"), "--kubelet-client-key", p("apiserver-kubelet-client.key"),
+		"--kubelet-preferred-address-types", "Hostname",
+		// The kubernetes Service's endpoint would be 127.0.0.1, which
+		// Endpoints refuse; no pod here talks to the API server.
+		"--endpoint-reconciler-type", "none",
+		"--profiling=false"); err != nil {
+		return "", err
+	}
+	c.kubeconfig = filepath.Join(c.dir, "admin.kubeconfig")
+	if err := c.pki.kubeconfig(c.kubeconfig, server, "admin"); err != nil {
+		return "", err
+	}
+	cert, err := tls.LoadX509KeyPair(p("admin.crt"), p("admin.key"))
+	if err != nil {
+		return "", err
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(c.pki.ca)
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: roots}}}
+	return server, waitHTTP("kube-apiserver", server+"/readyz", hc)
+}
+
+// setUpAPI makes the client and what a controller manager would have made:
+// the default service account, which pods must name. Then the RuntimeClass
+// operators apply, unchanged.
+func (c *cluster) setUpAPI(server, repo string) error {
+	var err error
+	p := c.pki.path
+	cfg := &rest.Config{Host: server, TLSClientConfig: rest.TLSClientConfig{
+		CertFile: p("admin.crt"), KeyFile: p("admin.key"), CAFile: p("ca.crt")}}
+	if c.client, err = kubernetes.NewForConfig(cfg); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
+	if _, err := c.client.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("default service account: %w", err)
+	}
+	if out, err := c.kubectl(ctx, nil, "apply", "-f", filepath.Join(repo, "deploy", "runtimeclass.yaml")); err != nil {
+		return fmt.Errorf("kubectl apply runtimeclass: %v: %s", err, out)
+	}
+	return nil
+}
+
+func (c *cluster) startKubelet(server string) error {
+	kubeconfig := filepath.Join(c.dir, "kubelet.kubeconfig")
+	if err := c.pki.kubeconfig(kubeconfig, server, "kubelet"); err != nil {
+		return err
+	}
+	// The kubelet's cgroups go under a root of the run's own, which the
+	// kubelet wants to exist: every hierarchy gets it.
+	c.cgroupRoot = fmt.Sprintf("/pause-e2e-kubelet-%d", os.Getpid())
+	if err := makeCgroupRoot(c.cgroupRoot); err != nil {
+		return err
+	}
+	manifests := filepath.Join(c.dir, "manifests")
+	if err := os.MkdirAll(manifests, 0o755); err != nil {
+		return err
+	}
+	port := freePort()
+	config := fmt.Sprintf(`apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+address: 127.0.0.1
+port: %d
+readOnlyPort: 0
+healthzPort: 0
+authentication:
+  anonymous: {enabled: false}
+  webhook: {enabled: false}
+  x509: {clientCAFile: %q}
+authorization: {mode: AlwaysAllow}
+cgroupDriver: cgroupfs
+cgroupRoot: %q
+cgroupsPerQOS: true
+failSwapOn: false
+registerNode: true
+podCIDR: %q
+staticPodPath: %q
+podLogsDir: %q
+# This machine is shared and its disk well used: no eviction, no image
+# garbage collection (it would remove the imported test images).
+evictionHard: {memory.available: "1Mi", nodefs.available: "1%%", imagefs.available: "1%%", nodefs.inodesFree: "1%%"}
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+# Status reaches the API server at once.
+nodeStatusUpdateFrequency: 2s
+syncFrequency: 5s
+fileCheckFrequency: 2s
+`, port, c.pki.path("ca.crt"), c.cgroupRoot, testenv.PodSubnet, manifests, filepath.Join(c.dir, "pod-logs"))
+	configPath := filepath.Join(c.dir, "kubelet.yaml")
+	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
+		return err
+	}
+	kubelet, err := c.start("kubelet", "--config", configPath, "--kubeconfig", kubeconfig,
+		"--container-runtime-endpoint", "unix://"+c.env.Address,
+		"--root-dir", filepath.Join(c.dir, "kubelet"), "--cert-dir", filepath.Join(c.dir, "kubelet-pki"),
+		"--hostname-override", nodeName, "--v", "2")
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for {
+		if kubelet.exited() {
+			return fmt.Errorf("kubelet exited: %s", tail(filepath.Join(c.dir, "kubelet.log"), 20))
+		}
+		node, err := c.client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
+		if err == nil && nodeReady(node) {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("node %s not Ready: %v; kubelet log: %s", nodeName, err, tail(filepath.Join(c.dir, "kubelet.log"), 20))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func nodeReady(node *corev1.Node) bool {
+	for _, cond := range node.Status.Conditions {
+		if cond.Type == corev1.NodeReady {
+			return cond.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// makeCgroupRoot creates root in every hierarchy; cpuset's needs its
+// parent's cpus and mems before a process may join a child.
+func makeCgroupRoot(root string) error {
+	for _, h := range testenv.CgroupRoots() {
+		dir := filepath.Join(h, root)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if filepath.Base(h) != "cpuset" {
+			continue
+		}
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			v, err := os.ReadFile(filepath.Join(h, f))
+			if err != nil {
+				return err
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), v, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// stop stops what startCluster started, last first. It returns what the run
+// left behind: what the kubelet did not clean (then removed through CRI, so
+// the host is clean either way) and testenv's leak check.
+func (c *cluster) stop() []string {
+	var leaks []string
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		c.procs[i].stop()
+	}
+	// The kubelet makes its root a shared mount of itself, and leaves it.
+	_ = syscall.Unmount(filepath.Join(c.dir, "kubelet"), syscall.MNT_DETACH)
+	if c.env == nil {
+		return nil
+	}
+	leaks = append(leaks, removeCRILeftovers(c.env.Address)...)
+	leaks = append(leaks, c.env.Leaks()...)
+	leaks = append(leaks, runcLeftovers()...)
+	leaks = append(leaks, c.cgroupLeftovers()...)
+	leaks = append(leaks, mountsUnder(c.dir)...)
+	return leaks
+}
+
+// cgroupLeftovers lists pod cgroups left under the kubelet's root, then
+// removes the kubelet's own (kubepods and its QoS classes), deepest first.
+func (c *cluster) cgroupLeftovers() []string {
+	if c.cgroupRoot == "" {
+		return nil
+	}
+	var leaks []string
+	for _, h := range testenv.CgroupRoots() {
+		root := filepath.Join(h, c.cgroupRoot)
+		var dirs []string
+		_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, path)
+				if strings.HasPrefix(d.Name(), "pod") {
+					leaks = append(leaks, "cgroup "+path)
+				}
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+				leaks = append(leaks, fmt.Sprintf("cgroup %s: %v", dirs[i], err))
+			}
+		}
+	}
+	return leaks
+}
+
+func mountsUnder(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return []string{err.Error()}
+	}
+	defer f.Close()
+	var leaks []string
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if strings.Contains(s.Text(), dir) {
+			leaks = append(leaks, "mount "+s.Text())
+		}
+	}
+	return leaks
+}
+
+// kubectl runs kubectl on the cluster as its admin.
+func (c *cluster) kubectl(ctx context.Context, stdin *strings.Reader, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "kubectl", append([]string{"--kubeconfig", c.kubeconfig}, args...)...)
+	if stdin != nil {
+		cmd.Stdin = stdin
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// freePort is a TCP port on 127.0.0.1 free a moment ago.
+func freePort() int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func waitHTTP(what, url string, hc *http.Client) error {
+	var last error
+	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := hc.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s", resp.Status)
+		}
+		last = err
+	}
+	return fmt.Errorf("%s not ready at %s: %v", what, url, last)
+}
+
+// tail is the last n lines of a log, for an error message.
+func tail(path string, n int) string {
+	data, _ := os.ReadFile(path)
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return "\n  " + strings.Join(lines, "\n  ")
+}
