@@ -112,7 +112,7 @@ func prerequisites(repo string) (shim, missing string) {
 			return "", tool + " is not installed (run `make deps-k8s`)"
 		}
 	}
-	if _, err := os.Stat(filepath.Join(repo, "task", "pause", "pause.elf")); err != nil {
+	if _, err := os.Stat(filepath.Join(repo, "pod", "pause", "pause.elf")); err != nil {
 		return "", "no pause binary for the runc handler's pause image (run `make build`)"
 	}
 	return shim, ""
@@ -149,7 +149,7 @@ func startCluster(c *cluster, repo, shim string) error {
 // importPauseImage puts a pause image built from the shim's own pause
 // binary where CRI looks for it: handler runc (podsandbox mode) needs one.
 func importPauseImage(c *cluster, repo string) error {
-	binary, err := os.ReadFile(filepath.Join(repo, "task", "pause", "pause.elf"))
+	binary, err := os.ReadFile(filepath.Join(repo, "pod", "pause", "pause.elf"))
 	if err != nil {
 		return err
 	}
