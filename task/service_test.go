@@ -240,19 +240,7 @@ func TestShutdownSandboxLeavesNoContainerBeingCreated(t *testing.T) {
 	ts := newTestService(t)
 	ctx := testCtx()
 	ts.runPod(t, "pod")
-	entered, release := make(chan struct{}), make(chan struct{})
-	ts.runc.createHook = func(id string) {
-		if id == "early" {
-			close(entered)
-			<-release
-		}
-	}
-	created := make(chan error, 1)
-	go func() {
-		_, err := ts.task.Create(ctx, containerRequest(t, "pod", "early"))
-		created <- err
-	}()
-	<-entered
+	release, created := createHeld(t, ctx, ts, &ts.runc.createHook, "early", "pod", "early")
 	shut := make(chan error, 1)
 	go func() {
 		_, err := ts.sb.ShutdownSandbox(ctx, &sandboxAPI.ShutdownSandboxRequest{SandboxID: "pod"})
@@ -440,22 +428,32 @@ func TestSlowRuncStateBlocksNoOtherCall(t *testing.T) {
 	ts := newTestService(t)
 	ctx := testCtx()
 	ts.runPod(t, "pod")
-	entered, release := make(chan struct{}), make(chan struct{})
-	ts.runc.stateHook = func(id string) {
-		if id == "pause-container" {
-			close(entered)
-			<-release
-		}
-	}
-	created := make(chan error, 1)
-	go func() {
-		_, err := ts.task.Create(ctx, containerRequest(t, "pause-container", "c"))
-		created <- err
-	}()
-	<-entered
+	release, created := createHeld(t, ctx, ts, &ts.runc.stateHook, "pause-container", "pause-container", "c")
 	promptly(t, ts.probes("pod"))
 	close(release)
 	if err := <-created; !errdefs.IsFailedPrecondition(errgrpc.ToNative(err)) {
 		t.Errorf("a container of a sandbox that is gone: %v, want FailedPrecondition", err)
 	}
+}
+
+// createHeld creates container id in sandbox, holding it in the fake runc
+// call whose hook is *hook when that call is for holdID; it returns once
+// the create is held there. Close release to let it go on; its result
+// arrives on created.
+func createHeld(t *testing.T, ctx context.Context, ts *testService, hook *func(string), holdID, sandbox, id string) (release chan struct{}, created chan error) {
+	t.Helper()
+	entered := make(chan struct{})
+	release, created = make(chan struct{}), make(chan error, 1)
+	*hook = func(got string) {
+		if got == holdID {
+			close(entered)
+			<-release
+		}
+	}
+	go func() {
+		_, err := ts.task.Create(ctx, containerRequest(t, sandbox, id))
+		created <- err
+	}()
+	<-entered
+	return release, created
 }
