@@ -79,6 +79,23 @@ LogLevel = "debug"`, wrapper, runcRoot, shimCgroup)}),
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 
+	t.Run("CRI introspects handlers with options", func(t *testing.T) {
+		// containerd asks `shim -info` with the handler's options: one it
+		// cannot introspect loses user namespaces and recursive read-only
+		// mounts in CRI.
+		st, err := rt.Status(ctx, &cri.StatusRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		features := map[string]string{}
+		for _, h := range st.GetRuntimeHandlers() {
+			features[h.GetName()] = h.GetFeatures().String()
+		}
+		if features["pause-tuned"] != features["pause"] || features["pause"] == "" {
+			t.Errorf("handler features: pause-tuned %q, pause %q", features["pause-tuned"], features["pause"])
+		}
+	})
+
 	t.Run("bad options fail the pod", func(t *testing.T) {
 		bad := map[string]string{
 			"pause-typo": `unknown option "PauseUser"`,
