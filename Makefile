@@ -110,7 +110,7 @@ test-node: build deps deps-conformance deps-node
 	./hack/node/test.sh $(OUTPUT)/node-payload 2>&1 | tee $(OUTPUT)/test-node.log; exit $${PIPESTATUS[0]}
 
 # All of critest on the node's systemd handlers (runc with SystemdCgroup and
-# pause-systemd); about 45 minutes under emulation, so not in make test.
+# pause-systemd); about 15 minutes under emulation, so not in CI.
 conformance-node: build deps deps-conformance deps-node
 	DEPS_DIR=$(DEPS_DIR) ./hack/node/payload.sh $(OUTPUT)/node-payload conformance
 	NODE_TIMEOUT=100m ./hack/node/test.sh $(OUTPUT)/node-payload 2>&1 | tee $(OUTPUT)/conformance-node.log; exit $${PIPESTATUS[0]}
