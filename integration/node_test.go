@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path"
 	"strings"
 	"syscall"
 	"testing"
@@ -69,7 +70,7 @@ func TestNodeSystemdPod(t *testing.T) {
 			if handler == "pause" {
 				// The slice's name alone, which CRI also turns into
 				// systemd paths, instead of the kubelet's expanded path.
-				config.Linux.CgroupParent = slicePath[strings.LastIndexByte(slicePath, '/')+1:]
+				config.Linux.CgroupParent = path.Base(slicePath)
 			}
 			pod := runCRIPod(t, ctx, rt, config, handler)
 			c := pod.start(t, ctx, "app", "/bin/sleep", "100000")

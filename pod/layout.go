@@ -47,7 +47,9 @@ func cgroupLayout(id, namespace string, cfg *podConfig, systemdDriver bool) (pod
 	}
 	switch {
 	case cfg.CgroupParent != "" && isSlice(cfg.CgroupParent):
-		return sliced(sliceName(cfg.CgroupParent), false)
+		// A slice's name, or the expanded path the kubelet sends
+		// ("/kubepods.slice/…/x.slice"): its last element.
+		return sliced(path.Base(cfg.CgroupParent), false)
 	case cfg.CgroupParent != "":
 		return podCgroups{PodCgroup: cfg.CgroupParent, PauseCgroup: path.Join(cfg.CgroupParent, id)}, nil
 	case cfg.CgroupsPath != "" && isSlice(cfg.CgroupsPath) && !strings.Contains(cfg.CgroupsPath, "/"):

@@ -69,12 +69,6 @@ func expandSlice(slice string) (string, error) {
 	return path, nil
 }
 
-// sliceName is the slice of a cgroup parent given either as a name or as
-// the expanded path the kubelet sends ("/kubepods.slice/…/x.slice").
-func sliceName(parent string) string {
-	return parent[strings.LastIndexByte(parent, '/')+1:]
-}
-
 // unitNameEscape escapes s for one level of a unit name: systemd reads a
 // dash as a level of the slice tree, so dashes (and the separator "_") are
 // written as \xNN, as systemd-escape does.
