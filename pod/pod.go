@@ -539,22 +539,22 @@ func (p *Pod) cleanup(ctx context.Context) {
 // Admit joins the container id, whose spec is at configPath, to the pod:
 // its spec is rewritten to live in the pod (see joinPod). Created must
 // follow once runc's create has ended.
-func (p *Pod) Admit(ctx context.Context, id, configPath string) error {
+func (p *Pod) Admit(ctx context.Context, id, configPath string) (cgroupsPath string, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.state.admit(p); err != nil {
-		return err
+		return "", err
 	}
 	if _, ok := p.members[id]; ok {
-		return fmt.Errorf("container %s already exists in sandbox %s: %w", id, p.id, errdefs.ErrAlreadyExists)
+		return "", fmt.Errorf("container %s already exists in sandbox %s: %w", id, p.id, errdefs.ErrAlreadyExists)
 	}
-	if err := joinPod(configPath, id, p); err != nil {
-		return err
+	if cgroupsPath, err = joinPod(configPath, id, p); err != nil {
+		return "", err
 	}
 	p.members[id] = struct{}{}
 	p.creating[id] = make(chan struct{})
 	log.G(ctx).WithField("container", id).Debug("container joins pod")
-	return nil
+	return cgroupsPath, nil
 }
 
 // Created ends the create of an admitted container: a member if runc

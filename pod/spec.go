@@ -18,32 +18,33 @@ const criContainerType = "io.kubernetes.cri.container-type"
 // pod. CRI already points a container's namespaces at the sandbox's pid
 // (from SandboxStatus); `ctr run --sandbox` sets none, so the shim joins the
 // pod's network, IPC, UTS and (when shared) PID namespaces, and puts the
-// container's cgroup under the pod's.
-func joinPod(configPath, id string, p *Pod) error {
+// container's cgroup under the pod's. It returns the container's cgroup
+// path as runc will read it, so that the spec is read once per container.
+func joinPod(configPath, id string, p *Pod) (string, error) {
 	data, err := os.ReadFile(configPath)
 	if err != nil {
-		return fmt.Errorf("read container spec: %w", err)
+		return "", fmt.Errorf("read container spec: %w", err)
 	}
 	var spec specs.Spec
 	if err := json.Unmarshal(data, &spec); err != nil {
-		return fmt.Errorf("malformed container spec: %v: %w", err, errdefs.ErrInvalidArgument)
+		return "", fmt.Errorf("malformed container spec: %v: %w", err, errdefs.ErrInvalidArgument)
 	}
 	if spec.Linux == nil {
-		return fmt.Errorf("container spec has no linux section: %w", errdefs.ErrInvalidArgument)
+		return "", fmt.Errorf("container spec has no linux section: %w", errdefs.ErrInvalidArgument)
 	}
 	if _, fromCRI := spec.Annotations[criContainerType]; fromCRI {
-		return checkPodMembership(&spec, p.cfg)
+		return spec.Linux.CgroupsPath, checkPodMembership(&spec, p.cfg)
 	}
 	rewriteForPod(&spec, id, p.pause.Pid, p.cfg, p.rec.containerCgroup(id))
 	out, err := json.Marshal(&spec)
 	if err != nil {
-		return err
+		return "", err
 	}
 	tmp := configPath + ".tmp"
 	if err := os.WriteFile(tmp, out, 0o600); err != nil {
-		return err
+		return "", err
 	}
-	return os.Rename(tmp, configPath)
+	return spec.Linux.CgroupsPath, os.Rename(tmp, configPath)
 }
 
 // rewriteForPod is the pure part of joinPod; cgroupsPath is the container's
@@ -111,8 +112,9 @@ func withoutNamespace(list []specs.LinuxNamespace, typ specs.LinuxNamespaceType)
 	return out
 }
 
-// specCgroupsPath reads the cgroup path of a container's spec.
-func specCgroupsPath(configPath string) (string, error) {
+// SpecCgroupsPath reads the cgroup path of the spec of a container outside
+// any pod of the shim (a pod's members have theirs from Admit).
+func SpecCgroupsPath(configPath string) (string, error) {
 	data, err := os.ReadFile(configPath)
 	if err != nil {
 		return "", fmt.Errorf("read container spec: %w", err)
@@ -132,17 +134,13 @@ func specCgroupsPath(configPath string) (string, error) {
 }
 
 // RuncSystemdCgroup tells which cgroup driver runc must use for container
-// id, whose spec is at configPath: the form of its cgroup path chooses
+// id, whose spec gives cgroupsPath: the form of that path chooses
 // (decided), as it chooses the format in CRI, which writes it in systemd
 // form ("slice:prefix:id") when the pod's parent is a slice, whatever the
 // handler's options say; runc's cgroupfs driver would take that for a
 // relative path outside the pod. A container without a path, or with a
 // relative one, follows the options (not decided).
-func RuncSystemdCgroup(id, configPath string) (systemd, decided bool, err error) {
-	cgroupsPath, err := specCgroupsPath(configPath)
-	if err != nil {
-		return false, false, err
-	}
+func RuncSystemdCgroup(id, cgroupsPath string) (systemd, decided bool, err error) {
 	switch {
 	case strings.HasPrefix(cgroupsPath, "/"):
 		return false, true, nil

@@ -99,7 +99,7 @@ func TestJoinPodLeavesCRIContainers(t *testing.T) {
 	data, _ := json.Marshal(spec)
 	path := filepath.Join(dir, "config.json")
 	os.WriteFile(path, data, 0o600)
-	if err := joinPod(path, "c1", &Pod{cfg: &podConfig{}}); err != nil {
+	if _, err := joinPod(path, "c1", &Pod{cfg: &podConfig{}}); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := os.ReadFile(path)
@@ -107,7 +107,7 @@ func TestJoinPodLeavesCRIContainers(t *testing.T) {
 		t.Error("a CRI container's spec was rewritten: CRI sets its own joins")
 	}
 	os.WriteFile(path, []byte("{not json"), 0o600)
-	if err := joinPod(path, "c1", &Pod{cfg: &podConfig{}}); !errdefs.IsInvalidArgument(err) {
+	if _, err := joinPod(path, "c1", &Pod{cfg: &podConfig{}}); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("malformed spec: %v", err)
 	}
 }

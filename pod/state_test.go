@@ -188,7 +188,8 @@ func TestPauseExitedState(t *testing.T) {
 	if st.Ready || st.Pid != pid || st.ExitedAt.IsZero() || p.PausePid() != 0 {
 		t.Errorf("status of a pod whose pause task died: %+v", st)
 	}
-	wantRefused(t, p.Admit(ctx, "c", "/nonexistent"), errdefs.IsFailedPrecondition, "is not ready")
+	_, err = p.Admit(ctx, "c", "/nonexistent")
+	wantRefused(t, err, errdefs.IsFailedPrecondition, "is not ready")
 	if err := p.Ping(); !errdefs.IsUnavailable(err) {
 		t.Errorf("ping: %v", err)
 	}

@@ -126,12 +126,12 @@ func (t *taskService) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) 
 		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "bundle path %q is not absolute", r.Bundle)
 	}
 	sandboxID := sandboxOf(r.Bundle)
-	p, err := t.s.admit(ctx, r, sandboxID)
+	p, cgroupsPath, err := t.s.admit(ctx, r, sandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	ctx = log.WithLogger(ctx, log.G(ctx).WithField("container", r.ID))
-	resp, err := t.create(ctx, r)
+	resp, err := t.create(ctx, r, cgroupsPath)
 	if p != nil {
 		p.Created(r.ID, err == nil)
 	}
@@ -142,10 +142,10 @@ func (t *taskService) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) 
 	return resp, nil
 }
 
-// create has runc create an admitted container.
-func (t *taskService) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*taskAPI.CreateTaskResponse, error) {
-	// After admit: the cgroup path runc gets is the rewritten spec's.
-	if err := t.s.runcOptions(r); err != nil {
+// create has runc create an admitted container, whose spec's cgroup path
+// (after admit's rewrite) is cgroupsPath.
+func (t *taskService) create(ctx context.Context, r *taskAPI.CreateTaskRequest, cgroupsPath string) (*taskAPI.CreateTaskResponse, error) {
+	if err := t.s.runcOptions(r, cgroupsPath); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	return t.TTRPCTaskService.Create(ctx, r)
@@ -156,7 +156,7 @@ func (t *taskService) create(ctx context.Context, r *taskAPI.CreateTaskRequest) 
 // runtimeoptions, which runc.v2 cannot read. Runc's own options pass as
 // sent. runc's cgroup driver follows the container's cgroup path (see
 // pod.RuncSystemdCgroup).
-func (s *Service) runcOptions(r *taskAPI.CreateTaskRequest) error {
+func (s *Service) runcOptions(r *taskAPI.CreateTaskRequest, cgroupsPath string) error {
 	opts := s.opts.Runc()
 	switch {
 	case r.Options.GetTypeUrl() == "" || r.Options.MessageIs(&runtimeoptions.Options{}):
@@ -168,7 +168,7 @@ func (s *Service) runcOptions(r *taskAPI.CreateTaskRequest) error {
 	default:
 		return fmt.Errorf("task options of type %q: want runtime or runc options: %w", r.Options.GetTypeUrl(), errdefs.ErrInvalidArgument)
 	}
-	systemd, decided, err := pod.RuncSystemdCgroup(r.ID, filepath.Join(r.Bundle, "config.json"))
+	systemd, decided, err := pod.RuncSystemdCgroup(r.ID, cgroupsPath)
 	if err != nil {
 		return err
 	}
@@ -188,10 +188,13 @@ func (s *Service) runcOptions(r *taskAPI.CreateTaskRequest) error {
 
 // admit joins a container to the pod it was routed to. It returns that pod
 // when the container became one of its members, nil for a container
-// outside any pod of this shim.
-func (s *Service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest, sandboxID string) (*pod.Pod, error) {
+// outside any pod of this shim, and the container's cgroup path: its spec
+// is read once, by the pod's rewrite or here.
+func (s *Service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest, sandboxID string) (*pod.Pod, string, error) {
+	spec := filepath.Join(r.Bundle, "config.json")
 	if sandboxID == "" {
-		return nil, nil
+		cgroupsPath, err := pod.SpecCgroupsPath(spec)
+		return nil, cgroupsPath, err
 	}
 	p, err := s.pods.Get(sandboxID)
 	if err != nil {
@@ -199,14 +202,16 @@ func (s *Service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest, sandb
 		// runs as a task, and CRI already joined its namespaces. runc's
 		// state runs `runc state`: under no lock.
 		if _, err := s.runc.State(ctx, &taskAPI.StateRequest{ID: sandboxID}); err != nil {
-			return nil, fmt.Errorf("sandbox %s of container %s is gone: %w", sandboxID, r.ID, errdefs.ErrFailedPrecondition)
+			return nil, "", fmt.Errorf("sandbox %s of container %s is gone: %w", sandboxID, r.ID, errdefs.ErrFailedPrecondition)
 		}
-		return nil, nil
+		cgroupsPath, err := pod.SpecCgroupsPath(spec)
+		return nil, cgroupsPath, err
 	}
-	if err := p.Admit(ctx, r.ID, filepath.Join(r.Bundle, "config.json")); err != nil {
-		return nil, err
+	cgroupsPath, err := p.Admit(ctx, r.ID, spec)
+	if err != nil {
+		return nil, "", err
 	}
-	return p, nil
+	return p, cgroupsPath, nil
 }
 
 func (t *taskService) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
