@@ -68,8 +68,8 @@ func WithLogLevel(level string) Option {
 // WithSharedHost is for a suite that may run beside others on this host
 // (make e2e): CRI's network namespaces go under containerd's state
 // directory, where the mount check finds any left, and Leaks skips the
-// host-wide scans for network namespaces and pause tasks, which would count
-// the other suites' pods. (The e2e suite finds its pause tasks by cgroup.)
+// host-wide scan of /var/run/netns, which would count the other suites'
+// pods. Pause tasks are counted by their shim (see ownsOrOrphaned) either way.
 func WithSharedHost() Option {
 	return func(e *Env) { e.sharedHost = true }
 }
@@ -468,7 +468,7 @@ func (env *Env) findHostLeaks() []string {
 		if exe, err := os.Readlink(p + "/exe"); err == nil && exe == env.Shim {
 			leaks = append(leaks, fmt.Sprintf("shim process %d", pid))
 		}
-		if !env.sharedHost && isPauseTask(pid) && env.ownsOrOrphaned(pid) {
+		if isPauseTask(pid) && env.ownsOrOrphaned(pid) {
 			leaks = append(leaks, fmt.Sprintf("pause task %d", pid))
 		}
 	}
