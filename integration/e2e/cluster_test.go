@@ -81,15 +81,7 @@ func (c *cluster) start(name string, args ...string) (*proc, error) {
 	return p, nil
 }
 
-func (p *proc) stop() {
-	_ = syscall.Kill(p.pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(20 * time.Second):
-		_ = syscall.Kill(p.pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
+func (p *proc) stop() { testenv.TermThenKill(p.pid, p.done, 20*time.Second) }
 
 func (p *proc) exited() bool {
 	select {

@@ -337,12 +337,18 @@ func (env *Env) Stop() {
 	if env.pid == 0 || env.exited == nil {
 		return
 	}
-	_ = syscall.Kill(env.pid, syscall.SIGTERM)
+	TermThenKill(env.pid, env.exited, 10*time.Second)
+}
+
+// TermThenKill stops a process the tests started, by pid: SIGTERM, then
+// SIGKILL after grace; done is closed once it has been waited for.
+func TermThenKill(pid int, done <-chan struct{}, grace time.Duration) {
+	_ = syscall.Kill(pid, syscall.SIGTERM)
 	select {
-	case <-env.exited:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(env.pid, syscall.SIGKILL)
-		<-env.exited
+	case <-done:
+	case <-time.After(grace):
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		<-done
 	}
 }
 
