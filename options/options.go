@@ -79,6 +79,13 @@ type Options struct {
 	// path a scope (runc's systemd driver). A cgroup path given in either
 	// form (CRI's follows the kubelet's driver) is honoured as it is.
 	SystemdCgroup bool `json:",omitempty"`
+	// PodsPerShim is how many pods (sandboxes) one shim process serves:
+	// 1, the default, gives each pod a shim of its own; N > 1 lets up to N
+	// pods share one; 0 sets no limit (one shim per containerd namespace
+	// and options). A shared shim saves a Go runtime per pod; its crash
+	// takes all its pods. Tasks started outside a sandbox keep a shim per
+	// group, as under runc.v2.
+	PodsPerShim uint32
 }
 
 // containerdKeys are keys of runtimeoptions.v1.Options itself that
@@ -87,12 +94,12 @@ var containerdKeys = []string{"TypeUrl", "ConfigPath"}
 
 // Default returns the options of a runtime without an options table.
 func Default() Options {
-	return Options{PauseUID: DefaultPauseUID, PauseGID: DefaultPauseGID, StartTimeout: Duration(DefaultStartTimeout)}
+	return Options{PauseUID: DefaultPauseUID, PauseGID: DefaultPauseGID, StartTimeout: Duration(DefaultStartTimeout), PodsPerShim: 1}
 }
 
 // Keys lists the options' keys, for error messages and documentation.
 func Keys() []string {
-	return []string{"BinaryName", "Root", "ShimCgroup", "PauseUID", "PauseGID", "DefaultStopTimeout", "StartTimeout", "LogLevel", "SystemdCgroup"}
+	return []string{"BinaryName", "Root", "ShimCgroup", "PauseUID", "PauseGID", "DefaultStopTimeout", "StartTimeout", "LogLevel", "SystemdCgroup", "PodsPerShim"}
 }
 
 // Duration is a time.Duration written as Go writes one ("30s", "1m30s").
@@ -218,6 +225,13 @@ func (o *Options) set(key string, value any) error {
 			return fmt.Errorf("%s = %v: want true or false", key, value)
 		}
 		o.SystemdCgroup = v
+		return nil
+	case "PodsPerShim":
+		n, ok := value.(int64)
+		if !ok || n < 0 || n > math.MaxUint32 {
+			return fmt.Errorf("%s = %v: want a whole number, 0 (no limit) or more", key, value)
+		}
+		o.PodsPerShim = uint32(n)
 		return nil
 	}
 	if slices.Contains(containerdKeys, key) {

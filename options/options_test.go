@@ -23,6 +23,7 @@ PauseGID = 4322
 DefaultStopTimeout = "1m30s"
 StartTimeout = "10s"
 LogLevel = "debug"
+PodsPerShim = 0
 TypeUrl = "containerd.runtime.v1.Options"
 `))
 	if err != nil {
@@ -31,6 +32,7 @@ TypeUrl = "containerd.runtime.v1.Options"
 	want := Options{
 		BinaryName: "/opt/runc/bin/runc", Root: "/run/pause-runc", ShimCgroup: "/system.slice/pause-shims",
 		PauseUID: 4321, PauseGID: 4322, DefaultStopTimeout: Duration(90 * time.Second), StartTimeout: Duration(10 * time.Second), LogLevel: "debug",
+		PodsPerShim: 0,
 	}
 	if o != want {
 		t.Fatalf("got %+v, want %+v", o, want)
@@ -52,7 +54,7 @@ func TestDefaults(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if o != Default() || o.PauseUID != 65535 || o.PauseGID != 65535 || o.DefaultStopTimeout != 0 || o.StartTimeout != Duration(4*time.Minute) {
+		if o != Default() || o.PauseUID != 65535 || o.PauseGID != 65535 || o.DefaultStopTimeout != 0 || o.StartTimeout != Duration(4*time.Minute) || o.PodsPerShim != 1 {
 			t.Fatalf("%s: got %+v, want the defaults", name, o)
 		}
 	}
@@ -83,6 +85,9 @@ func TestBadOptions(t *testing.T) {
 		`StartTimeout = "0s"`:             "StartTimeout must be above 0",
 		`StartTimeout = 240`:              "StartTimeout",
 		`LogLevel = "loud"`:               "LogLevel \"loud\"",
+		`PodsPerShim = -1`:                "PodsPerShim = -1: want a whole number",
+		`PodsPerShim = "all"`:             "PodsPerShim",
+		`PodsPerShim = 2.5`:               "PodsPerShim",
 		`ShimCgroup = "pause"`:            "not an absolute cgroup path",
 		`Root = "run/runc"`:               "not an absolute path",
 		`BinaryName = [ "runc" ]`:         "BinaryName",
