@@ -26,7 +26,6 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/errdefs"
-	runc "github.com/containerd/go-runc"
 	"golang.org/x/sys/unix"
 )
 
@@ -392,15 +391,15 @@ func privateCopy() (*os.File, error) {
 	return f, nil
 }
 
-// forkRequest asks the forker to start cmd through the reaper.
+// forkRequest asks the forker to start cmd.
 type forkRequest struct {
 	cmd   *exec.Cmd
 	reply chan<- forkResult
 }
 
 type forkResult struct {
-	ec  chan runc.Exit
-	err error
+	exit <-chan int
+	err  error
 }
 
 var (
@@ -408,13 +407,17 @@ var (
 	forks      = make(chan forkRequest)
 )
 
-// fork starts cmd, through the reaper, from the forker's thread.
-func fork(cmd *exec.Cmd) (chan runc.Exit, error) {
-	forkerOnce.Do(func() { go forker() })
+// fork starts cmd from the forker's thread; the channel returned receives
+// its exit status once the reaper has reaped it.
+func fork(cmd *exec.Cmd) (<-chan int, error) {
+	forkerOnce.Do(func() {
+		exits.subscribe()
+		go forker()
+	})
 	reply := make(chan forkResult, 1)
 	forks <- forkRequest{cmd: cmd, reply: reply}
 	r := <-reply
-	return r.ec, r.err
+	return r.exit, r.err
 }
 
 // forker forks every pause task from one OS thread that lives as long as
@@ -426,9 +429,56 @@ func fork(cmd *exec.Cmd) (chan runc.Exit, error) {
 func forker() {
 	runtime.LockOSThread() // never unlocked, and forker never returns
 	for r := range forks {
-		ec, err := reaper.Default.Start(r.cmd)
-		r.reply <- forkResult{ec: ec, err: err}
+		exit, err := exits.start(r.cmd)
+		r.reply <- forkResult{exit: exit, err: err}
 	}
+}
+
+// exits hands each pause task's exit to its waiter. The reaper hands every
+// exit of the shim's children (containers, execs, runc) to every
+// subscriber: a subscription per pause task would make each exit cost as
+// many sends as the shim has pods. One subscription serves them all.
+var exits = exitWaiters{waiting: map[int]chan int{}}
+
+type exitWaiters struct {
+	mu      sync.Mutex
+	waiting map[int]chan int
+}
+
+// subscribe starts the one subscription and its dispatch.
+func (w *exitWaiters) subscribe() {
+	ec := reaper.Default.Subscribe()
+	go func() {
+		for e := range ec {
+			w.mu.Lock()
+			ch, ok := w.waiting[e.Pid]
+			delete(w.waiting, e.Pid)
+			w.mu.Unlock()
+			if ok {
+				ch <- e.Status
+			}
+		}
+	}()
+}
+
+// start starts cmd and registers it, both under the lock: its exit, even
+// an immediate one, is dispatched only after that.
+func (w *exitWaiters) start(cmd *exec.Cmd) (<-chan int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	ch := make(chan int, 1)
+	w.waiting[cmd.Process.Pid] = ch
+	return ch, nil
+}
+
+// count is how many pause tasks wait for their exit.
+func (w *exitWaiters) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.waiting)
 }
 
 // Start runs the pause task and returns once its namespaces are ready.
@@ -468,7 +518,7 @@ func Start(cfg Config) (*Process, error) {
 		cmd.SysProcAttr.GidMappingsEnableSetgroups = true // the pause task drops its groups
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: 0, Gid: 0}
 	}
-	ec, err := fork(cmd)
+	exit, err := fork(cmd)
 	w.Close()
 	if errors.Is(err, unix.EACCES) {
 		// access(2) allowed it, exec did not (an LSM, or the mount changed).
@@ -479,7 +529,8 @@ func Start(cfg Config) (*Process, error) {
 	}
 	p := &Process{Pid: cmd.Process.Pid, Pids: []int{cmd.Process.Pid}, StartedAt: time.Now(), done: make(chan struct{})}
 	go func() {
-		status, _ := reaper.Default.Wait(cmd, ec)
+		status := <-exit
+		_ = cmd.Wait() // already reaped: this releases what exec holds
 		p.status, p.exitedAt = status, time.Now()
 		close(p.done)
 	}()

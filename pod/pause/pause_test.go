@@ -3,6 +3,7 @@ package pause
 import (
 	"bytes"
 	"os"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/errdefs"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/reaptest"
@@ -254,5 +256,50 @@ func TestPauseTaskOutlivesTheThreadThatStartedIt(t *testing.T) {
 		status, _ := s.p.Exit()
 		t.Fatalf("the pause task died (exit status %d) when the thread that started it exited", status)
 	case <-time.After(time.Second):
+	}
+}
+
+// reaperSubscribers counts the reaper's subscribers: each one is handed
+// every exit of the shim's children.
+func reaperSubscribers() int {
+	return reflect.ValueOf(reaper.Default).Elem().FieldByName("subscribers").Len()
+}
+
+// A shim that serves many pods must not pay for each exit once per pod:
+// however many pause tasks run, they share one reaper subscription, and
+// each still gets its own exit.
+func TestPauseTasksShareOneReaperSubscription(t *testing.T) {
+	c := rootConfig(t)
+	first, err := Start(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := reaperSubscribers()
+	procs := []*Process{first}
+	for range 4 {
+		p, err := Start(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, p)
+	}
+	if got := reaperSubscribers(); got != before {
+		t.Errorf("reaper subscribers: %d with 1 pause task, %d with 5", before, got)
+	}
+	_ = procs[2].Signal(syscall.SIGKILL)
+	if status, _ := procs[2].Exit(); status != 128+int(syscall.SIGKILL) {
+		t.Errorf("killed pause task: exit status %d, want %d", status, 128+int(syscall.SIGKILL))
+	}
+	for i, p := range procs {
+		if i != 2 && p.Exited() {
+			t.Errorf("pause task %d exited with another's exit", i)
+		}
+	}
+	for _, p := range procs {
+		_ = p.Signal(syscall.SIGTERM)
+		<-p.Done()
+	}
+	if n := exits.count(); n != 0 {
+		t.Errorf("%d exit waiters left after every pause task exited", n)
 	}
 }
