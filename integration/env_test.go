@@ -42,7 +42,7 @@ func TestMain(m *testing.M) {
 			skip = "integration tests: " + missing
 			return m.Run()
 		}
-		e, err := testenv.Start(repo, shim, fmt.Sprintf("pause-it-%d", os.Getpid()))
+		e, err := testenv.Start(repo, shim, fmt.Sprintf("pause-it-%d", os.Getpid()), denseRuntimes()...)
 		env = e
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "integration:", err)
@@ -96,4 +96,20 @@ func dropDeprecation(out string) string {
 		}
 	}
 	return strings.Join(keep, "\n")
+}
+
+// Handlers whose pods share shims (PodsPerShim): no limit, and two and ten
+// pods a shim.
+const (
+	denseHandler = "pause-dense"
+	pairHandler  = "pause-pair"
+	tenHandler   = "pause-ten"
+)
+
+func denseRuntimes() []testenv.Option {
+	return []testenv.Option{
+		testenv.WithRuntime(testenv.Runtime{Name: denseHandler, Options: "PodsPerShim = 0"}),
+		testenv.WithRuntime(testenv.Runtime{Name: pairHandler, Options: "PodsPerShim = 2"}),
+		testenv.WithRuntime(testenv.Runtime{Name: tenHandler, Options: "PodsPerShim = 10"}),
+	}
 }

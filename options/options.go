@@ -49,6 +49,12 @@ const Env = "PAUSE_SHIM_OPTIONS"
 // needs it for a CRI pod's files.
 const ContainerdRootEnv = "PAUSE_SHIM_CONTAINERD_ROOT"
 
+// SocketDirEnv carries containerd's shim socket directory from `shim start`
+// to the shim server, which removes its pods' sockets there: a shim that
+// serves many pods cannot read it from the bundle it started in, which may
+// be gone.
+const SocketDirEnv = "PAUSE_SHIM_SOCKET_DIR"
+
 // Options are the runtime options. Keys are spelled as runc.v2's (BinaryName,
 // Root, ShimCgroup), so a runc runtime's table carries over.
 type Options struct {

@@ -194,6 +194,9 @@ func (p *Pod) arm(ctx context.Context) {
 // ID is the pod's sandbox id.
 func (p *Pod) ID() string { return p.id }
 
+// Bundle is the pod's bundle directory.
+func (p *Pod) Bundle() string { return p.bundle }
+
 // CreatedAt is when CreateSandbox made the pod.
 func (p *Pod) CreatedAt() time.Time { return p.createdAt }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/containerd/errdefs"
@@ -15,14 +17,15 @@ import (
 // alone; each pod has its own.
 type Registry struct {
 	host *Host
-	// max is how many pods the shim serves: 1 for now (one shim per pod).
+	// max is how many pods the shim serves at once; 0 sets no limit.
 	max int
 
 	mu   sync.Mutex
 	pods map[string]*Pod
 }
 
-// NewRegistry returns the registry of a shim that serves up to max pods.
+// NewRegistry returns the registry of a shim that serves up to max pods at
+// once (0: no limit).
 func NewRegistry(host *Host, max int) *Registry {
 	if host.ContainerdRoot != "" {
 		// Where /run is noexec, the pause binary is run from beside
@@ -68,10 +71,50 @@ func (r *Registry) roomLocked(id string) error {
 	if _, ok := r.pods[id]; ok {
 		return fmt.Errorf("sandbox %q: %w", id, errdefs.ErrAlreadyExists)
 	}
-	if len(r.pods) >= r.max {
-		for held := range r.pods {
-			return fmt.Errorf("this shim holds sandbox %q, not %q: %w", held, id, errdefs.ErrFailedPrecondition)
-		}
+	if r.max == 0 || len(r.pods) < r.max {
+		return nil
+	}
+	held := make([]string, 0, len(r.pods))
+	for id := range r.pods {
+		held = append(held, id)
+	}
+	slices.Sort(held)
+	return fmt.Errorf("this shim serves %d pods at most and holds %s, not %q: %w", r.max, strings.Join(held, ", "), id, errdefs.ErrFailedPrecondition)
+}
+
+// Remove forgets a pod that has shut down, so that a shim serving pod
+// after pod does not keep them all; a pod not shut down is kept
+// (FailedPrecondition).
+func (r *Registry) Remove(id string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.pods[id]
+	if !ok {
+		return nil
+	}
+	if !p.shutDown() {
+		return fmt.Errorf("sandbox %q is %s, not shut down: %w", id, p.State(), errdefs.ErrFailedPrecondition)
+	}
+	delete(r.pods, id)
+	return nil
+}
+
+// Len is how many pods the shim holds.
+func (r *Registry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.pods)
+}
+
+// Only returns the shim's pod when it holds exactly one.
+func (r *Registry) Only() *Pod {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.pods) != 1 {
+		return nil
+	}
+	for _, p := range r.pods {
+		return p
 	}
 	return nil
 }
@@ -123,3 +166,6 @@ func (r *Registry) MemberOf(id string) *Pod {
 	}
 	return nil
 }
+
+// Pods lists the shim's pods.
+func (r *Registry) Pods() []*Pod { return r.list() }

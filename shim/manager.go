@@ -70,34 +70,59 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 			return nil, err
 		}
 	}
-	grouping, err := groupOf(id, "config.json")
-	if err != nil {
-		return nil, err
-	}
 	socketDir := opts.GetSocketDir()
 	if socketDir == "" {
 		socketDir = filepath.Join(defaults.DefaultStateDir, "s")
+	}
+	if runtimeOpts.PodsPerShim != 1 && isSandboxBundle() {
+		address, err := m.startPooled(ctx, opts, runtimeOpts, id, socketDir)
+		if err != nil {
+			return nil, err
+		}
+		result.Address = address
+		return result, nil
+	}
+	grouping, err := groupOf(id, "config.json")
+	if err != nil {
+		return nil, err
 	}
 	address, err := shim.CreateSocketAddress(ctx, socketDir, opts.GetContainerdGrpcAddress(), grouping, false)
 	if err != nil {
 		return nil, err
 	}
-	listener, err := shim.NewSocket(address)
-	if err != nil {
-		if !shim.SocketEaddrinuse(err) {
-			return nil, fmt.Errorf("create shim socket: %w", err)
-		}
-		// The pod's shim already runs: its containers share it.
-		if shim.CanConnect(address) {
+	if err := spawn(ctx, opts, runtimeOpts, id, address, socketDir, nil); err != nil {
+		if errors.Is(err, errShimRuns) {
+			// The pod's shim already runs: its containers share it.
 			result.Address = address
 			return result, nil
 		}
+		return nil, err
+	}
+	result.Address = address
+	return result, nil
+}
+
+// errShimRuns is spawn's answer when a live shim already listens at the
+// address.
+var errShimRuns = errors.New("a shim already listens there")
+
+// spawn starts a shim server named id listening at address, unless a live
+// one already does (errShimRuns). extraEnv goes to the server.
+func spawn(ctx context.Context, opts *bootapi.BootstrapParams, runtimeOpts options.Options, id, address, socketDir string, extraEnv []string) (retErr error) {
+	listener, err := shim.NewSocket(address)
+	if err != nil {
+		if !shim.SocketEaddrinuse(err) {
+			return fmt.Errorf("create shim socket: %w", err)
+		}
+		if shim.CanConnect(address) {
+			return errShimRuns
+		}
 		// A dead shim left its socket behind.
 		if err := shim.RemoveSocket(address); err != nil {
-			return nil, fmt.Errorf("remove stale shim socket: %w", err)
+			return fmt.Errorf("remove stale shim socket: %w", err)
 		}
 		if listener, err = shim.NewSocket(address); err != nil {
-			return nil, fmt.Errorf("create shim socket: %w", err)
+			return fmt.Errorf("create shim socket: %w", err)
 		}
 	}
 	defer func() {
@@ -108,18 +133,19 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 	}()
 	f, err := listener.File()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer f.Close()
 
 	cmd, err := serveCommand(ctx, id, opts.GetContainerdGrpcAddress(), opts.GetLogLevel() <= bootapi.LogLevel_LOG_LEVEL_DEBUG)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	cmd.Env = append(cmd.Env, options.Env+"="+runtimeOpts.Encode())
+	cmd.Env = append(cmd.Env, options.Env+"="+runtimeOpts.Encode(), options.SocketDirEnv+"="+socketDir)
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.ExtraFiles = []*os.File{f}
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	defer func() {
 		if retErr != nil {
@@ -130,17 +156,16 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 	go func() { _ = cmd.Wait() }()
 	if path := runtimeOpts.ShimCgroup; path != "" {
 		if err := pod.JoinCgroup(path, cmd.Process.Pid); err != nil {
-			return nil, fmt.Errorf("move shim into ShimCgroup: %w", err)
+			return fmt.Errorf("move shim into ShimCgroup: %w", err)
 		}
 	}
 	if err := shim.AdjustOOMScore(cmd.Process.Pid); err != nil {
-		return nil, fmt.Errorf("adjust OOM score of shim: %w", err)
+		return fmt.Errorf("adjust OOM score of shim: %w", err)
 	}
 	// The server has its own copy of the socket: keep the path.
 	listener.SetUnlinkOnClose(false)
 	listener.Close()
-	result.Address = address
-	return result, nil
+	return nil
 }
 
 // groupOf is the shim grouping of a task: its group label, else its own id.
@@ -208,6 +233,7 @@ func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 		return shim.StopStatus{}, err
 	}
 	bundle := filepath.Join(filepath.Dir(cwd), id)
+	leavePool(ctx, bundle, id)
 	isPod, err := pod.CleanupBundle(ctx, bundle)
 	if err != nil {
 		log.G(ctx).WithError(err).WithField("sandbox", id).Warn("clean up pod")

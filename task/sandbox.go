@@ -10,7 +10,6 @@ import (
 	"time"
 
 	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
-	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/defaults"
 	"github.com/containerd/containerd/v2/pkg/identifiers"
@@ -50,9 +49,7 @@ func (x *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.Create
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	fields := p.LogFields()
-	x.s.logFields.Store(&fields)
-	log.G(ctx).WithFields(fields).WithFields(p.Describe()).Info("sandbox created")
+	log.G(podContext(ctx, p)).WithFields(p.Describe()).Info("sandbox created")
 	return &sandboxAPI.CreateSandboxResponse{}, nil
 }
 
@@ -61,7 +58,8 @@ func (x *sandboxService) StartSandbox(ctx context.Context, r *sandboxAPI.StartSa
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	pid, err := p.Start(ctx, shimSockets(ctx, x.s.grpcAddress, r.SandboxID))
+	ctx = podContext(ctx, p)
+	pid, err := p.Start(ctx, shimSockets(ctx, x.s.socketDir, x.s.grpcAddress, r.SandboxID))
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -87,6 +85,7 @@ func (x *sandboxService) StopSandbox(ctx context.Context, r *sandboxAPI.StopSand
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	ctx = podContext(ctx, p)
 	if err := p.Stop(ctx, time.Duration(r.TimeoutSecs)*time.Second); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -112,6 +111,9 @@ func (x *sandboxService) SandboxStatus(ctx context.Context, r *sandboxAPI.Sandbo
 		return nil, errgrpc.ToGRPC(err)
 	}
 	st := p.Status(r.Verbose)
+	if r.Verbose && st.Info != nil {
+		st.Info["shim"] = x.s.usage()
+	}
 	resp := &sandboxAPI.SandboxStatusResponse{
 		SandboxID: r.SandboxID,
 		State:     stateNotReady,
@@ -144,51 +146,36 @@ func (x *sandboxService) PingSandbox(ctx context.Context, r *sandboxAPI.PingRequ
 // is left (containerd deletes the bundle next).
 func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.ShutdownSandboxRequest) (*sandboxAPI.ShutdownSandboxResponse, error) {
 	start := time.Now()
-	s := x.s
-	if s.pods.Empty() {
-		// CreateSandbox failed: containerd shuts the shim down, which has
-		// nothing of the pod to clean.
-		s.exitAfterReply(ctx, r.SandboxID)
+	p, err := x.s.pods.Get(r.SandboxID)
+	if errdefs.IsNotFound(err) {
+		// CreateSandbox failed, or the pod is gone already: containerd shuts
+		// the shim down, which has nothing of the pod to clean.
+		x.s.podGone(ctx, r.SandboxID, "")
 		return &sandboxAPI.ShutdownSandboxResponse{}, nil
 	}
-	p, err := s.pods.Get(r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	ctx = podContext(ctx, p)
 	if err := p.Shutdown(ctx); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	log.G(ctx).WithField("took", time.Since(start)).Info("sandbox shut down")
-	s.exitAfterReply(ctx, r.SandboxID)
+	x.s.podGone(ctx, r.SandboxID, p.Bundle())
 	return &sandboxAPI.ShutdownSandboxResponse{}, nil
 }
 
-// replyGrace is how long the shim outlives its answer to ShutdownSandbox.
-const replyGrace = 200 * time.Millisecond
-
-// exitAfterReply ends the shim (once no container is left) shortly after
-// the current call has answered (abandon has no call: the delay is
-// harmless). pkg/shim exits as soon as shutdown begins, without draining the
-// ttrpc server, and containerd's sandbox controller, unlike its task manager,
-// takes a connection closed before the reply for a failure.
-//
-// containerd deletes the bundle as soon as the reply arrives, and pkg/shim
-// finds its socket at exit through a link in the bundle: the socket is
-// removed now (the open connection stays usable).
-func (s *Service) exitAfterReply(ctx context.Context, id string) {
-	pod.RemoveSockets(shimSockets(ctx, s.grpcAddress, id))
-	time.AfterFunc(replyGrace, func() {
-		_, _ = s.runc.Shutdown(context.Background(), &taskAPI.ShutdownRequest{})
-	})
-}
-
 // shimSockets are the addresses of this pod's shim sockets (the debug one
-// too), as the bootstrap made them: in the socket directory the bundle's
-// link "s" names (the shim's working directory is the bundle).
-func shimSockets(ctx context.Context, grpcAddress, id string) []string {
-	dir, err := os.Readlink("s")
-	if err != nil {
-		dir = filepath.Join(defaults.DefaultStateDir, "s")
+// too), as the bootstrap made them in containerd's socket directory dir
+// (for a shim started before the bootstrap said, the one the bundle's link
+// "s" names: the working directory of a shim of one pod is its bundle).
+// A pod of a shared shim has its own address: a link to the shim's socket.
+func shimSockets(ctx context.Context, dir, grpcAddress, id string) []string {
+	if dir == "" {
+		var err error
+		if dir, err = os.Readlink("s"); err != nil {
+			dir = filepath.Join(defaults.DefaultStateDir, "s")
+		}
 	}
 	var addrs []string
 	for _, debug := range []bool{false, true} {
@@ -229,6 +216,7 @@ func (x *sandboxService) UpdateSandbox(ctx context.Context, r *sandboxAPI.Update
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	ctx = podContext(ctx, p)
 	res, err := requestedResources(r)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
@@ -325,4 +313,9 @@ func podLimits(res, overhead *criResources) *specs.LinuxResources {
 		return nil
 	}
 	return out
+}
+
+// podContext names the pod on the call's log lines.
+func podContext(ctx context.Context, p *pod.Pod) context.Context {
+	return log.WithLogger(ctx, log.G(ctx).WithFields(p.LogFields()))
 }

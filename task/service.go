@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync/atomic"
 
 	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
@@ -44,10 +43,13 @@ type Service struct {
 	grpcAddress string
 	// opts are the runtime's options, as `start` checked them.
 	opts options.Options
+	// socketDir is containerd's shim socket directory.
+	socketDir string
 	// pods are the shim's pods, by sandbox id.
 	pods *pod.Registry
-	// logFields name the pod on every log line once it exists.
-	logFields atomic.Pointer[log.Fields]
+	// shared is the shim's place in its pool when pods share shims; nil
+	// for a shim of one pod.
+	shared *sharedShim
 }
 
 // NewService wraps containerd's runc task service with the pod.
@@ -67,11 +69,14 @@ func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Servi
 	}
 	s := newService(r, opts, os.Getenv(options.ContainerdRootEnv))
 	s.grpcAddress = grpcAddress
+	s.socketDir = os.Getenv(options.SocketDirEnv)
+	s.shared = sharedFromEnv()
+	if s.shared != nil {
+		log.G(ctx).WithFields(log.Fields{"shim": s.shared.name, "pods_per_shim": opts.PodsPerShim}).Info("shared shim")
+		go s.expireUnclaimed(context.WithoutCancel(ctx))
+	}
 	return s, nil
 }
-
-// podsPerShim is how many pods one shim serves: one, for now.
-const podsPerShim = 1
 
 func newService(r taskAPI.TTRPCTaskService, opts options.Options, containerdRoot string) *Service {
 	s := &Service{runc: r, opts: opts}
@@ -79,17 +84,18 @@ func newService(r taskAPI.TTRPCTaskService, opts options.Options, containerdRoot
 		Options:        opts,
 		ContainerdRoot: containerdRoot,
 		Tasks:          r,
-		Abandoned:      func(ctx context.Context, p *pod.Pod) { s.exitAfterReply(ctx, p.ID()) },
-	}, podsPerShim)
+		Abandoned:      func(ctx context.Context, p *pod.Pod) { s.podGone(ctx, p.ID(), p.Bundle()) },
+	}, int(opts.PodsPerShim))
 	return s
 }
 
-// UnaryServerInterceptor puts the pod's fields on the logger of every call,
-// so each line of the shim's log says which pod it is about.
+// UnaryServerInterceptor puts the pod's fields on the logger of every call
+// of a shim that holds one pod, so each line of its log says which pod it
+// is about; a shared shim's sandbox calls name their pod themselves.
 func (s *Service) UnaryServerInterceptor() ttrpc.UnaryServerInterceptor {
 	return func(ctx context.Context, unmarshal ttrpc.Unmarshaler, _ *ttrpc.UnaryServerInfo, method ttrpc.Method) (any, error) {
-		if f := s.logFields.Load(); f != nil {
-			ctx = log.WithLogger(ctx, log.G(ctx).WithFields(*f))
+		if p := s.pods.Only(); p != nil {
+			ctx = podContext(ctx, p)
 		}
 		return method(ctx, unmarshal)
 	}
@@ -264,9 +270,14 @@ func (t *taskService) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskR
 }
 
 // Shutdown is called after every task delete. The shim stays while its pod
-// does; ShutdownSandbox ends it.
+// does; ShutdownSandbox ends it. A shared shim leaves its pool first, and
+// stays while a start has given it a pod still to come.
 func (t *taskService) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*ptypes.Empty, error) {
 	if t.s.pods.Live() {
+		return &ptypes.Empty{}, nil
+	}
+	if t.s.shared != nil {
+		t.s.retire(ctx, "")
 		return &ptypes.Empty{}, nil
 	}
 	return t.TTRPCTaskService.Shutdown(ctx, r)

@@ -1,0 +1,178 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/log"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+)
+
+// taskBundles is the directory (under containerd's state) of the bundles of
+// tasks; a sandbox's bundle lives under its sandbox controller's.
+const taskBundles = "io.containerd.runtime.v2.task"
+
+// isSandboxBundle tells whether `start` runs in a sandbox's bundle (its
+// working directory), not a task's: only sandboxes share shims.
+func isSandboxBundle() bool {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return false
+	}
+	return filepath.Base(filepath.Dir(filepath.Dir(cwd))) != taskBundles
+}
+
+// startPooled returns the address of pod id on a shim of its pool: the one
+// that already serves it, else one with room, else a new one. The pod's
+// address is its own (containerd and `shim delete` know the pod by it): a
+// symbolic link to its shim's socket.
+func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams, runtimeOpts options.Options, id, socketDir string) (string, error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return "", err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	grpcAddress := opts.GetContainerdGrpcAddress()
+	dir := pool.Dir(socketDir, pool.Key(grpcAddress, ns, self, runtimeOpts.Encode()))
+	pl, err := pool.Lock(dir)
+	if err != nil {
+		return "", err
+	}
+	defer pl.Unlock()
+	address, err := shim.CreateSocketAddress(ctx, socketDir, grpcAddress, id, false)
+	if err != nil {
+		return "", err
+	}
+	if _, held, err := pl.Holder(id); err != nil {
+		return "", err
+	} else if held {
+		if shim.CanConnect(address) {
+			return address, nil
+		}
+		if _, _, err := pl.Release(id); err != nil {
+			return "", err
+		}
+	}
+	host, err := roomIn(ctx, pl, int(runtimeOpts.PodsPerShim))
+	if err != nil {
+		return "", err
+	}
+	if host == nil {
+		if host, err = addShim(ctx, pl, opts, runtimeOpts, socketDir, dir); err != nil {
+			return "", err
+		}
+	}
+	if err := shim.RemoveSocket(address); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("remove stale pod socket: %w", err)
+	}
+	if err := os.Symlink(socketPath(host.Address), socketPath(address)); err != nil {
+		return "", fmt.Errorf("pod socket: %w", err)
+	}
+	if err := pl.Assign(host.Name, id); err != nil {
+		_ = shim.RemoveSocket(address)
+		return "", err
+	}
+	// `shim delete` finds the pool from the bundle (the working directory).
+	if err := os.WriteFile(pool.BundleFile, []byte(dir), 0o600); err != nil {
+		return "", err
+	}
+	log.G(ctx).WithFields(log.Fields{"shim": host.Name, "pods": len(host.Pods) + 1}).Debug("pod given to a shared shim")
+	return address, nil
+}
+
+// roomIn returns a live shim of the pool with room for a pod (max 0: no
+// limit), or nil. Dead shims with no pod left are removed on the way.
+func roomIn(ctx context.Context, pl *pool.Pool, max int) (*pool.Shim, error) {
+	shims, err := pl.Shims()
+	if err != nil {
+		return nil, err
+	}
+	for i := range shims {
+		s := &shims[i]
+		if max != 0 && len(s.Pods) >= max {
+			continue
+		}
+		if shim.CanConnect(s.Address) {
+			return s, nil
+		}
+		if len(s.Pods) == 0 {
+			log.G(ctx).WithField("shim", s.Name).Info("removing a dead shared shim")
+			_ = shim.RemoveSocket(s.Address)
+			if err := pl.RemoveShim(s.Name); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return nil, nil
+}
+
+// addShim starts a new shim for the pool and records it.
+func addShim(ctx context.Context, pl *pool.Pool, opts *bootapi.BootstrapParams, runtimeOpts options.Options, socketDir, dir string) (*pool.Shim, error) {
+	name := pl.NewName()
+	shimID := "pause-pool-" + name
+	address, err := shim.CreateSocketAddress(ctx, socketDir, opts.GetContainerdGrpcAddress(), shimID, false)
+	if err != nil {
+		return nil, err
+	}
+	env := []string{pool.DirEnv + "=" + dir, pool.NameEnv + "=" + name, pool.AddressEnv + "=" + address}
+	if err := spawn(ctx, opts, runtimeOpts, shimID, address, socketDir, env); err != nil {
+		if errors.Is(err, errShimRuns) {
+			err = fmt.Errorf("a shim already listens at %s: %w", address, err)
+		}
+		return nil, err
+	}
+	if err := pl.AddShim(name, address); err != nil {
+		return nil, err
+	}
+	return &pool.Shim{Name: name, Address: address}, nil
+}
+
+// socketPath is the file of a unix:// address.
+func socketPath(address string) string { return strings.TrimPrefix(address, "unix://") }
+
+// leavePool is `shim delete`'s share for a pod of a shared shim: a shim
+// that died cannot take its pods out of the pool, so delete does, and takes
+// the shim out with its last pod. A live shim has taken the pod out itself
+// when the pod shut down.
+func leavePool(ctx context.Context, bundle, id string) {
+	data, err := os.ReadFile(filepath.Join(bundle, pool.BundleFile))
+	if err != nil {
+		return
+	}
+	dir := string(data)
+	if _, err := os.Stat(dir); err != nil {
+		return // the pool's last shim removed it
+	}
+	pl, err := pool.Lock(dir)
+	if err != nil {
+		log.G(ctx).WithError(err).Warn("shim pool")
+		return
+	}
+	defer pl.Unlock()
+	// Locking made the pool again if its last shim removed it meanwhile.
+	defer func() { _ = pl.Prune() }()
+	s, held, err := pl.Holder(id)
+	if err != nil || !held || shim.CanConnect(s.Address) {
+		return
+	}
+	if s, _, err = pl.Release(id); err != nil {
+		log.G(ctx).WithError(err).Warn("shim pool: release pod of a dead shim")
+		return
+	}
+	if len(s.Pods) == 0 {
+		_ = shim.RemoveSocket(s.Address)
+		_ = pl.RemoveShim(s.Name)
+	}
+}

@@ -1,0 +1,193 @@
+package task
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+)
+
+// sharedShim is a shim's place in its pool when it serves the pods of many
+// starts (PodsPerShim is not 1): see package pool.
+type sharedShim struct {
+	dir, name, address string
+
+	mu sync.Mutex
+	// logBundle is the bundle whose log pipe is the shim's stderr and which
+	// is its working directory: the first pod's, then another's.
+	logBundle string
+	exiting   bool
+}
+
+// sharedFromEnv returns the shim's place in its pool, or nil for a shim
+// of one pod.
+func sharedFromEnv() *sharedShim {
+	dir := os.Getenv(pool.DirEnv)
+	if dir == "" {
+		return nil
+	}
+	cwd, _ := os.Getwd()
+	return &sharedShim{dir: dir, name: os.Getenv(pool.NameEnv), address: os.Getenv(pool.AddressEnv), logBundle: cwd}
+}
+
+// podGone is the end of pod id in this shim, once it is shut down (or was
+// never created): its sockets go, and a shim of one pod exits; a shared
+// shim takes the pod out of its pool, and exits only once it has no pod
+// left and none on its way (a start that gave it one holds the pool).
+func (s *Service) podGone(ctx context.Context, id, bundle string) {
+	pod.RemoveSockets(shimSockets(ctx, s.socketDir, s.grpcAddress, id))
+	if err := s.pods.Remove(id); err != nil {
+		log.G(ctx).WithError(err).Warn("forget sandbox")
+	}
+	if s.shared == nil {
+		s.exitAfterReply()
+		return
+	}
+	// Retire first: its lines go to the log containerd still reads.
+	s.retire(ctx, id)
+	s.moveLog(ctx, bundle)
+}
+
+// retire takes pod id (if any) out of the pool and, when the shim has no
+// pod left, the shim too, which then exits.
+func (s *Service) retire(ctx context.Context, id string) {
+	s.retireAnd(ctx, func(pl *pool.Pool) {
+		if id == "" {
+			return
+		}
+		if _, _, err := pl.Release(id); err != nil {
+			log.G(ctx).WithError(err).Warn("shim pool: release pod")
+		}
+	})
+}
+
+// expireUnclaimed drops, every half StartTimeout, the pods a start gave
+// the shim more than a StartTimeout ago that never came (containerd died
+// between start and CreateSandbox, or the start failed after choosing this
+// shim): the shim would wait for them for ever. It runs for the shim's life.
+func (s *Service) expireUnclaimed(ctx context.Context) {
+	ttl := time.Duration(s.opts.StartTimeout)
+	for range time.Tick(ttl / 2) {
+		s.retireAnd(ctx, func(pl *pool.Pool) {
+			shims, err := pl.Shims()
+			if err != nil {
+				return
+			}
+			for _, sh := range shims {
+				if sh.Name != s.shared.name {
+					continue
+				}
+				for _, id := range sh.Pods {
+					at, err := pl.AssignedAt(sh.Name, id)
+					if _, gerr := s.pods.Get(id); err != nil || gerr == nil || time.Since(at) < ttl {
+						continue
+					}
+					log.G(ctx).WithField("sandbox", id).Warn("a pod given to this shim never came: dropped")
+					_, _, _ = pl.Release(id)
+				}
+			}
+		})
+	}
+}
+
+// retireAnd runs change on the locked pool, then retires the shim if it
+// has no pod left.
+func (s *Service) retireAnd(ctx context.Context, change func(*pool.Pool)) {
+	sh := s.shared
+	pl, err := pool.Lock(sh.dir)
+	if err != nil {
+		log.G(ctx).WithError(err).Error("shim pool: the shim stays")
+		return
+	}
+	defer pl.Unlock()
+	change(pl)
+	if s.pods.Live() {
+		return
+	}
+	retired, err := pl.Retire(sh.name)
+	if err != nil || !retired {
+		return
+	}
+	if err := pl.Prune(); err != nil {
+		log.G(ctx).WithError(err).Warn("shim pool: remove the empty pool")
+	}
+	sh.mu.Lock()
+	sh.exiting = true
+	sh.mu.Unlock()
+	log.G(ctx).WithField("shim", sh.name).Info("last pod gone: shared shim exits")
+	pod.RemoveSockets([]string{sh.address})
+	s.exitAfterReply()
+}
+
+// moveLog points the shim's stderr (its log) and working directory at the
+// bundle of a pod it still serves when they are the bundle of the pod that
+// left: containerd stops reading that bundle's log pipe and removes the
+// directory once the pod is deleted, and after a containerd restart only
+// the pipes of live bundles are read.
+func (s *Service) moveLog(ctx context.Context, gone string) {
+	sh := s.shared
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.logBundle != gone {
+		return
+	}
+	for _, p := range s.pods.Pods() {
+		if p.Bundle() == gone {
+			continue
+		}
+		if err := redirectStderr(filepath.Join(p.Bundle(), "log")); err != nil {
+			log.G(ctx).WithError(err).WithField("bundle", p.Bundle()).Debug("move the shim's log")
+			continue
+		}
+		_ = os.Chdir(p.Bundle())
+		sh.logBundle = p.Bundle()
+		return
+	}
+	// No pod left to log through: the shim is about to exit, or waits for a
+	// pod whose bundle it does not know yet.
+	_ = redirectStderr(os.DevNull)
+	_ = os.Chdir("/")
+	sh.logBundle = ""
+}
+
+// redirectStderr makes path (a pipe containerd reads, or /dev/null) the
+// process's stderr and the logger's output (pkg/shim gave the logger the
+// first bundle's pipe of its own). A pipe nobody reads is refused rather
+// than waited for.
+func redirectStderr(path string) error {
+	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.SetNonblock(fd, false); err != nil {
+		return err
+	}
+	if err := unix.Dup3(fd, int(os.Stderr.Fd()), 0); err != nil {
+		return err
+	}
+	log.L.Logger.SetOutput(os.Stderr)
+	return nil
+}
+
+// replyGrace is how long the shim outlives its answer to ShutdownSandbox.
+const replyGrace = 200 * time.Millisecond
+
+// exitAfterReply ends the shim (once no container is left) shortly after
+// the current call has answered (abandon has no call: the delay is
+// harmless). pkg/shim exits as soon as shutdown begins, without draining the
+// ttrpc server, and containerd's sandbox controller, unlike its task manager,
+// takes a connection closed before the reply for a failure.
+func (s *Service) exitAfterReply() {
+	time.AfterFunc(replyGrace, func() {
+		_, _ = s.runc.Shutdown(context.Background(), &taskAPI.ShutdownRequest{})
+	})
+}
