@@ -79,20 +79,21 @@ clean:
 # The churn soak at 1000 pod cycles (make test runs it at 100).
 SOAK_CYCLES ?= 1000
 soak: build deps
-	mkdir -p $(OUTPUT) && SOAK_CYCLES=$(SOAK_CYCLES) DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) test -count=1 -timeout 60m -v -run 'TestChurn' ./integration/ 2>&1 | tee $(OUTPUT)/soak.log; exit $${PIPESTATUS[0]}
+	mkdir -p $(OUTPUT) && SOAK_CYCLES=$(SOAK_CYCLES) DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) test -count=1 -timeout 60m -v -run 'TestChurn|TestDenseChurn' ./integration/ 2>&1 | tee $(OUTPUT)/soak.log; exit $${PIPESTATUS[0]}
 
 # critest on handlers runc and pause, side by side (report in _output/).
 deps-conformance:
 	DEPS_DIR=$(DEPS_DIR) ./hack/deps.sh conformance
 
 conformance: build deps deps-conformance
-	DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) run ./integration/conformance -out $(OUTPUT)
+	DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) run ./integration/conformance -handlers runc,pause,pause-dense -out $(OUTPUT)
 
 # The part of critest `make test` keeps: pod sandbox, container, namespace
-# options and streaming, on handler pause; any failure fails.
+# options and streaming, on handlers pause and pause-dense (pods sharing one
+# shim); any failure fails.
 CRITEST_FAST := PodSandbox|basic operations on container|NamespaceOption|Streaming runtime should support (exec|attach)
 conformance-fast: build deps deps-conformance
-	DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) run ./integration/conformance -handlers pause -strict -focus '$(CRITEST_FAST)' -out $(OUTPUT)/conformance-fast
+	DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) run ./integration/conformance -handlers pause,pause-dense -strict -focus '$(CRITEST_FAST)' -out $(OUTPUT)/conformance-fast
 
 # Pods on this runtime against the stock runc shim + pause image, side by side.
 PODS ?= 100

@@ -65,6 +65,10 @@ func main() {
 // prebuilt is the -standins directory.
 var prebuilt string
 
+// denseHandler is the handler whose pods all share one shim (PodsPerShim
+// = 0), added when asked for.
+const denseHandler = "pause-dense"
+
 func run(handlers []string, focus, out string, strict bool) (code int, retErr error) {
 	repo, err := os.Getwd()
 	if err != nil {
@@ -95,7 +99,11 @@ func run(handlers []string, focus, out string, strict bool) (code int, retErr er
 	}
 	defer stopRegistry()
 
-	env, err := testenv.Start(repo, shim, "pause-conformance", testenv.WithRegistryMirror(registry))
+	opts := []testenv.Option{testenv.WithRegistryMirror(registry)}
+	if slices.Contains(handlers, denseHandler) {
+		opts = append(opts, testenv.WithRuntime(testenv.Runtime{Name: denseHandler, Options: "PodsPerShim = 0"}))
+	}
+	env, err := testenv.Start(repo, shim, "pause-conformance", opts...)
 	defer func() {
 		if leaks := env.Leaks(); len(leaks) > 0 {
 			fmt.Fprintf(os.Stderr, "conformance: left behind:\n  %s\n", strings.Join(leaks, "\n  "))
