@@ -28,7 +28,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testenv"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testimage"
 )
 
 const (
@@ -36,22 +35,21 @@ const (
 	// (it takes the node's Hostname address): the kubelet refuses a
 	// loopback node IP, and listens on 127.0.0.1 only.
 	nodeName = "localhost"
-	// PauseImage is the pause image containerd v2.4's CRI asks for (its
-	// DefaultSandboxImage); handler runc runs its pods on it.
-	pauseImage = "registry.k8s.io/pause:3.10.2"
 	// serviceRange holds the API server's service IPs: nothing routes it.
 	serviceRange = "10.251.0.0/24"
 )
 
 // cluster is the running cluster the tests share.
 type cluster struct {
-	dir        string // everything of the run: certificates, data, logs, kubelet root
-	env        *testenv.Env
-	pki        *pki
-	kubeconfig string // the test's own (system:masters)
-	client     *kubernetes.Clientset
-	cgroupRoot string // the kubelet's cgroup root, under every hierarchy
-	procs      []*proc
+	dir          string // everything of the run: certificates, data, logs, kubelet root
+	repo         string
+	env          *testenv.Env
+	sandboxImage string // the pause image CRI runs handler runc's pods on
+	pki          *pki
+	kubeconfig   string // the test's own (system:masters)
+	client       *kubernetes.Clientset
+	cgroupRoot   string // the kubelet's cgroup root, under every hierarchy
+	procs        []*proc
 }
 
 // proc is a process the cluster started: stopped by pid, SIGTERM then SIGKILL.
@@ -118,7 +116,10 @@ func startCluster(c *cluster, repo, shim string) error {
 	if err != nil {
 		return fmt.Errorf("containerd: %w", err)
 	}
-	if err := importPauseImage(c, repo); err != nil {
+	c.repo = repo
+	// Handler runc's pause image is imported only before its first pod
+	// (ensurePauseImage): until then the image store holds none.
+	if c.sandboxImage, err = c.env.SandboxImage(); err != nil {
 		return err
 	}
 	if c.pki, err = newPKI(filepath.Join(c.dir, "pki")); err != nil {
@@ -136,20 +137,6 @@ func startCluster(c *cluster, repo, shim string) error {
 		return err
 	}
 	return c.startKubelet(server)
-}
-
-// importPauseImage puts a pause image built from the shim's own pause
-// binary where CRI looks for it: handler runc (podsandbox mode) needs one.
-func importPauseImage(c *cluster, repo string) error {
-	binary, err := os.ReadFile(filepath.Join(repo, "pod", "pause", "pause.elf"))
-	if err != nil {
-		return err
-	}
-	archive := filepath.Join(c.dir, "pause.tar")
-	if err := testimage.WriteArchive(testimage.Pause(pauseImage, binary), archive); err != nil {
-		return err
-	}
-	return testimage.Import(c.env.CtrArgs(testenv.CRINamespace), archive)
 }
 
 func (c *cluster) startEtcd() (string, error) {
