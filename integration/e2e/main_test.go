@@ -41,25 +41,25 @@ func TestMain(m *testing.M) {
 		}
 		dir, err := os.MkdirTemp("", "pause-e2e-")
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "e2e:", err)
+			fmt.Fprintln(os.Stderr, "e2e: FAIL:", err)
 			return 1
 		}
 		c = &cluster{dir: dir}
 		code := 1
 		if err := startCluster(c, repo, shim); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: cluster:", err)
+			fmt.Fprintln(os.Stderr, "e2e: FAIL: cluster:", err)
 		} else {
 			code = m.Run()
 			if os.Getenv("E2E_KEEP") != "" {
 				keep(c)
 			}
 			if err := c.drain(); err != nil {
-				fmt.Fprintln(os.Stderr, "e2e:", err)
+				fmt.Fprintln(os.Stderr, "e2e: FAIL: drain:", err)
 				code = 1
 			}
 		}
 		if leaks := c.stop(); len(leaks) > 0 {
-			fmt.Fprintf(os.Stderr, "e2e: the suite left behind:\n  %s\n", strings.Join(leaks, "\n  "))
+			fmt.Fprintf(os.Stderr, "e2e: FAIL: the suite left behind:\n  %s\n", strings.Join(leaks, "\n  "))
 			code = 1
 		}
 		if code == 0 {
