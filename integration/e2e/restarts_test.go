@@ -136,9 +136,17 @@ func (r running) unchanged(t *testing.T, ctx context.Context, what string) {
 	if string(pod.UID) != r.uid {
 		t.Fatalf("pod %s is a new one after the %s: uid %s, was %s", r.name, what, pod.UID, r.uid)
 	}
-	now := observe(t, ctx, pod) // fails on a second sandbox
-	if now.sandbox != r.sandbox || now.pid != r.pid {
-		t.Errorf("sandbox recreated by the %s: %s (pid %d) before, %s (pid %d) after", what, r.sandbox, r.pid, now.sandbox, now.pid)
+	rt, done, err := criClient(c.env.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	if sbs := sandboxesOf(t, ctx, rt, r.uid); len(sbs) != 1 || sbs[0].Id != r.sandbox {
+		t.Fatalf("pod %s's sandbox recreated by the %s: %s before, %v after", r.name, what, r.sandbox, sandboxList(sbs))
+	}
+	now := observe(t, ctx, pod)
+	if now.pid != r.pid {
+		t.Errorf("sandbox %s's pause pid changed across the %s: %d before, %d after", r.sandbox, what, r.pid, now.pid)
 	}
 	if st := sandboxState(t, ctx, r.sandbox); st != cri.PodSandboxState_SANDBOX_READY {
 		t.Errorf("sandbox %s is %v after the %s", r.sandbox, st, what)
@@ -161,7 +169,6 @@ func (r running) unchanged(t *testing.T, ctx context.Context, what string) {
 		t.Errorf("the kubelet replaced pod %s's sandbox or containers after the %s: %s", r.name, what, ev)
 	}
 	var out string
-	var err error
 	for i := 0; i < 10; i++ { // the server listens again a moment after each answer
 		if out, err = c.exec(ctx, r.name, "client", "sh", "-c", "nc 127.0.0.1 8080 </dev/null"); err == nil && out == "hello\n" {
 			return
