@@ -123,7 +123,9 @@ deps-k8s:
 
 # A one-node cluster on this host (etcd, kube-apiserver, a kubelet on the
 # private containerd) and the pod scenarios on handlers pause and runc.
-# KEEP=1 leaves the cluster up after the tests, until interrupted.
+# KEEP=1 leaves the cluster up after the tests, until interrupted. Ends with
+# "N passed, M failed" (tests and subtests; hack/gotest-summary.sh).
 E2E_TIMEOUT := $(if $(KEEP),0,40m)
 e2e: build deps deps-k8s
-	mkdir -p $(OUTPUT) && E2E_KEEP=$(KEEP) DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) test -tags e2e -v -count=1 -timeout $(E2E_TIMEOUT) ./integration/e2e/... 2>&1 | tee $(OUTPUT)/e2e.log; exit $${PIPESTATUS[0]}
+	mkdir -p $(OUTPUT) && E2E_KEEP=$(KEEP) DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) test -tags e2e -v -count=1 -timeout $(E2E_TIMEOUT) ./integration/e2e/... 2>&1 | tee $(OUTPUT)/e2e.log; \
+	  ./hack/gotest-summary.sh $(OUTPUT)/e2e.log $${PIPESTATUS[0]} | tee -a $(OUTPUT)/e2e.log; exit $${PIPESTATUS[0]}

@@ -28,7 +28,6 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testenv"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testimage"
 )
 
 const (
@@ -36,22 +35,23 @@ const (
 	// (it takes the node's Hostname address): the kubelet refuses a
 	// loopback node IP, and listens on 127.0.0.1 only.
 	nodeName = "localhost"
-	// PauseImage is the pause image containerd v2.4's CRI asks for (its
-	// DefaultSandboxImage); handler runc runs its pods on it.
-	pauseImage = "registry.k8s.io/pause:3.10.2"
 	// serviceRange holds the API server's service IPs: nothing routes it.
 	serviceRange = "10.251.0.0/24"
 )
 
 // cluster is the running cluster the tests share.
 type cluster struct {
-	dir        string // everything of the run: certificates, data, logs, kubelet root
-	env        *testenv.Env
-	pki        *pki
-	kubeconfig string // the test's own (system:masters)
-	client     *kubernetes.Clientset
-	cgroupRoot string // the kubelet's cgroup root, under every hierarchy
-	procs      []*proc
+	dir          string // everything of the run: certificates, data, logs, kubelet root
+	repo         string
+	env          *testenv.Env
+	sandboxImage string // the pause image CRI runs handler runc's pods on
+	pki          *pki
+	kubeconfig   string // the test's own (system:masters)
+	client       *kubernetes.Clientset
+	cgroupRoot   string // the kubelet's cgroup root, under every hierarchy
+	kubelet      *proc
+	kubeletArgs  []string // to start it again the same way
+	procs        []*proc  // running, in start order
 }
 
 // proc is a process the cluster started: stopped by pid, SIGTERM then SIGKILL.
@@ -92,6 +92,17 @@ func (p *proc) exited() bool {
 	}
 }
 
+// forget drops a stopped process from those stop stops: its pid may be
+// another process's by then.
+func (c *cluster) forget(p *proc) {
+	for i, q := range c.procs {
+		if q == p {
+			c.procs = append(c.procs[:i], c.procs[i+1:]...)
+			return
+		}
+	}
+}
+
 // prerequisites says what is missing to run the cluster here ("" when
 // nothing): testenv's own, and the binaries make deps-k8s builds.
 func prerequisites(repo string) (shim, missing string) {
@@ -118,7 +129,10 @@ func startCluster(c *cluster, repo, shim string) error {
 	if err != nil {
 		return fmt.Errorf("containerd: %w", err)
 	}
-	if err := importPauseImage(c, repo); err != nil {
+	c.repo = repo
+	// Handler runc's pause image is imported only before its first pod
+	// (ensurePauseImage): until then the image store holds none.
+	if c.sandboxImage, err = c.env.SandboxImage(); err != nil {
 		return err
 	}
 	if c.pki, err = newPKI(filepath.Join(c.dir, "pki")); err != nil {
@@ -136,20 +150,6 @@ func startCluster(c *cluster, repo, shim string) error {
 		return err
 	}
 	return c.startKubelet(server)
-}
-
-// importPauseImage puts a pause image built from the shim's own pause
-// binary where CRI looks for it: handler runc (podsandbox mode) needs one.
-func importPauseImage(c *cluster, repo string) error {
-	binary, err := os.ReadFile(filepath.Join(repo, "pod", "pause", "pause.elf"))
-	if err != nil {
-		return err
-	}
-	archive := filepath.Join(c.dir, "pause.tar")
-	if err := testimage.WriteArchive(testimage.Pause(pauseImage, binary), archive); err != nil {
-		return err
-	}
-	return testimage.Import(c.env.CtrArgs(testenv.CRINamespace), archive)
 }
 
 func (c *cluster) startEtcd() (string, error) {
@@ -287,8 +287,10 @@ podLogsDir: %q
 evictionHard: {memory.available: "1Mi", nodefs.available: "1%%", imagefs.available: "1%%", nodefs.inodesFree: "1%%"}
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
-# Status reaches the API server at once.
+# Status reaches the API server at once, with a heartbeat every 2 s (a
+# restart waits for one from the new kubelet).
 nodeStatusUpdateFrequency: 2s
+nodeStatusReportFrequency: 2s
 syncFrequency: 5s
 fileCheckFrequency: 2s
 `, port, c.pki.path("ca.crt"), c.cgroupRoot, testenv.PodSubnet, manifests, filepath.Join(c.dir, "pod-logs"))
@@ -296,22 +298,37 @@ fileCheckFrequency: 2s
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		return err
 	}
-	kubelet, err := c.start("kubelet", "--config", configPath, "--kubeconfig", kubeconfig,
-		"--container-runtime-endpoint", "unix://"+c.env.Address,
+	c.kubeletArgs = []string{"--config", configPath, "--kubeconfig", kubeconfig,
+		"--container-runtime-endpoint", "unix://" + c.env.Address,
 		"--root-dir", filepath.Join(c.dir, "kubelet"), "--cert-dir", filepath.Join(c.dir, "kubelet-pki"),
-		"--hostname-override", nodeName, "--v", "2")
+		"--hostname-override", nodeName, "--v", "2"}
+	kubelet, err := c.start("kubelet", c.kubeletArgs...)
 	if err != nil {
 		return err
 	}
+	c.kubelet = kubelet
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	return c.waitNodeReady(ctx, time.Time{})
+}
+
+// waitNodeReady waits until the node is Ready with a heartbeat after since
+// (a heartbeat every nodeStatusReportFrequency, 2 s, while the kubelet
+// runs): the status is a kubelet's of after that moment, not one left from
+// before it.
+func (c *cluster) waitNodeReady(ctx context.Context, since time.Time) error {
+	// The API keeps the heartbeat in whole seconds: one in a later second
+	// than since's is after it.
+	after := since.Truncate(time.Second).Add(time.Second)
 	for {
-		if kubelet.exited() {
+		if c.kubelet.exited() {
 			return fmt.Errorf("kubelet exited: %s", tail(filepath.Join(c.dir, "kubelet.log"), 20))
 		}
 		node, err := c.client.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
-		if err == nil && nodeReady(node) {
-			return nil
+		if err == nil {
+			if err = readyAfter(node, after); err == nil {
+				return nil
+			}
 		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("node %s not Ready: %v; kubelet log: %s", nodeName, err, tail(filepath.Join(c.dir, "kubelet.log"), 20))
@@ -320,13 +337,69 @@ fileCheckFrequency: 2s
 	}
 }
 
+// restartKubelet stops the kubelet with SIGTERM, by its pid, and starts it
+// again with the same configuration, root and certificates: the pods it ran
+// are still the runtime's, and the new kubelet takes them over.
+func (c *cluster) restartKubelet(ctx context.Context) error {
+	old := c.kubelet
+	if err := syscall.Kill(old.pid, syscall.SIGTERM); err != nil {
+		return fmt.Errorf("SIGTERM to the kubelet (pid %d): %w", old.pid, err)
+	}
+	select {
+	case <-old.done:
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(old.pid, syscall.SIGKILL) // not waited for yet: still ours
+		<-old.done
+		c.forget(old)
+		return fmt.Errorf("kubelet (pid %d) did not exit on SIGTERM within 30 s", old.pid)
+	}
+	c.forget(old)
+	since := time.Now()
+	kubelet, err := c.start("kubelet", c.kubeletArgs...)
+	if err != nil {
+		return err
+	}
+	c.kubelet = kubelet
+	return c.waitNodeReady(ctx, since)
+}
+
+// restartContainerd kills containerd with sig and starts it again on the
+// same state; the shims, and the pods in them, run on. The kubelet, which
+// stays up, must find the runtime again.
+func (c *cluster) restartContainerd(ctx context.Context, sig syscall.Signal) error {
+	if err := c.env.Restart(sig, nil); err != nil {
+		return fmt.Errorf("containerd restart (%v): %w; its log: %s", sig, err, tail(filepath.Join(c.env.Dir, "containerd.log"), 20))
+	}
+	return c.waitNodeReady(ctx, time.Now())
+}
+
 func nodeReady(node *corev1.Node) bool {
-	for _, cond := range node.Status.Conditions {
+	cond := readyCondition(node)
+	return cond != nil && cond.Status == corev1.ConditionTrue
+}
+
+// readyAfter says why the node's status is not Ready with a heartbeat at
+// or after after (nil when it is).
+func readyAfter(node *corev1.Node, after time.Time) error {
+	cond := readyCondition(node)
+	switch {
+	case cond == nil:
+		return errors.New("no Ready condition")
+	case cond.Status != corev1.ConditionTrue:
+		return fmt.Errorf("Ready %s (%s: %s)", cond.Status, cond.Reason, cond.Message)
+	case cond.LastHeartbeatTime.Time.Before(after):
+		return fmt.Errorf("no heartbeat since %s (last at %s)", after.Format(time.TimeOnly), cond.LastHeartbeatTime.Format(time.TimeOnly))
+	}
+	return nil
+}
+
+func readyCondition(node *corev1.Node) *corev1.NodeCondition {
+	for i, cond := range node.Status.Conditions {
 		if cond.Type == corev1.NodeReady {
-			return cond.Status == corev1.ConditionTrue
+			return &node.Status.Conditions[i]
 		}
 	}
-	return false
+	return nil
 }
 
 // makeCgroupRoot creates root in every hierarchy; cpuset's needs its

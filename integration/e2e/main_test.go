@@ -41,25 +41,25 @@ func TestMain(m *testing.M) {
 		}
 		dir, err := os.MkdirTemp("", "pause-e2e-")
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "e2e:", err)
+			fmt.Fprintln(os.Stderr, "e2e: FAIL:", err)
 			return 1
 		}
 		c = &cluster{dir: dir}
 		code := 1
 		if err := startCluster(c, repo, shim); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e: cluster:", err)
+			fmt.Fprintln(os.Stderr, "e2e: FAIL: cluster:", err)
 		} else {
 			code = m.Run()
 			if os.Getenv("E2E_KEEP") != "" {
 				keep(c)
 			}
 			if err := c.drain(); err != nil {
-				fmt.Fprintln(os.Stderr, "e2e:", err)
+				fmt.Fprintln(os.Stderr, "e2e: FAIL: drain:", err)
 				code = 1
 			}
 		}
 		if leaks := c.stop(); len(leaks) > 0 {
-			fmt.Fprintf(os.Stderr, "e2e: the suite left behind:\n  %s\n", strings.Join(leaks, "\n  "))
+			fmt.Fprintf(os.Stderr, "e2e: FAIL: the suite left behind:\n  %s\n", strings.Join(leaks, "\n  "))
 			code = 1
 		}
 		if code == 0 {
@@ -205,20 +205,11 @@ func sandboxOf(t *testing.T, ctx context.Context, uid string) (id string, pid in
 		t.Fatal(err)
 	}
 	defer done()
-	sbs, err := rt.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{Filter: &cri.PodSandboxFilter{
-		LabelSelector: map[string]string{"io.kubernetes.pod.uid": uid}}})
-	if err != nil {
-		t.Fatal(err)
+	sbs := sandboxesOf(t, ctx, rt, uid)
+	if len(sbs) != 1 {
+		t.Fatalf("pod %s has %d sandboxes, want 1: %v", uid, len(sbs), sandboxList(sbs))
 	}
-	if len(sbs.Items) != 1 {
-		var ids []string
-		for _, sb := range sbs.Items {
-			ids = append(ids, sb.Id+" "+sb.State.String())
-		}
-		t.Fatalf("pod %s has %d sandboxes, want 1: %v", uid, len(sbs.Items), ids)
-	}
-	id = sbs.Items[0].Id
-	record(id)
+	id = sbs[0].Id
 	st, err := rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: id, Verbose: true})
 	if err != nil {
 		t.Fatal(err)
@@ -228,6 +219,28 @@ func sandboxOf(t *testing.T, ctx context.Context, uid string) (id string, pid in
 		t.Fatalf("sandbox %s: no pid in its verbose status (%v): %q", id, err, st.Info["info"])
 	}
 	return id, info.Pid
+}
+
+// sandboxesOf lists the sandboxes CRI holds for a pod.
+func sandboxesOf(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, uid string) []*cri.PodSandbox {
+	t.Helper()
+	sbs, err := rt.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{Filter: &cri.PodSandboxFilter{
+		LabelSelector: map[string]string{"io.kubernetes.pod.uid": uid}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sb := range sbs.Items {
+		record(sb.Id)
+	}
+	return sbs.Items
+}
+
+func sandboxList(sbs []*cri.PodSandbox) []string {
+	var ids []string
+	for _, sb := range sbs {
+		ids = append(ids, sb.Id+" "+sb.State.String())
+	}
+	return ids
 }
 
 // sandboxState is the state CRI reports for a sandbox.

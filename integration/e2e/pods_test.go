@@ -37,8 +37,19 @@ func eachHandler(t *testing.T, scenario func(t *testing.T, ctx context.Context, 
 	for _, h := range handlers {
 		t.Run(h, func(t *testing.T) {
 			t.Parallel()
-			scenario(t, requireCluster(t), h)
+			ctx := requireCluster(t)
+			needImage(t, h)
+			scenario(t, ctx, h)
 		})
+	}
+}
+
+// needImage provides what a pod on handler needs beyond busybox: handler
+// runc's pause image.
+func needImage(t *testing.T, handler string) {
+	t.Helper()
+	if handler == "runc" {
+		ensurePauseImage(t)
 	}
 }
 

@@ -24,6 +24,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/pelletier/go-toml/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -615,6 +616,31 @@ func (env *Env) HeapInuse() (int64, error) {
 
 // Pid is the running containerd's.
 func (env *Env) Pid() int { return env.pid }
+
+// SandboxImage is the pause image CRI runs podsandbox pods on (and pulls
+// for handlers without disable_pause_image_pull), as containerd's effective
+// configuration names it: pinned_images.sandbox of `containerd config dump`.
+func (env *Env) SandboxImage() (string, error) {
+	out, err := exec.Command("containerd", "--config", env.config, "config", "dump").Output()
+	if err != nil {
+		return "", fmt.Errorf("containerd config dump: %w", err)
+	}
+	var cfg struct {
+		Plugins struct {
+			Images struct {
+				Pinned map[string]string `toml:"pinned_images"`
+			} `toml:"io.containerd.cri.v1.images"`
+		} `toml:"plugins"`
+	}
+	if err := toml.Unmarshal(out, &cfg); err != nil {
+		return "", fmt.Errorf("containerd config dump: %w", err)
+	}
+	image := cfg.Plugins.Images.Pinned["sandbox"]
+	if image == "" {
+		return "", fmt.Errorf("containerd config dump names no sandbox image (pinned_images.sandbox)")
+	}
+	return image, nil
+}
 
 // CtrArgs are ctr's flags for this containerd and a containerd namespace.
 func (env *Env) CtrArgs(namespace string) []string {
