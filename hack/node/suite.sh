@@ -22,7 +22,7 @@ echo "node: /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup); /run is mounted $(f
 # stats, stop/remove; OOM; containerd restarts with live pods), the
 # systemd placement and unit cleanup, ctr pods, and the pause task's
 # privileges, on this node.
-tests='^(TestNode.*|TestCRIPodWithoutPauseImage|TestCRIPodsandboxMode|TestOOMKilled|TestPodMemoryLimitOOM|TestContainerdRestartKeepsPods|TestPodSharesNamespacesAndLoopback|TestPauseTaskLeastPrivilege|TestShimKilled)$'
+tests='^(TestNode.*|TestCRIPodWithoutPauseImage|TestCRIPodsandboxMode|TestOOMKilled|TestPodMemoryLimitOOM|TestContainerdRestartKeepsPods|TestPodSharesNamespacesAndLoopback|TestPauseTaskLeastPrivilege|TestShimKilled|TestPodsShareShims|TestSharedShimKilled)$'
 # critest's fast subset (make conformance-fast's), or all of it with the
 # payload's mode "conformance" (make conformance-node); runc with
 # SystemdCgroup is the reference.
