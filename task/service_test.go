@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
 )
 
 // testNamespace is the containerd namespace of the pods these tests run:
@@ -42,6 +44,8 @@ type fakeRunc struct {
 
 	mu         sync.Mutex
 	containers map[string]chan struct{} // created, not deleted; closed on exit
+	// shutdowns counts Shutdown calls: the shim's exit.
+	shutdowns atomic.Int32
 }
 
 func (f *fakeRunc) container(id string) (chan struct{}, error) {
@@ -151,6 +155,7 @@ func (f *fakeRunc) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*tas
 }
 
 func (f *fakeRunc) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*ptypes.Empty, error) {
+	f.shutdowns.Add(1)
 	return &ptypes.Empty{}, nil
 }
 
@@ -165,12 +170,17 @@ type testService struct {
 
 func newTestService(t *testing.T) *testService {
 	t.Helper()
+	return newTestServiceWith(t, options.Default())
+}
+
+func newTestServiceWith(t *testing.T, opts options.Options) *testService {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: the pods run pause tasks in namespaces and cgroups of their own")
 	}
 	reaptest.Children(t)
 	f := &fakeRunc{containers: map[string]chan struct{}{}}
-	s := newService(f, options.Default(), "")
+	s := newService(f, opts, "")
 	t.Cleanup(func() { _ = pod.DeleteCgroup("/" + testNamespace) })
 	return &testService{s: s, runc: f, task: &taskService{TTRPCTaskService: f, s: s}, sb: &sandboxService{s: s}}
 }
@@ -456,4 +466,79 @@ func createHeld(t *testing.T, ctx context.Context, ts *testService, hook *func(s
 	}()
 	<-entered
 	return release, created
+}
+
+// exited tells whether the shim has ended itself (runc's Shutdown) a
+// moment after its last reply.
+func (ts *testService) exited() bool {
+	time.Sleep(2 * replyGrace)
+	return ts.runc.shutdowns.Load() > 0
+}
+
+// A ShutdownSandbox naming a pod this shim does not hold (bad input, or a
+// pod long gone) must not end the shim of a live pod.
+func TestShutdownOfAnotherPodKeepsTheShim(t *testing.T) {
+	ts := newTestService(t)
+	ts.runPod(t, "kept")
+	if _, err := ts.sb.ShutdownSandbox(testCtx(), &sandboxAPI.ShutdownSandboxRequest{SandboxID: "stranger"}); err != nil {
+		t.Fatal(err)
+	}
+	if ts.exited() {
+		t.Fatal("the shim of a live pod exited on the shutdown of another")
+	}
+	if p, err := ts.s.pods.Get("kept"); err != nil || p.PausePid() == 0 {
+		t.Fatalf("the live pod after another's shutdown: %v", err)
+	}
+}
+
+// A shared shim stays while any pod it was given remains (even one whose
+// CreateSandbox has not come yet), takes each shut-down pod out of its
+// pool and forgets it, and leaves the pool, then exits, with its last.
+func TestSharedShimLeavesItsPoolWithItsLastPod(t *testing.T) {
+	opts := options.Default()
+	opts.PodsPerShim = 0
+	ts := newTestServiceWith(t, opts)
+	dir := pool.Dir(t.TempDir(), "k")
+	pl, err := pool.Lock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []error{pl.AddShim("me", "unix:///me"), pl.Assign("me", "a"), pl.Assign("me", "b"), pl.Assign("me", "coming")} {
+		if step != nil {
+			t.Fatal(step)
+		}
+	}
+	pl.Unlock()
+	ts.s.shared = &sharedShim{dir: dir, name: "me", address: "unix:///me"}
+	ctx := testCtx()
+	for _, id := range []string{"a", "b"} {
+		if _, err := ts.sb.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: id, BundlePath: t.TempDir()}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ts.sb.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shutdown := func(id string) {
+		t.Helper()
+		if _, err := ts.sb.ShutdownSandbox(ctx, &sandboxAPI.ShutdownSandboxRequest{SandboxID: id}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ts.s.pods.Get(id); !errdefs.IsNotFound(err) {
+			t.Errorf("pod %s still held after its shutdown: %v", id, err)
+		}
+	}
+	shutdown("a")
+	shutdown("b")
+	if ts.exited() {
+		t.Fatal("the shared shim exited while a pod given to it was still to come")
+	}
+	// The pod that was to come fails its CreateSandbox: containerd shuts it down.
+	shutdown("coming")
+	if !ts.exited() {
+		t.Fatal("the shared shim did not exit after its last pod")
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the shim's pool is left: %v", err)
+	}
 }

@@ -48,7 +48,10 @@ func (s *Service) podGone(ctx context.Context, id, bundle string) {
 		log.G(ctx).WithError(err).Warn("forget sandbox")
 	}
 	if s.shared == nil {
-		s.exitAfterReply()
+		// A shutdown naming another pod (bad input) must not end this one.
+		if !s.pods.Live() {
+			s.exitAfterReply()
+		}
 		return
 	}
 	// Retire first: its lines go to the log containerd still reads.
