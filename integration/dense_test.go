@@ -13,6 +13,8 @@ import (
 	"time"
 
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task"
 )
 
 // shimOf is the shim process that serves a pod: its pause task's parent.
@@ -225,22 +227,13 @@ func poolDirs() []string {
 }
 
 // shimUsage is what the pod's shim says it holds (verbose status "shim").
-type shimUsage struct {
-	Pid        int    `json:"pid"`
-	Pods       int    `json:"pods"`
-	Goroutines int    `json:"goroutines"`
-	Threads    int    `json:"threads"`
-	FDs        int    `json:"fds"`
-	HeapLive   uint64 `json:"heapLiveBytes"`
-}
-
-func (p *criPod) shimUsage(t *testing.T, ctx context.Context) shimUsage {
+func (p *criPod) shimUsage(t *testing.T, ctx context.Context) task.ShimUsage {
 	t.Helper()
 	st, err := p.rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: p.id, Verbose: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var u shimUsage
+	var u task.ShimUsage
 	if err := json.Unmarshal([]byte(st.Info["shim"]), &u); err != nil {
 		t.Fatalf("shim usage %q: %v", st.Info["shim"], err)
 	}

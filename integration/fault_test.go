@@ -365,13 +365,7 @@ func TestExecSyncLeavesNoZombie(t *testing.T) {
 // memory does not grow past noise. SOAK_CYCLES sets the count (make soak:
 // 1000).
 func TestChurn(t *testing.T) {
-	requireEnv(t)
-	rt, _ := criClients(t)
-	cycles := soakCycles()
-	// A budget for the whole soak: a second a cycle, far above need.
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+time.Duration(cycles)*time.Second)
-	defer cancel()
-	consumeEvents(t, ctx, rt)
+	ctx, rt, cycles := startSoak(t)
 	churn(t, ctx, rt, "pause", 0, 20) // warm up: caches, CNI, image
 	fds0, heap0 := containerdUsage(t)
 	churn(t, ctx, rt, "pause", 20, 20+cycles)
@@ -385,12 +379,20 @@ func TestChurn(t *testing.T) {
 	}
 }
 
-// soakCycles is how many pod cycles a churn test runs: SOAK_CYCLES, or 100.
-func soakCycles() int {
+// startSoak prepares a churn test: its CRI client, how many pod cycles it
+// runs (SOAK_CYCLES, or 100), and a context with a budget for them all (a
+// second a cycle, far above need), in which CRI's events are consumed.
+func startSoak(t *testing.T) (context.Context, cri.RuntimeServiceClient, int) {
+	requireEnv(t)
+	rt, _ := criClients(t)
+	cycles := 100
 	if n, err := strconv.Atoi(os.Getenv("SOAK_CYCLES")); err == nil && n > 0 {
-		return n
+		cycles = n
 	}
-	return 100
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+time.Duration(cycles)*time.Second)
+	t.Cleanup(cancel)
+	consumeEvents(t, ctx, rt)
+	return ctx, rt, cycles
 }
 
 // consumeEvents reads CRI's container events, as a kubelet with evented
@@ -468,12 +470,7 @@ func churn(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, handl
 // nothing per pod outlives the pod, and no reaper or event subscriber
 // grows with the pods served.
 func TestDenseChurn(t *testing.T) {
-	requireEnv(t)
-	rt, _ := criClients(t)
-	cycles := soakCycles()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+time.Duration(cycles)*time.Second)
-	defer cancel()
-	consumeEvents(t, ctx, rt)
+	ctx, rt, cycles := startSoak(t)
 	anchor := runCRIPod(t, ctx, rt, podConfig(t, "dense-anchor", false), denseHandler)
 	anchor.start(t, ctx, "c", "/bin/sleep", "100000")
 	shim := anchor.shimOf(t, ctx)

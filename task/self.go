@@ -9,10 +9,10 @@ import (
 	"strings"
 )
 
-// shimUsage is what the shim process itself holds, in a pod's verbose
+// ShimUsage is what the shim process itself holds, in a pod's verbose
 // status ("shim"): an operator (and the dense soak) sees whether a shim
 // that serves pod after pod keeps growing.
-type shimUsage struct {
+type ShimUsage struct {
 	Pid        int    `json:"pid"`
 	Pods       int    `json:"pods"`
 	Goroutines int    `json:"goroutines"`
@@ -27,7 +27,7 @@ type shimUsage struct {
 // inspectp), and a shim's heap is a few MB (under a millisecond).
 func (s *Service) usage() string {
 	runtime.GC()
-	u := shimUsage{Pid: os.Getpid(), Pods: s.pods.Len(), Goroutines: runtime.NumGoroutine(), Shared: s.shared != nil}
+	u := ShimUsage{Pid: os.Getpid(), Pods: s.pods.Len(), Goroutines: runtime.NumGoroutine(), Shared: s.shared != nil}
 	if fds, err := os.ReadDir("/proc/self/fd"); err == nil {
 		u.FDs = len(fds)
 	}
