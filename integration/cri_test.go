@@ -179,7 +179,7 @@ func TestCRIPodWithoutPauseImage(t *testing.T) {
 	}
 	cancel()
 
-	exerciseCRIPod(t, ctx, rt, "pause")
+	forShimModes(t, func(t *testing.T, handler string) { exerciseCRIPod(t, ctx, rt, handler) })
 	if st, err := img.ImageStatus(ctx, &cri.ImageStatusRequest{Image: &cri.ImageSpec{Image: pauseImage}}); err != nil || st.Image != nil {
 		t.Errorf("a pause image appeared: %v %v", st.GetImage(), err)
 	}

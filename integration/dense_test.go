@@ -14,8 +14,22 @@ import (
 
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testenv"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/task"
 )
+
+// forShimModes runs a test on a shim per pod (handler pause) and on a
+// shared shim (pause-dense). On an emulated node, where each run is slow,
+// the shared mode is left to the tests of its own.
+func forShimModes(t *testing.T, test func(t *testing.T, handler string)) {
+	modes := []string{"pause", denseHandler}
+	if testenv.Slow() {
+		modes = modes[:1]
+	}
+	for _, h := range modes {
+		t.Run(h, func(t *testing.T) { test(t, h) })
+	}
+}
 
 // shimOf is the shim process that serves a pod: its pause task's parent.
 func (p *criPod) shimOf(t *testing.T, ctx context.Context) int {

@@ -262,9 +262,13 @@ func parentOf(t *testing.T, pid int) int {
 // TestOOMKilled: a container that exceeds its memory limit is killed with
 // exit 137 and reason OOMKilled; its neighbour in the pod goes on.
 func TestOOMKilled(t *testing.T) {
+	forShimModes(t, oomKilled)
+}
+
+func oomKilled(t *testing.T, handler string) {
 	ctx := requireEnv(t)
 	rt, _ := criClients(t)
-	p := runCRIPod(t, ctx, rt, podConfig(t, "oom", false), "pause")
+	p := runCRIPod(t, ctx, rt, podConfig(t, "oom", false), handler)
 	neighbour := p.start(t, ctx, "neighbour", "/bin/sleep", "100000")
 	hog := p.startWith(t, ctx, "hog", &cri.ContainerConfig{}, "/bin/sh", "-c", "sleep 0.5; tail /dev/zero")
 	if _, err := rt.UpdateContainerResources(ctx, &cri.UpdateContainerResourcesRequest{
@@ -285,9 +289,13 @@ func TestOOMKilled(t *testing.T) {
 // UpdatePodSandboxResources) OOM-kills the container that grows past it,
 // which CRI reports as OOMKilled with exit 137; its neighbour goes on.
 func TestPodMemoryLimitOOM(t *testing.T) {
+	forShimModes(t, podMemoryLimitOOM)
+}
+
+func podMemoryLimitOOM(t *testing.T, handler string) {
 	ctx := requireEnv(t)
 	rt, _ := criClients(t)
-	p := runCRIPod(t, ctx, rt, podConfig(t, "pod-oom", false), "pause")
+	p := runCRIPod(t, ctx, rt, podConfig(t, "pod-oom", false), handler)
 	neighbour := p.start(t, ctx, "neighbour", "/bin/sleep", "100000")
 	if _, err := rt.UpdatePodSandboxResources(ctx, &cri.UpdatePodSandboxResourcesRequest{
 		PodSandboxId: p.id,
@@ -318,9 +326,13 @@ func TestPodMemoryLimitOOM(t *testing.T) {
 // TestExecSyncLeavesNoZombie: 1,000 ExecSync calls into a pod's container
 // leave no zombie behind in the shim or the pod.
 func TestExecSyncLeavesNoZombie(t *testing.T) {
+	forShimModes(t, execSyncLeavesNoZombie)
+}
+
+func execSyncLeavesNoZombie(t *testing.T, handler string) {
 	ctx := requireEnv(t)
 	rt, _ := criClients(t)
-	p := runCRIPod(t, ctx, rt, podConfig(t, "execs", false), "pause")
+	p := runCRIPod(t, ctx, rt, podConfig(t, "execs", false), handler)
 	c := p.start(t, ctx, "c", "/bin/sleep", "100000")
 	pausePid := p.pausePid(t, ctx)
 	shimPid := parentOf(t, pausePid)
