@@ -253,3 +253,18 @@ func (p *criPod) shimUsage(t *testing.T, ctx context.Context) task.ShimUsage {
 	}
 	return u
 }
+
+// settledShimUsage is the shim's usage once the pods just removed are
+// quite gone: the least of a few samples over a second, since containerd
+// closes its connections to a removed pod's shim, and the shim's own
+// goroutines for it end, a moment after the answer.
+func (p *criPod) settledShimUsage(t *testing.T, ctx context.Context) task.ShimUsage {
+	t.Helper()
+	u := p.shimUsage(t, ctx)
+	for range 5 {
+		time.Sleep(200 * time.Millisecond)
+		v := p.shimUsage(t, ctx)
+		u.Goroutines, u.Threads, u.FDs, u.HeapLive = min(u.Goroutines, v.Goroutines), min(u.Threads, v.Threads), min(u.FDs, v.FDs), min(u.HeapLive, v.HeapLive)
+	}
+	return u
+}

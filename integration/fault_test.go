@@ -488,9 +488,9 @@ func TestDenseChurn(t *testing.T) {
 	shim := anchor.shimOf(t, ctx)
 	churn(t, ctx, rt, denseHandler, 0, 20) // warm up
 	churn(t, ctx, rt, denseHandler, 20, 20+cycles/10)
-	early := anchor.shimUsage(t, ctx)
+	early, earlyFDs := anchor.settledShimUsage(t, ctx), fdTargets(shim)
 	churn(t, ctx, rt, denseHandler, 20+cycles/10, 20+cycles)
-	late := anchor.shimUsage(t, ctx)
+	late, lateFDs := anchor.settledShimUsage(t, ctx), fdTargets(shim)
 	t.Logf("shared shim after %d and %d pod cycles: %+v -> %+v", cycles/10, cycles, early, late)
 	if early.Pid != shim || late.Pid != shim || late.Pods != 1 {
 		t.Fatalf("the pods did not all go through shim %d: %+v, %+v", shim, early, late)
@@ -507,6 +507,9 @@ func TestDenseChurn(t *testing.T) {
 		if float64(m.late) > 1.1*float64(m.early) {
 			t.Errorf("the shared shim's %s grew from %d to %d over %d pod cycles (over 10%%)", m.what, m.early, m.late, cycles-cycles/10)
 		}
+	}
+	if t.Failed() {
+		t.Logf("the shim's file descriptors after %d cycles:\n  %s\nafter %d:\n  %s", cycles/10, strings.Join(earlyFDs, "\n  "), cycles, strings.Join(lateFDs, "\n  "))
 	}
 }
 
@@ -676,4 +679,15 @@ func TestConcurrentLifecycleRaces(t *testing.T) {
 	if st := <-w; st.ExitCode() != 4 {
 		t.Errorf("a new container after the races: exit %d", st.ExitCode())
 	}
+}
+
+// fdTargets lists what process pid's file descriptors point at.
+func fdTargets(pid int) []string {
+	entries, _ := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	var out []string
+	for _, e := range entries {
+		target, _ := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, e.Name()))
+		out = append(out, e.Name()+" -> "+target)
+	}
+	return out
 }
