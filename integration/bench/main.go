@@ -216,6 +216,19 @@ func (b *bench) stopPod(ctx context.Context, p livePod, timed bool) error {
 	return nil
 }
 
+// liveOf lists a handler's live pods.
+func (b *bench) liveOf(handler string) []livePod {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []livePod
+	for _, p := range b.live {
+		if p.handler == handler {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // removeAll tears down whatever is still live, and the pod cgroups.
 func (b *bench) removeAll() {
 	ctx := context.Background()
@@ -254,7 +267,9 @@ type result struct {
 	PSSPerPodKB        float64   `json:"pss_per_pod_kb"`
 	PausePSSKB         float64   `json:"pause_pss_kb"`
 	ThreadsPerShim     float64   `json:"threads_per_shim"`
-	PodsPerS           float64   `json:"pods_per_s"`
+	// Shims is how many shim processes serve the n pods.
+	Shims    int     `json:"shims"`
+	PodsPerS float64 `json:"pods_per_s"`
 }
 
 type quantiles struct {
@@ -324,14 +339,14 @@ func (b *bench) measure(n int) (*results, error) {
 		}
 		if checkpoints[i+1] {
 			for _, h := range handlers {
-				m, err := memory(b.env, h)
+				m, err := b.memory(ctx, h)
 				if err != nil {
 					return nil, err
 				}
 				res.Memory[h] = append(res.Memory[h], [2]float64{float64(i + 1), m.pssPerPod})
 				if i+1 == n {
 					r := res.Handlers[h]
-					r.PSSPerPodKB, r.PausePSSKB, r.ThreadsPerShim = m.pssPerPod, m.pausePSS, m.threads
+					r.PSSPerPodKB, r.PausePSSKB, r.ThreadsPerShim, r.Shims = m.pssPerPod, m.pausePSS, m.threads, m.shims
 					res.Handlers[h] = r
 				}
 			}

@@ -93,7 +93,7 @@ func markdown(res *results) string {
 		r := rows[t.key]
 		fmt.Fprintf(&b, "| %s | %s | %s | %.3f | %s |\n", t.label, r[0], r[1], res.Ratio[t.key], goal)
 	}
-	b.WriteString("\nLatencies are p50 / p99. PSS is read from /proc/PID/smaps_rollup of each shim and its pause process.\n")
+	b.WriteString("\nLatencies are p50 / p99. PSS is read from /proc/PID/smaps_rollup of each pod's pause process (pid from CRI's verbose status) and of the shim serving it (its nearest ancestor running the shim binary), each shim once however many pods it serves.\n")
 	return b.String()
 }
 
