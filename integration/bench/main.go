@@ -1,8 +1,9 @@
 // Command bench measures pods on this runtime against the stock runc shim
 // with a pause image, in one run on one private containerd, through CRI's
-// gRPC API as the kubelet calls it. Rounds alternate the two handlers so
-// that drift on a shared machine hits both alike; results are reported as
-// ratios pause/runc. See `make bench`.
+// gRPC API as the kubelet calls it: handler pause (a shim per pod) and
+// pause-dense (PodsPerShim = 0: the pods share a shim). Rounds alternate
+// the handlers so that drift on a shared machine hits all alike; results
+// are reported as ratios to runc. See `make bench`.
 package main
 
 import (
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,11 +28,19 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testimage"
 )
 
-// The two handlers compared.
+// The handlers compared.
 const (
-	stock = "runc"  // io.containerd.runc.v2 + pause image, podsandbox mode
-	ours  = "pause" // this shim, shim mode, no image
+	stock = "runc"        // io.containerd.runc.v2 + pause image, podsandbox mode
+	ours  = "pause"       // this shim, shim mode, no image: a shim per pod
+	dense = "pause-dense" // this shim with PodsPerShim = 0: the pods share a shim
 )
+
+// handlers in the order reports list them; runc is the reference.
+var handlers = []string{stock, ours, dense}
+
+// benchSubnet holds every live pod of the run (3 handlers × PODS, and the
+// probes), more than testenv's /24.
+const benchSubnet = "10.250.0.0/21"
 
 // stockPauseImage is the image CRI pins for podsandbox mode.
 const stockPauseImage = "registry.k8s.io/pause:3.10.2"
@@ -62,7 +72,10 @@ func run(pods int, out string) (retErr error) {
 	if missing != "" {
 		return fmt.Errorf("cannot run: %s", missing)
 	}
-	env, err := testenv.Start(repo, shim, "pause-bench")
+	// A shared host: other suites' pods come and go in /var/run/netns
+	// meanwhile; CRI's go under containerd's state.
+	env, err := testenv.Start(repo, shim, "pause-bench", testenv.WithSharedHost(), testenv.WithPodSubnet(benchSubnet),
+		testenv.WithRuntime(testenv.Runtime{Name: dense, Options: "PodsPerShim = 0"}))
 	defer func() {
 		leaks := env.Leaks()
 		if len(leaks) > 0 && retErr == nil {
@@ -264,12 +277,16 @@ type result struct {
 	TeardownMs         quantiles `json:"teardown_ms"`
 	SandboxReadyAt10Ms quantiles `json:"sandbox_ready_at_10_ms"`
 	SandboxReadyAtNMs  quantiles `json:"sandbox_ready_at_n_ms"`
-	PSSPerPodKB        float64   `json:"pss_per_pod_kb"`
-	PausePSSKB         float64   `json:"pause_pss_kb"`
-	ThreadsPerShim     float64   `json:"threads_per_shim"`
-	// Shims is how many shim processes serve the n pods.
-	Shims    int     `json:"shims"`
-	PodsPerS float64 `json:"pods_per_s"`
+	// P99Growth is p99 sandbox ready with N live pods over p99 with 10
+	// (0 when the run has no more than 10 pods).
+	P99Growth float64 `json:"p99_growth_10_to_n"`
+	// Memory with the N pods live: PSS per pod counts each shim process
+	// once, however many pods it serves (memory.go).
+	PSSPerPodKB    float64 `json:"pss_per_pod_kb"`
+	PausePSSKB     float64 `json:"pause_pss_kb"`
+	ThreadsPerShim float64 `json:"threads_per_shim"`
+	Shims          int     `json:"shims"`
+	PodsPerS       float64 `json:"pods_per_s"`
 }
 
 type quantiles struct {
@@ -278,30 +295,38 @@ type quantiles struct {
 }
 
 type results struct {
-	Date     string             `json:"date"`
-	Machine  string             `json:"machine"`
-	Versions map[string]string  `json:"versions"`
-	Pods     int                `json:"pods"`
-	Handlers map[string]result  `json:"handlers"`
-	Ratio    map[string]float64 `json:"ratio"`
-	// Samples are the raw latencies (ms), for the chart.
+	Date     string            `json:"date"`
+	Machine  string            `json:"machine"`
+	Versions map[string]string `json:"versions"`
+	Pods     int               `json:"pods"`
+	// HandlerOrder lists the handlers as reports show them; runc first,
+	// the reference of every ratio.
+	HandlerOrder []string          `json:"handler_order"`
+	Handlers     map[string]result `json:"handlers"`
+	// Ratio is, per handler other than runc, each measure over runc's.
+	Ratio map[string]map[string]float64 `json:"ratio"`
+	// Targets are the issue's goals, checked.
+	Targets []verdict `json:"targets"`
+	// Samples are the raw latencies (ms), per handler and metric, for the
+	// charts.
 	Samples map[string]map[string][]float64 `json:"samples"`
 	// Memory is PSS per pod (kB) against live pods, per handler.
 	Memory map[string][][2]float64 `json:"memory_by_pods"`
 }
 
+// rotate is s starting at its i-th element (mod len), so that each turn
+// takes each place in the round equally often.
+func rotate(s []string, i int) []string {
+	k := i % len(s)
+	return append(slices.Clone(s[k:]), s[:k]...)
+}
+
 func (b *bench) measure(n int) (*results, error) {
 	ctx := context.Background()
-	handlers := []string{stock, ours}
-	order := func(i int) []string { // alternate who goes first
-		if i%2 == 0 {
-			return handlers
-		}
-		return []string{ours, stock}
-	}
-	res := &results{Pods: n, Handlers: map[string]result{}, Memory: map[string][][2]float64{}}
+	order := func(i int) []string { return rotate(handlers, i) }
+	res := &results{Pods: n, HandlerOrder: handlers, Handlers: map[string]result{}, Memory: map[string][][2]float64{}}
 
-	// Warm up both paths (image unpack, CNI, first shim) untimed.
+	// Warm up every path (image unpack, CNI, first shim) untimed.
 	for _, h := range handlers {
 		if err := b.startPod(ctx, h, false, true, "warmup"); err != nil {
 			return nil, err
@@ -332,8 +357,13 @@ func (b *bench) measure(n int) (*results, error) {
 				return nil, err
 			}
 		}
-		if i+1 == min(10, n) || i+1 == n {
-			if err := b.probe(ctx, order, i+1 == n); err != nil {
+		if i+1 == 10 && n > 10 {
+			if err := b.probe(ctx, order, "probe_at_10"); err != nil {
+				return nil, err
+			}
+		}
+		if i+1 == n {
+			if err := b.probe(ctx, order, "probe_at_n"); err != nil {
 				return nil, err
 			}
 		}
@@ -393,23 +423,12 @@ func (b *bench) measure(n int) (*results, error) {
 		r.TeardownMs = quantile(s["teardown"])
 		r.SandboxReadyAt10Ms = quantile(s["probe_at_10"])
 		r.SandboxReadyAtNMs = quantile(s["probe_at_n"])
+		r.P99Growth = ratio(r.SandboxReadyAtNMs.P99, r.SandboxReadyAt10Ms.P99)
 		res.Handlers[h] = r
 	}
 	res.Samples = b.samples
-	p, s := res.Handlers[ours], res.Handlers[stock]
-	res.Ratio = map[string]float64{
-		"sandbox_ready_p50":         ratio(p.SandboxReadyMs.P50, s.SandboxReadyMs.P50),
-		"sandbox_ready_p99":         ratio(p.SandboxReadyMs.P99, s.SandboxReadyMs.P99),
-		"sandbox_ready_hostnet_p50": ratio(p.SandboxReadyHostMs.P50, s.SandboxReadyHostMs.P50),
-		"pod_ready_p50":             ratio(p.PodReadyMs.P50, s.PodReadyMs.P50),
-		"teardown_p50":              ratio(p.TeardownMs.P50, s.TeardownMs.P50),
-		"pss_per_pod":               ratio(p.PSSPerPodKB, s.PSSPerPodKB),
-		"pause_pss":                 ratio(p.PausePSSKB, s.PausePSSKB),
-		"threads_per_shim":          ratio(p.ThreadsPerShim, s.ThreadsPerShim),
-		"pods_per_s":                ratio(p.PodsPerS, s.PodsPerS),
-		// Growth of our own p99 from 10 live pods to n (target ≤ 1.5).
-		"p99_growth_10_to_n": ratio(p.SandboxReadyAtNMs.P99, p.SandboxReadyAt10Ms.P99),
-	}
+	res.Ratio = ratios(res.Handlers)
+	res.Targets = evaluate(res.Ratio)
 	res.Date = time.Now().UTC().Format("2006-01-02")
 	res.Machine = machine()
 	res.Versions = versions(b.env)
@@ -421,12 +440,8 @@ func (b *bench) measure(n int) (*results, error) {
 const probeRounds = 20
 
 // probe starts and removes probeRounds sandboxes per handler while the live
-// pods stay, recording their latency as probe_at_10 or probe_at_n.
-func (b *bench) probe(ctx context.Context, order func(int) []string, atN bool) error {
-	metric := "probe_at_10"
-	if atN {
-		metric = "probe_at_n"
-	}
+// pods stay, recording their latency as metric.
+func (b *bench) probe(ctx context.Context, order func(int) []string, metric string) error {
 	for i := 0; i < probeRounds; i++ {
 		for _, h := range order(i) {
 			if err := b.startPod(ctx, h, false, false, metric); err != nil {
