@@ -88,3 +88,36 @@ func TestGrowthUnknownWithoutTenPods(t *testing.T) {
 		t.Errorf("unknown verdict reads %q", s)
 	}
 }
+
+func TestParseLog(t *testing.T) {
+	const id = "69a48b7ccaac5789757ad46f6d85b2dd346abae0a804b51c5edcf6e49a21e085"
+	const other = "c5271ff17b5a3d83606615d0e048c1ac35bc698a018955da762b9d1c5b11799a"
+	log := strings.Join([]string{
+		`time="2026-11-25T23:15:51.960539219Z" level=debug msg="generated id for sandbox name \"bench-36_bench_bench-36_0\"" podsandboxid=` + id,
+		`time="2026-11-25T23:15:51.964000000Z" level=debug msg="begin cni setup" podsandboxid=` + id,
+		`time="2026-11-25T23:15:51.992000000Z" level=debug msg="cni result: {\"Interfaces\":{\"eth0\":{}}}" podsandboxid=` + id,
+		`time="2026-11-25T23:15:52.039000000Z" level=info msg="connecting to shim ` + id + `" address="unix:///x/s/6c60" namespace=k8s.io protocol=ttrpc version=3`,
+		`time="2026-11-25T23:15:52.043644323Z" level=info msg="sandbox created" cri=true netns=/var/run/netns/cni-1 pod=bench/bench-36 runtime=io.containerd.pause.v2 sandbox=` + id,
+		`time="2026-11-25T23:15:52.052000000Z" level=info msg="sandbox started" pid=11872 pod=bench/bench-36 runtime=io.containerd.pause.v2 sandbox=` + id,
+		`time="2026-11-25T23:15:52.055000000Z" level=info msg="RunPodSandbox for name:\"bench-36\" uid:\"bench-36\" namespace:\"bench\" returns sandbox id \"` + id + `\""`,
+		`time="2026-11-25T23:15:52.099000000Z" level=info msg="connecting to shim ` + other + `" address="unix:///x/s/6c60"`,
+		`time="2026-11-25T23:15:53.000000000Z" level=info msg="connecting to shim ` + id + `" address="unix:///x/s/6c60"`,
+		`not a log line`,
+	}, "\n")
+	times, err := parseLog(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := times[id].spans()
+	if !s.cniOK || s.cni != 28 || !s.afterCNIOK || s.afterCNI != 63 || !s.shimCallsOK || s.shimCalls != 13 {
+		t.Errorf("spans %+v, want cni 28 ms, after CNI 63 ms, shim calls 13 ms", s)
+	}
+	// A container's connection has no sandbox lines: nothing to measure.
+	if s := times[other].spans(); s.cniOK || s.afterCNIOK || s.shimCallsOK {
+		t.Errorf("container %s: spans %+v", other, s)
+	}
+	p := sandboxParts([]string{id, other, "missing"}, times)
+	if p.Pods != 1 || p.CNIMs.P50 != 28 || p.ShimCallsMs.P50 != 13 {
+		t.Errorf("parts %+v", p)
+	}
+}

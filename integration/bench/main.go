@@ -2,8 +2,9 @@
 // with a pause image, in one run on one private containerd, through CRI's
 // gRPC API as the kubelet calls it: handler pause (a shim per pod) and
 // pause-dense (PodsPerShim = 0: the pods share a shim). Rounds alternate
-// the handlers so that drift on a shared machine hits all alike; results
-// are reported as ratios to runc. See `make bench`.
+// the handlers, and a CNI floor (the pod network alone, see floor.go), so
+// that drift on a shared machine hits all alike; results are reported as
+// ratios to runc. See `make bench`.
 package main
 
 import (
@@ -37,6 +38,9 @@ const (
 
 // handlers in the order reports list them; runc is the reference.
 var handlers = []string{stock, ours, dense}
+
+// floorTurn is the CNI floor's turn in a round of pod starts or teardowns.
+const floorTurn = "cni-floor"
 
 // benchSubnet holds every live pod of the run (3 handlers × PODS, and the
 // probes), more than testenv's /24.
@@ -73,7 +77,7 @@ func run(pods int, out string) (retErr error) {
 		return fmt.Errorf("cannot run: %s", missing)
 	}
 	// A shared host: other suites' pods come and go in /var/run/netns
-	// meanwhile; CRI's go under containerd's state.
+	// meanwhile; CRI's (and the floor's) go under containerd's state.
 	env, err := testenv.Start(repo, shim, "pause-bench", testenv.WithSharedHost(), testenv.WithPodSubnet(benchSubnet),
 		testenv.WithRuntime(testenv.Runtime{Name: dense, Options: "PodsPerShim = 0"}))
 	defer func() {
@@ -98,7 +102,12 @@ func run(pods int, out string) (retErr error) {
 		return err
 	}
 	defer conn.Close()
-	b := &bench{rt: cri.NewRuntimeServiceClient(conn), env: env, samples: map[string]map[string][]float64{}}
+	floor, err := newCNIFloor(env)
+	if err != nil {
+		return err
+	}
+	b := &bench{rt: cri.NewRuntimeServiceClient(conn), env: env, floor: floor,
+		samples: map[string]map[string][]float64{}, timed: map[string][]string{}}
 	defer b.removeAll()
 
 	res, err := b.measure(pods)
@@ -125,13 +134,15 @@ func importStockPause(env *testenv.Env) error {
 }
 
 type bench struct {
-	rt  cri.RuntimeServiceClient
-	env *testenv.Env
+	rt    cri.RuntimeServiceClient
+	env   *testenv.Env
+	floor *cniFloor
 
 	mu      sync.Mutex
 	live    []livePod
 	seq     int
-	samples map[string]map[string][]float64 // handler -> metric -> ms
+	samples map[string]map[string][]float64 // handler (or floorTurn) -> metric -> ms
+	timed   map[string][]string             // handler -> sandbox ids timed as sandbox_ready
 }
 
 type livePod struct {
@@ -186,6 +197,9 @@ func (b *bench) startPod(ctx context.Context, handler string, hostNetwork, withC
 	b.record(handler, metric, time.Since(start))
 	b.mu.Lock()
 	b.live = append(b.live, livePod{handler, resp.PodSandboxId})
+	if metric == "sandbox_ready" {
+		b.timed[handler] = append(b.timed[handler], resp.PodSandboxId)
+	}
 	b.mu.Unlock()
 	if !withContainer {
 		return nil
@@ -226,6 +240,22 @@ func (b *bench) stopPod(ctx context.Context, p livePod, timed bool) error {
 		b.record(p.handler, "teardown_stop", stopped.Sub(start))
 		b.record(p.handler, "teardown_remove", time.Since(stopped))
 	}
+	return nil
+}
+
+// floorCycle times one pod network set up and torn down alone, as the
+// floor of sandbox_ready and of teardown.
+func (b *bench) floorCycle(ctx context.Context) error {
+	b.mu.Lock()
+	b.seq++
+	n := b.seq
+	b.mu.Unlock()
+	setup, teardown, err := b.floor.cycle(ctx, fmt.Sprintf("/%s/podbench-%d", b.env.Namespace, n))
+	if err != nil {
+		return err
+	}
+	b.record(floorTurn, "sandbox_ready", setup)
+	b.record(floorTurn, "teardown", teardown)
 	return nil
 }
 
@@ -280,6 +310,9 @@ type result struct {
 	// P99Growth is p99 sandbox ready with N live pods over p99 with 10
 	// (0 when the run has no more than 10 pods).
 	P99Growth float64 `json:"p99_growth_10_to_n"`
+	// Parts of sandbox_ready read from containerd's log (logtimes.go), over
+	// the pods whose lines were found (Parts.Pods of them).
+	Parts parts `json:"sandbox_ready_parts"`
 	// Memory with the N pods live: PSS per pod counts each shim process
 	// once, however many pods it serves (memory.go).
 	PSSPerPodKB    float64 `json:"pss_per_pod_kb"`
@@ -289,9 +322,32 @@ type result struct {
 	PodsPerS       float64 `json:"pods_per_s"`
 }
 
+// parts split sandbox_ready, from containerd's own log.
+type parts struct {
+	// CNIMs is CRI's CNI setup ("begin cni setup" to "cni result").
+	CNIMs quantiles `json:"cni_ms"`
+	// AfterCNIMs is everything after the network up to RunPodSandbox's
+	// answer: CRI's records, the shim's bootstrap and its sandbox calls (or,
+	// for runc, the pause container).
+	AfterCNIMs quantiles `json:"after_cni_ms"`
+	// ShimCallsMs is containerd connecting to the shim up to the shim's
+	// "sandbox started": CreateSandbox and StartSandbox as containerd
+	// waits for them, the pause task's start included (this shim only).
+	ShimCallsMs quantiles `json:"shim_calls_ms"`
+	Pods        int       `json:"pods"`
+}
+
 type quantiles struct {
 	P50 float64 `json:"p50"`
 	P99 float64 `json:"p99"`
+}
+
+// floorResult is the CNI floor (floor.go): what a pod's network costs
+// alone, in the same run.
+type floorResult struct {
+	SetupMs    quantiles `json:"setup_ms"`    // netns + CNI ADD: the floor of sandbox_ready
+	TeardownMs quantiles `json:"teardown_ms"` // CNI DEL + netns removal: the floor of teardown
+	Cycles     int       `json:"cycles"`
 }
 
 type results struct {
@@ -303,13 +359,16 @@ type results struct {
 	// the reference of every ratio.
 	HandlerOrder []string          `json:"handler_order"`
 	Handlers     map[string]result `json:"handlers"`
+	Floor        floorResult       `json:"floor"`
 	// Ratio is, per handler other than runc, each measure over runc's.
 	Ratio map[string]map[string]float64 `json:"ratio"`
 	// Targets are the issue's goals, checked.
 	Targets []verdict `json:"targets"`
 	// Samples are the raw latencies (ms), per handler and metric, for the
-	// charts.
-	Samples map[string]map[string][]float64 `json:"samples"`
+	// charts; FloorSamples the CNI floor's, keyed by the metric they are
+	// the floor of (sandbox_ready, teardown).
+	Samples      map[string]map[string][]float64 `json:"samples"`
+	FloorSamples map[string][]float64            `json:"floor_samples"`
 	// Memory is PSS per pod (kB) against live pods, per handler.
 	Memory map[string][][2]float64 `json:"memory_by_pods"`
 }
@@ -324,6 +383,13 @@ func rotate(s []string, i int) []string {
 func (b *bench) measure(n int) (*results, error) {
 	ctx := context.Background()
 	order := func(i int) []string { return rotate(handlers, i) }
+	withFloor := append(slices.Clone(handlers), floorTurn)
+	turn := func(h string, start func() error) error {
+		if h == floorTurn {
+			return b.floorCycle(ctx)
+		}
+		return start()
+	}
 	res := &results{Pods: n, HandlerOrder: handlers, Handlers: map[string]result{}, Memory: map[string][][2]float64{}}
 
 	// Warm up every path (image unpack, CNI, first shim) untimed.
@@ -349,11 +415,12 @@ func (b *bench) measure(n int) (*results, error) {
 		}
 	}
 
-	// Pods with the test CNI and one container, up to n live per handler.
+	// Pods with the test CNI and one container, up to n live per handler;
+	// a CNI floor cycle takes its turn in each round.
 	checkpoints := map[int]bool{1: true, 10: true, n / 4: true, n / 2: true, n: true}
 	for i := 0; i < n; i++ {
-		for _, h := range order(i) {
-			if err := b.startPod(ctx, h, false, true, "sandbox_ready"); err != nil {
+		for _, h := range rotate(withFloor, i) {
+			if err := turn(h, func() error { return b.startPod(ctx, h, false, true, "sandbox_ready") }); err != nil {
 				return nil, err
 			}
 		}
@@ -383,18 +450,21 @@ func (b *bench) measure(n int) (*results, error) {
 		}
 	}
 
-	// Teardown of the n pods, alternating handlers.
+	// Teardown of the n pods, alternating handlers and the floor.
 	var byHandler = map[string][]livePod{}
 	for _, p := range b.live {
 		byHandler[p.handler] = append(byHandler[p.handler], p)
 	}
 	b.live = nil
 	for i := 0; i < n; i++ {
-		for _, h := range order(i) {
-			if i < len(byHandler[h]) {
-				if err := b.stopPod(ctx, byHandler[h][i], true); err != nil {
-					return nil, err
+		for _, h := range rotate(withFloor, i) {
+			if err := turn(h, func() error {
+				if i < len(byHandler[h]) {
+					return b.stopPod(ctx, byHandler[h][i], true)
 				}
+				return nil
+			}); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -414,6 +484,10 @@ func (b *bench) measure(n int) (*results, error) {
 		}
 	}
 
+	times, err := b.logTimes()
+	if err != nil {
+		return nil, err
+	}
 	for _, h := range handlers {
 		s := b.samples[h]
 		r := res.Handlers[h]
@@ -424,15 +498,59 @@ func (b *bench) measure(n int) (*results, error) {
 		r.SandboxReadyAt10Ms = quantile(s["probe_at_10"])
 		r.SandboxReadyAtNMs = quantile(s["probe_at_n"])
 		r.P99Growth = ratio(r.SandboxReadyAtNMs.P99, r.SandboxReadyAt10Ms.P99)
+		r.Parts = sandboxParts(b.timed[h], times)
 		res.Handlers[h] = r
 	}
-	res.Samples = b.samples
+	fs := b.samples[floorTurn]
+	res.Floor = floorResult{SetupMs: quantile(fs["sandbox_ready"]), TeardownMs: quantile(fs["teardown"]), Cycles: len(fs["sandbox_ready"])}
+	res.Samples = map[string]map[string][]float64{}
+	for _, h := range handlers {
+		res.Samples[h] = b.samples[h]
+	}
+	res.FloorSamples = fs
 	res.Ratio = ratios(res.Handlers)
 	res.Targets = evaluate(res.Ratio)
 	res.Date = time.Now().UTC().Format("2006-01-02")
 	res.Machine = machine()
 	res.Versions = versions(b.env)
 	return res, nil
+}
+
+// logTimes reads containerd's log for the moments of each sandbox start.
+func (b *bench) logTimes() (map[string]*podTimes, error) {
+	f, err := os.Open(b.env.LogPath())
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseLog(f)
+}
+
+// sandboxParts are the quantiles of the log-read parts of the given
+// sandboxes' starts.
+func sandboxParts(ids []string, times map[string]*podTimes) parts {
+	var cni, after, calls []float64
+	pods := 0
+	for _, id := range ids {
+		t := times[id]
+		if t == nil {
+			continue
+		}
+		s := t.spans()
+		if s.cniOK {
+			cni = append(cni, s.cni)
+		}
+		if s.afterCNIOK {
+			after = append(after, s.afterCNI)
+		}
+		if s.shimCallsOK {
+			calls = append(calls, s.shimCalls)
+		}
+		if s.cniOK || s.afterCNIOK || s.shimCallsOK {
+			pods++
+		}
+	}
+	return parts{CNIMs: quantile(cni), AfterCNIMs: quantile(after), ShimCallsMs: quantile(calls), Pods: pods}
 }
 
 // probeRounds is how many sandboxes per handler measure the latency at a

@@ -175,6 +175,12 @@ func markdown(res *results) string {
 		}
 		return fmt.Sprintf("%.1f / %.1f ms", x.P50, x.P99)
 	}
+	p50 := func(x quantiles) string {
+		if x == (quantiles{}) {
+			return "—"
+		}
+		return fmt.Sprintf("%.1f ms", x.P50)
+	}
 	cells := func(f func(r result) string) []string {
 		var c []string
 		for _, h := range handlers {
@@ -199,11 +205,31 @@ func markdown(res *results) string {
 		}
 		b.WriteString("\n")
 	}
+	same := func(s string) []string { return []string{s, s, s} }
+	// overFloor is how far a p50 is from the floor's: "2.1× (+40.3 ms)".
+	overFloor := func(get func(r result) quantiles, floor quantiles) []string {
+		return cells(func(r result) string {
+			v := get(r)
+			if v.P50 == 0 || floor.P50 == 0 {
+				return "n/a"
+			}
+			return fmt.Sprintf("%.2f× (+%.1f ms)", v.P50/floor.P50, v.P50-floor.P50)
+		})
+	}
+	fl := res.Floor
+
 	row("sandbox ready p50 (CNI)", "sandbox_ready_p50", cells(func(r result) string { return q(r.SandboxReadyMs) }))
 	row("sandbox ready p99 (CNI)", "sandbox_ready_p99", cells(func(r result) string { return q(r.SandboxReadyMs) }))
+	row("· floor: netns + CNI ADD alone (same run)", "", same(q(fl.SetupMs)))
+	row("· sandbox ready p50 over the floor's", "", overFloor(func(r result) quantiles { return r.SandboxReadyMs }, fl.SetupMs))
+	row("· CNI inside CRI, p50 (containerd's log)", "", cells(func(r result) string { return p50(r.Parts.CNIMs) }))
+	row("· after CNI to the answer, p50 (containerd's log)", "", cells(func(r result) string { return p50(r.Parts.AfterCNIMs) }))
+	row("· shim's CreateSandbox + StartSandbox, p50 (containerd's log)", "", cells(func(r result) string { return p50(r.Parts.ShimCallsMs) }))
 	row("sandbox ready p50 (host network)", "sandbox_ready_hostnet_p50", cells(func(r result) string { return q(r.SandboxReadyHostMs) }))
 	row("pod ready p50 (sandbox + 1 container)", "pod_ready_p50", cells(func(r result) string { return q(r.PodReadyMs) }))
 	row("teardown p50 (stop + remove)", "teardown_p50", cells(func(r result) string { return q(r.TeardownMs) }))
+	row("· floor: CNI DEL + netns removal alone (same run)", "", same(q(fl.TeardownMs)))
+	row("· teardown p50 over the floor's", "", overFloor(func(r result) quantiles { return r.TeardownMs }, fl.TeardownMs))
 	row("PSS per pod (shims + pause)", "pss_per_pod", cells(func(r result) string { return fmt.Sprintf("%.0f kB", r.PSSPerPodKB) }))
 	row("pause PSS", "pause_pss", cells(func(r result) string { return fmt.Sprintf("%.0f kB", r.PausePSSKB) }))
 	row(fmt.Sprintf("shim processes for the %d pods", res.Pods), "", cells(func(r result) string { return fmt.Sprint(r.Shims) }))
@@ -219,13 +245,28 @@ func markdown(res *results) string {
 
 	fmt.Fprintf(&b, `
 Latencies are p50 / p99, measured by the client around CRI's calls. Handlers
-alternate round by round.
+and the floor alternate round by round.
 
+- **Floor**: the pod network alone, %d times in the same run, taking a turn
+  in each round of pod starts and teardowns: a network namespace made as CRI
+  makes it (containerd's netns package) and CRI's CNI configuration run
+  through go-cni as CRI runs it (its loopback network and the bridge
+  conflist, same plugins, bridge and IPAM store). No handler starts a pod
+  with a network faster than this; the "over the floor's" rows are how far
+  each is from it.
+- **Parts from containerd's log** (debug level, per timed pod; the shim's
+  lines are relayed with its own timestamps): CNI inside CRI is "begin cni
+  setup" to "cni result"; after CNI runs to "RunPodSandbox … returns" (CRI's
+  records, the shim's bootstrap, and its sandbox calls, or runc's pause
+  container); the shim's CreateSandbox + StartSandbox runs from containerd's
+  "connecting to shim" to the shim's "sandbox started" (the pause task's
+  start included, the bootstrap's process start not). The shim's own share
+  lies between that row and the "after CNI" row.
 - **PSS** is read from /proc/PID/smaps_rollup: each pod's pause process
   (pid from CRI's verbose status) and the shim process serving it (its
   nearest ancestor running the handler's shim binary), each shim counted
   once however many pods it serves, over the number of pods.
-`)
+`, fl.Cycles)
 	return b.String()
 }
 
