@@ -145,9 +145,6 @@ func report(res *results, out string) error {
 	if err := os.WriteFile(filepath.Join(out, "results.md"), []byte(md), 0o644); err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(out, "chart.svg"), []byte(chart(res)), 0o644); err != nil {
-		return err
-	}
 	fmt.Print(md)
 	var parts []string
 	for _, v := range res.Targets {
@@ -278,53 +275,4 @@ func versionsLine(v map[string]string) string {
 		}
 	}
 	return strings.Join(parts, "; ")
-}
-
-// chart draws the sandbox-ready latency distributions (as CDFs) and the PSS
-// per pod against live pods, for every handler.
-func chart(res *results) string {
-	const w, h, pad = 420.0, 260.0, 40.0
-	colors := map[string]string{stock: "#c0392b", ours: "#2471a3", dense: "#1e8449"}
-	var b strings.Builder
-	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`, int(2*w), int(h))
-	panel := func(x0 float64, title, xlabel, ylabel string, series map[string][][2]float64) {
-		var xmax, ymax float64
-		for _, pts := range series {
-			for _, pt := range pts {
-				xmax, ymax = math.Max(xmax, pt[0]), math.Max(ymax, pt[1])
-			}
-		}
-		if xmax == 0 || ymax == 0 {
-			return
-		}
-		px := func(x float64) float64 { return x0 + pad + x/xmax*(w-2*pad) }
-		py := func(y float64) float64 { return h - pad - y/ymax*(h-2*pad) }
-		fmt.Fprintf(&b, `<text x="%.0f" y="16" font-weight="bold">%s</text>`, x0+pad, title)
-		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#333"/>`, px(0), py(0), px(xmax), py(0))
-		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#333"/>`, px(0), py(0), px(0), py(ymax))
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f">%s (max %.4g)</text>`, px(0), h-8, xlabel, xmax)
-		fmt.Fprintf(&b, `<text x="%.0f" y="%.0f">%s (max %.4g)</text>`, x0+4, pad-10, ylabel, ymax)
-		ly := 34.0
-		for _, handler := range handlers {
-			var pts []string
-			for _, pt := range series[handler] {
-				pts = append(pts, fmt.Sprintf("%.1f,%.1f", px(pt[0]), py(pt[1])))
-			}
-			fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2" points="%s"/>`, colors[handler], strings.Join(pts, " "))
-			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="%s">%s</text>`, x0+w-pad-110, ly, colors[handler], handler)
-			ly += 14
-		}
-	}
-	cdf := map[string][][2]float64{}
-	for _, handler := range handlers {
-		s := slices.Clone(res.Samples[handler]["sandbox_ready"])
-		slices.Sort(s)
-		for i, v := range s {
-			cdf[handler] = append(cdf[handler], [2]float64{v, float64(i+1) / float64(len(s))})
-		}
-	}
-	panel(0, "sandbox ready latency (CDF)", "ms", "fraction", cdf)
-	panel(w, "PSS per pod, shim + pause", "live pods", "kB", res.Memory)
-	b.WriteString("</svg>\n")
-	return b.String()
 }
