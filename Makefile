@@ -40,7 +40,8 @@ deps:
 	DEPS_DIR=$(DEPS_DIR) ./hack/deps.sh
 
 unit: $(PAUSE_ELF)
-	$(GO) test -race -count=1 $$(go list ./... | grep -v /integration)
+	$(GO) test -race -count=1 $$(go list ./... | grep -v /integration) ./integration/bench/
+	cd hack/chart && $(GO) test -count=1 ./...
 
 integration: build deps
 	mkdir -p $(OUTPUT) && DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) test -count=1 -timeout 30m -v ./integration/... 2>&1 | tee $(OUTPUT)/integration.log; exit $${PIPESTATUS[0]}
@@ -54,6 +55,7 @@ lint: $(PAUSE_ELF)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags e2e ./integration/e2e/
+	cd hack/chart && $(GO) vet ./...
 
 # The shim, and a containerd drop-in declaring the CRI handler "pause" with
 # the installed shim's absolute path (containerd then needs no PATH for it).
@@ -95,10 +97,13 @@ CRITEST_FAST := PodSandbox|basic operations on container|NamespaceOption|Streami
 conformance-fast: build deps deps-conformance
 	DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) run ./integration/conformance -handlers pause,pause-dense -strict -focus '$(CRITEST_FAST)' -out $(OUTPUT)/conformance-fast
 
-# Pods on this runtime against the stock runc shim + pause image, side by side.
+# Pods on this runtime (handlers pause and pause-dense) against the stock
+# runc shim + pause image, side by side, with the CNI floor; then the charts
+# (hack/chart, a module of its own: the plotting library stays out of go.mod).
 PODS ?= 100
 bench: build deps
 	DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) run ./integration/bench -pods $(PODS) -out $(OUTPUT)/bench
+	cd hack/chart && $(GO) run . -in $(OUTPUT)/bench
 
 # A real node: a throwaway Debian VM (systemd as PID 1, cgroup v2, /run
 # noexec, as Debian boots) runs the node's share of the integration tests and

@@ -27,15 +27,39 @@ func decodeStrict(t *testing.T, path string, into any) {
 	}
 }
 
+// denseOverheadFloor is the PSS per pod make bench measured on a shim
+// shared by 10 pods (753-762 kB); more pods share it for less.
+const denseOverheadFloor = "762Ki"
+
+// TestRuntimeClass: each RuntimeClass names its handler in the drop-in and
+// declares at least the memory make bench measured per pod.
 func TestRuntimeClass(t *testing.T) {
-	var rc nodev1.RuntimeClass
-	decodeStrict(t, "runtimeclass.yaml", &rc)
-	if rc.APIVersion != "node.k8s.io/v1" || rc.Kind != "RuntimeClass" || rc.Handler != "pause" {
-		t.Errorf("runtime class %s/%s handler %q", rc.APIVersion, rc.Kind, rc.Handler)
-	}
-	mem := rc.Overhead.PodFixed["memory"]
-	if rc.Overhead == nil || mem.Cmp(resource.MustParse("5Mi")) < 0 {
-		t.Errorf("overhead %v: want at least the measured 5.3 MB per pod", rc.Overhead)
+	for _, c := range []struct {
+		file, name, measured string
+		min                  resource.Quantity
+	}{
+		{"runtimeclass.yaml", "pause", "5.3 MB per pod", resource.MustParse("5Mi")},
+		{"runtimeclass-dense.yaml", "pause-dense", "762 kB per pod with 10 pods on a shim", resource.MustParse(denseOverheadFloor)},
+	} {
+		var rc nodev1.RuntimeClass
+		decodeStrict(t, c.file, &rc)
+		if rc.APIVersion != "node.k8s.io/v1" || rc.Kind != "RuntimeClass" || rc.Name != c.name || rc.Handler != c.name {
+			t.Errorf("%s: runtime class %s/%s %q handler %q", c.file, rc.APIVersion, rc.Kind, rc.Name, rc.Handler)
+		}
+		if _, ok := dropInRuntimes(t)[rc.Handler]; !ok {
+			t.Errorf("%s: handler %q is not in the drop-in", c.file, rc.Handler)
+		}
+		if rc.Overhead == nil {
+			t.Errorf("%s: no overhead", c.file)
+			continue
+		}
+		mem := rc.Overhead.PodFixed["memory"]
+		if mem.Cmp(c.min) < 0 {
+			t.Errorf("%s: overhead %v: want at least %s (%s)", c.file, rc.Overhead, c.min.String(), c.measured)
+		}
+		if cpu := rc.Overhead.PodFixed["cpu"]; cpu.IsZero() {
+			t.Errorf("%s: no cpu overhead", c.file)
+		}
 	}
 }
 
@@ -61,9 +85,18 @@ func TestInstallerDaemonSet(t *testing.T) {
 	}
 }
 
-// TestContainerdDropIn: the drop-in is valid TOML declaring the CRI handler
-// pause in shim mode without a pause image.
-func TestContainerdDropIn(t *testing.T) {
+// dropInRuntime is a CRI runtime handler of the drop-in.
+type dropInRuntime struct {
+	RuntimeType           string         `toml:"runtime_type"`
+	Sandboxer             string         `toml:"sandboxer"`
+	DisablePauseImagePull bool           `toml:"disable_pause_image_pull"`
+	Options               map[string]any `toml:"options"`
+}
+
+// dropInRuntimes decodes the drop-in strictly (version 3) and returns its
+// CRI runtime handlers.
+func dropInRuntimes(t *testing.T) map[string]dropInRuntime {
+	t.Helper()
 	data, err := os.ReadFile("containerd-pause.toml")
 	if err != nil {
 		t.Fatal(err)
@@ -72,11 +105,7 @@ func TestContainerdDropIn(t *testing.T) {
 		Version int `toml:"version"`
 		Plugins map[string]struct {
 			Containerd struct {
-				Runtimes map[string]struct {
-					RuntimeType           string `toml:"runtime_type"`
-					Sandboxer             string `toml:"sandboxer"`
-					DisablePauseImagePull bool   `toml:"disable_pause_image_pull"`
-				} `toml:"runtimes"`
+				Runtimes map[string]dropInRuntime `toml:"runtimes"`
 			} `toml:"containerd"`
 		} `toml:"plugins"`
 	}
@@ -85,9 +114,42 @@ func TestContainerdDropIn(t *testing.T) {
 	if err := dec.Decode(&cfg); err != nil {
 		t.Fatal(err)
 	}
-	r := cfg.Plugins["io.containerd.cri.v1.runtime"].Containerd.Runtimes["pause"]
-	if cfg.Version != 3 || r.RuntimeType != "io.containerd.pause.v2" || r.Sandboxer != "shim" || !r.DisablePauseImagePull {
-		t.Errorf("drop-in: version %d, runtime %+v", cfg.Version, r)
+	if cfg.Version != 3 || len(cfg.Plugins) != 1 {
+		t.Fatalf("drop-in: version %d, plugins %v", cfg.Version, cfg.Plugins)
+	}
+	return cfg.Plugins["io.containerd.cri.v1.runtime"].Containerd.Runtimes
+}
+
+// TestContainerdDropIn: the drop-in is valid TOML declaring the CRI
+// handlers pause and pause-dense in shim mode without a pause image, the
+// latter with pods sharing a shim (PodsPerShim = 0); its options table
+// parses as the shim parses it.
+func TestContainerdDropIn(t *testing.T) {
+	runtimes := dropInRuntimes(t)
+	if len(runtimes) != 2 {
+		t.Errorf("drop-in handlers %v, want pause and pause-dense", runtimes)
+	}
+	for _, name := range []string{"pause", "pause-dense"} {
+		r, ok := runtimes[name]
+		if !ok || r.RuntimeType != "io.containerd.pause.v2" || r.Sandboxer != "shim" || !r.DisablePauseImagePull {
+			t.Errorf("drop-in: runtime %s %+v", name, r)
+		}
+	}
+	if o := runtimes["pause"].Options; o != nil {
+		t.Errorf("pause: options %v, want the defaults (none)", o)
+	}
+	table, err := toml.Marshal(runtimes["pause-dense"].Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := options.Parse(table)
+	if err != nil {
+		t.Fatalf("pause-dense options: %v", err)
+	}
+	want := options.Default()
+	want.PodsPerShim = 0
+	if o.BinaryName, o.Root = "", ""; o != want {
+		t.Errorf("pause-dense options %+v, want the defaults with PodsPerShim 0", o)
 	}
 }
 
@@ -104,7 +166,11 @@ func TestDropInDocumentsDefaults(t *testing.T) {
 	}
 	var table strings.Builder
 	for _, line := range strings.Split(example, "\n") {
-		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "#"))
+		line = strings.TrimSpace(line)
+		if !strings.HasPrefix(line, "#") {
+			break // the end of the commented table
+		}
+		line = strings.TrimSpace(strings.TrimPrefix(line, "#"))
 		if value, _, _ := strings.Cut(line, " #"); value != "" {
 			table.WriteString(value + "\n")
 		}

@@ -1,8 +1,10 @@
 // Command bench measures pods on this runtime against the stock runc shim
 // with a pause image, in one run on one private containerd, through CRI's
-// gRPC API as the kubelet calls it. Rounds alternate the two handlers so
-// that drift on a shared machine hits both alike; results are reported as
-// ratios pause/runc. See `make bench`.
+// gRPC API as the kubelet calls it: handler pause (a shim per pod) and
+// pause-dense (PodsPerShim = 0: the pods share a shim). Rounds alternate
+// the handlers, and a CNI floor (the pod network alone, see floor.go), so
+// that drift on a shared machine hits all alike; results are reported as
+// ratios to runc. See `make bench`.
 package main
 
 import (
@@ -14,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,11 +29,22 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testimage"
 )
 
-// The two handlers compared.
+// The handlers compared.
 const (
-	stock = "runc"  // io.containerd.runc.v2 + pause image, podsandbox mode
-	ours  = "pause" // this shim, shim mode, no image
+	stock = "runc"        // io.containerd.runc.v2 + pause image, podsandbox mode
+	ours  = "pause"       // this shim, shim mode, no image: a shim per pod
+	dense = "pause-dense" // this shim with PodsPerShim = 0: the pods share a shim
 )
+
+// handlers in the order reports list them; runc is the reference.
+var handlers = []string{stock, ours, dense}
+
+// floorTurn is the CNI floor's turn in a round of pod starts or teardowns.
+const floorTurn = "cni-floor"
+
+// benchSubnet holds every live pod of the run (3 handlers × PODS, and the
+// probes), more than testenv's /24.
+const benchSubnet = "10.250.0.0/21"
 
 // stockPauseImage is the image CRI pins for podsandbox mode.
 const stockPauseImage = "registry.k8s.io/pause:3.10.2"
@@ -62,7 +76,10 @@ func run(pods int, out string) (retErr error) {
 	if missing != "" {
 		return fmt.Errorf("cannot run: %s", missing)
 	}
-	env, err := testenv.Start(repo, shim, "pause-bench")
+	// A shared host: other suites' pods come and go in /var/run/netns
+	// meanwhile; CRI's (and the floor's) go under containerd's state.
+	env, err := testenv.Start(repo, shim, "pause-bench", testenv.WithSharedHost(), testenv.WithPodSubnet(benchSubnet),
+		testenv.WithRuntime(testenv.Runtime{Name: dense, Options: "PodsPerShim = 0"}))
 	defer func() {
 		leaks := env.Leaks()
 		if len(leaks) > 0 && retErr == nil {
@@ -85,7 +102,12 @@ func run(pods int, out string) (retErr error) {
 		return err
 	}
 	defer conn.Close()
-	b := &bench{rt: cri.NewRuntimeServiceClient(conn), env: env, samples: map[string]map[string][]float64{}}
+	floor, err := newCNIFloor(env)
+	if err != nil {
+		return err
+	}
+	b := &bench{rt: cri.NewRuntimeServiceClient(conn), env: env, floor: floor,
+		samples: map[string]map[string][]float64{}, timed: map[string][]string{}}
 	defer b.removeAll()
 
 	res, err := b.measure(pods)
@@ -112,13 +134,15 @@ func importStockPause(env *testenv.Env) error {
 }
 
 type bench struct {
-	rt  cri.RuntimeServiceClient
-	env *testenv.Env
+	rt    cri.RuntimeServiceClient
+	env   *testenv.Env
+	floor *cniFloor
 
 	mu      sync.Mutex
 	live    []livePod
 	seq     int
-	samples map[string]map[string][]float64 // handler -> metric -> ms
+	samples map[string]map[string][]float64 // handler (or floorTurn) -> metric -> ms
+	timed   map[string][]string             // handler -> sandbox ids timed as sandbox_ready
 }
 
 type livePod struct {
@@ -173,6 +197,9 @@ func (b *bench) startPod(ctx context.Context, handler string, hostNetwork, withC
 	b.record(handler, metric, time.Since(start))
 	b.mu.Lock()
 	b.live = append(b.live, livePod{handler, resp.PodSandboxId})
+	if metric == "sandbox_ready" {
+		b.timed[handler] = append(b.timed[handler], resp.PodSandboxId)
+	}
 	b.mu.Unlock()
 	if !withContainer {
 		return nil
@@ -216,6 +243,35 @@ func (b *bench) stopPod(ctx context.Context, p livePod, timed bool) error {
 	return nil
 }
 
+// floorCycle times one pod network set up and torn down alone, as the
+// floor of sandbox_ready and of teardown.
+func (b *bench) floorCycle(ctx context.Context) error {
+	b.mu.Lock()
+	b.seq++
+	n := b.seq
+	b.mu.Unlock()
+	setup, teardown, err := b.floor.cycle(ctx, fmt.Sprintf("/%s/podbench-%d", b.env.Namespace, n))
+	if err != nil {
+		return err
+	}
+	b.record(floorTurn, "sandbox_ready", setup)
+	b.record(floorTurn, "teardown", teardown)
+	return nil
+}
+
+// liveOf lists a handler's live pods.
+func (b *bench) liveOf(handler string) []livePod {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []livePod
+	for _, p := range b.live {
+		if p.handler == handler {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // removeAll tears down whatever is still live, and the pod cgroups.
 func (b *bench) removeAll() {
 	ctx := context.Background()
@@ -251,10 +307,34 @@ type result struct {
 	TeardownMs         quantiles `json:"teardown_ms"`
 	SandboxReadyAt10Ms quantiles `json:"sandbox_ready_at_10_ms"`
 	SandboxReadyAtNMs  quantiles `json:"sandbox_ready_at_n_ms"`
-	PSSPerPodKB        float64   `json:"pss_per_pod_kb"`
-	PausePSSKB         float64   `json:"pause_pss_kb"`
-	ThreadsPerShim     float64   `json:"threads_per_shim"`
-	PodsPerS           float64   `json:"pods_per_s"`
+	// P99Growth is p99 sandbox ready with N live pods over p99 with 10
+	// (0 when the run has no more than 10 pods).
+	P99Growth float64 `json:"p99_growth_10_to_n"`
+	// Parts of sandbox_ready read from containerd's log (logtimes.go), over
+	// the pods whose lines were found (Parts.Pods of them).
+	Parts parts `json:"sandbox_ready_parts"`
+	// Memory with the N pods live: PSS per pod counts each shim process
+	// once, however many pods it serves (memory.go).
+	PSSPerPodKB    float64 `json:"pss_per_pod_kb"`
+	PausePSSKB     float64 `json:"pause_pss_kb"`
+	ThreadsPerShim float64 `json:"threads_per_shim"`
+	Shims          int     `json:"shims"`
+	PodsPerS       float64 `json:"pods_per_s"`
+}
+
+// parts split sandbox_ready, from containerd's own log.
+type parts struct {
+	// CNIMs is CRI's CNI setup ("begin cni setup" to "cni result").
+	CNIMs quantiles `json:"cni_ms"`
+	// AfterCNIMs is everything after the network up to RunPodSandbox's
+	// answer: CRI's records, the shim's bootstrap and its sandbox calls (or,
+	// for runc, the pause container).
+	AfterCNIMs quantiles `json:"after_cni_ms"`
+	// ShimCallsMs is containerd connecting to the shim up to the shim's
+	// "sandbox started": CreateSandbox and StartSandbox as containerd
+	// waits for them, the pause task's start included (this shim only).
+	ShimCallsMs quantiles `json:"shim_calls_ms"`
+	Pods        int       `json:"pods"`
 }
 
 type quantiles struct {
@@ -262,31 +342,57 @@ type quantiles struct {
 	P99 float64 `json:"p99"`
 }
 
+// floorResult is the CNI floor (floor.go): what a pod's network costs
+// alone, in the same run.
+type floorResult struct {
+	SetupMs    quantiles `json:"setup_ms"`    // netns + CNI ADD: the floor of sandbox_ready
+	TeardownMs quantiles `json:"teardown_ms"` // CNI DEL + netns removal: the floor of teardown
+	Cycles     int       `json:"cycles"`
+}
+
 type results struct {
-	Date     string             `json:"date"`
-	Machine  string             `json:"machine"`
-	Versions map[string]string  `json:"versions"`
-	Pods     int                `json:"pods"`
-	Handlers map[string]result  `json:"handlers"`
-	Ratio    map[string]float64 `json:"ratio"`
-	// Samples are the raw latencies (ms), for the chart.
-	Samples map[string]map[string][]float64 `json:"samples"`
+	Date     string            `json:"date"`
+	Machine  string            `json:"machine"`
+	Versions map[string]string `json:"versions"`
+	Pods     int               `json:"pods"`
+	// HandlerOrder lists the handlers as reports show them; runc first,
+	// the reference of every ratio.
+	HandlerOrder []string          `json:"handler_order"`
+	Handlers     map[string]result `json:"handlers"`
+	Floor        floorResult       `json:"floor"`
+	// Ratio is, per handler other than runc, each measure over runc's.
+	Ratio map[string]map[string]float64 `json:"ratio"`
+	// Targets are the issue's goals, checked.
+	Targets []verdict `json:"targets"`
+	// Samples are the raw latencies (ms), per handler and metric, for the
+	// charts; FloorSamples the CNI floor's, keyed by the metric they are
+	// the floor of (sandbox_ready, teardown).
+	Samples      map[string]map[string][]float64 `json:"samples"`
+	FloorSamples map[string][]float64            `json:"floor_samples"`
 	// Memory is PSS per pod (kB) against live pods, per handler.
 	Memory map[string][][2]float64 `json:"memory_by_pods"`
 }
 
+// rotate is s starting at its i-th element (mod len), so that each turn
+// takes each place in the round equally often.
+func rotate(s []string, i int) []string {
+	k := i % len(s)
+	return append(slices.Clone(s[k:]), s[:k]...)
+}
+
 func (b *bench) measure(n int) (*results, error) {
 	ctx := context.Background()
-	handlers := []string{stock, ours}
-	order := func(i int) []string { // alternate who goes first
-		if i%2 == 0 {
-			return handlers
+	order := func(i int) []string { return rotate(handlers, i) }
+	withFloor := append(slices.Clone(handlers), floorTurn)
+	turn := func(h string, start func() error) error {
+		if h == floorTurn {
+			return b.floorCycle(ctx)
 		}
-		return []string{ours, stock}
+		return start()
 	}
-	res := &results{Pods: n, Handlers: map[string]result{}, Memory: map[string][][2]float64{}}
+	res := &results{Pods: n, HandlerOrder: handlers, Handlers: map[string]result{}, Memory: map[string][][2]float64{}}
 
-	// Warm up both paths (image unpack, CNI, first shim) untimed.
+	// Warm up every path (image unpack, CNI, first shim) untimed.
 	for _, h := range handlers {
 		if err := b.startPod(ctx, h, false, true, "warmup"); err != nil {
 			return nil, err
@@ -309,47 +415,56 @@ func (b *bench) measure(n int) (*results, error) {
 		}
 	}
 
-	// Pods with the test CNI and one container, up to n live per handler.
+	// Pods with the test CNI and one container, up to n live per handler;
+	// a CNI floor cycle takes its turn in each round.
 	checkpoints := map[int]bool{1: true, 10: true, n / 4: true, n / 2: true, n: true}
 	for i := 0; i < n; i++ {
-		for _, h := range order(i) {
-			if err := b.startPod(ctx, h, false, true, "sandbox_ready"); err != nil {
+		for _, h := range rotate(withFloor, i) {
+			if err := turn(h, func() error { return b.startPod(ctx, h, false, true, "sandbox_ready") }); err != nil {
 				return nil, err
 			}
 		}
-		if i+1 == min(10, n) || i+1 == n {
-			if err := b.probe(ctx, order, i+1 == n); err != nil {
+		if i+1 == 10 && n > 10 {
+			if err := b.probe(ctx, order, "probe_at_10"); err != nil {
+				return nil, err
+			}
+		}
+		if i+1 == n {
+			if err := b.probe(ctx, order, "probe_at_n"); err != nil {
 				return nil, err
 			}
 		}
 		if checkpoints[i+1] {
 			for _, h := range handlers {
-				m, err := memory(b.env, h)
+				m, err := b.memory(ctx, h)
 				if err != nil {
 					return nil, err
 				}
 				res.Memory[h] = append(res.Memory[h], [2]float64{float64(i + 1), m.pssPerPod})
 				if i+1 == n {
 					r := res.Handlers[h]
-					r.PSSPerPodKB, r.PausePSSKB, r.ThreadsPerShim = m.pssPerPod, m.pausePSS, m.threads
+					r.PSSPerPodKB, r.PausePSSKB, r.ThreadsPerShim, r.Shims = m.pssPerPod, m.pausePSS, m.threads, m.shims
 					res.Handlers[h] = r
 				}
 			}
 		}
 	}
 
-	// Teardown of the n pods, alternating handlers.
+	// Teardown of the n pods, alternating handlers and the floor.
 	var byHandler = map[string][]livePod{}
 	for _, p := range b.live {
 		byHandler[p.handler] = append(byHandler[p.handler], p)
 	}
 	b.live = nil
 	for i := 0; i < n; i++ {
-		for _, h := range order(i) {
-			if i < len(byHandler[h]) {
-				if err := b.stopPod(ctx, byHandler[h][i], true); err != nil {
-					return nil, err
+		for _, h := range rotate(withFloor, i) {
+			if err := turn(h, func() error {
+				if i < len(byHandler[h]) {
+					return b.stopPod(ctx, byHandler[h][i], true)
 				}
+				return nil
+			}); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -369,6 +484,10 @@ func (b *bench) measure(n int) (*results, error) {
 		}
 	}
 
+	times, err := b.logTimes()
+	if err != nil {
+		return nil, err
+	}
 	for _, h := range handlers {
 		s := b.samples[h]
 		r := res.Handlers[h]
@@ -378,27 +497,60 @@ func (b *bench) measure(n int) (*results, error) {
 		r.TeardownMs = quantile(s["teardown"])
 		r.SandboxReadyAt10Ms = quantile(s["probe_at_10"])
 		r.SandboxReadyAtNMs = quantile(s["probe_at_n"])
+		r.P99Growth = ratio(r.SandboxReadyAtNMs.P99, r.SandboxReadyAt10Ms.P99)
+		r.Parts = sandboxParts(b.timed[h], times)
 		res.Handlers[h] = r
 	}
-	res.Samples = b.samples
-	p, s := res.Handlers[ours], res.Handlers[stock]
-	res.Ratio = map[string]float64{
-		"sandbox_ready_p50":         ratio(p.SandboxReadyMs.P50, s.SandboxReadyMs.P50),
-		"sandbox_ready_p99":         ratio(p.SandboxReadyMs.P99, s.SandboxReadyMs.P99),
-		"sandbox_ready_hostnet_p50": ratio(p.SandboxReadyHostMs.P50, s.SandboxReadyHostMs.P50),
-		"pod_ready_p50":             ratio(p.PodReadyMs.P50, s.PodReadyMs.P50),
-		"teardown_p50":              ratio(p.TeardownMs.P50, s.TeardownMs.P50),
-		"pss_per_pod":               ratio(p.PSSPerPodKB, s.PSSPerPodKB),
-		"pause_pss":                 ratio(p.PausePSSKB, s.PausePSSKB),
-		"threads_per_shim":          ratio(p.ThreadsPerShim, s.ThreadsPerShim),
-		"pods_per_s":                ratio(p.PodsPerS, s.PodsPerS),
-		// Growth of our own p99 from 10 live pods to n (target ≤ 1.5).
-		"p99_growth_10_to_n": ratio(p.SandboxReadyAtNMs.P99, p.SandboxReadyAt10Ms.P99),
+	fs := b.samples[floorTurn]
+	res.Floor = floorResult{SetupMs: quantile(fs["sandbox_ready"]), TeardownMs: quantile(fs["teardown"]), Cycles: len(fs["sandbox_ready"])}
+	res.Samples = map[string]map[string][]float64{}
+	for _, h := range handlers {
+		res.Samples[h] = b.samples[h]
 	}
+	res.FloorSamples = fs
+	res.Ratio = ratios(res.Handlers)
+	res.Targets = evaluate(res.Ratio)
 	res.Date = time.Now().UTC().Format("2006-01-02")
 	res.Machine = machine()
 	res.Versions = versions(b.env)
 	return res, nil
+}
+
+// logTimes reads containerd's log for the moments of each sandbox start.
+func (b *bench) logTimes() (map[string]*podTimes, error) {
+	f, err := os.Open(b.env.LogPath())
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return parseLog(f)
+}
+
+// sandboxParts are the quantiles of the log-read parts of the given
+// sandboxes' starts.
+func sandboxParts(ids []string, times map[string]*podTimes) parts {
+	var cni, after, calls []float64
+	pods := 0
+	for _, id := range ids {
+		t := times[id]
+		if t == nil {
+			continue
+		}
+		s := t.spans()
+		if s.cniOK {
+			cni = append(cni, s.cni)
+		}
+		if s.afterCNIOK {
+			after = append(after, s.afterCNI)
+		}
+		if s.shimCallsOK {
+			calls = append(calls, s.shimCalls)
+		}
+		if s.cniOK || s.afterCNIOK || s.shimCallsOK {
+			pods++
+		}
+	}
+	return parts{CNIMs: quantile(cni), AfterCNIMs: quantile(after), ShimCallsMs: quantile(calls), Pods: pods}
 }
 
 // probeRounds is how many sandboxes per handler measure the latency at a
@@ -406,12 +558,8 @@ func (b *bench) measure(n int) (*results, error) {
 const probeRounds = 20
 
 // probe starts and removes probeRounds sandboxes per handler while the live
-// pods stay, recording their latency as probe_at_10 or probe_at_n.
-func (b *bench) probe(ctx context.Context, order func(int) []string, atN bool) error {
-	metric := "probe_at_10"
-	if atN {
-		metric = "probe_at_n"
-	}
+// pods stay, recording their latency as metric.
+func (b *bench) probe(ctx context.Context, order func(int) []string, metric string) error {
 	for i := 0; i < probeRounds; i++ {
 		for _, h := range order(i) {
 			if err := b.startPod(ctx, h, false, false, metric); err != nil {

@@ -45,6 +45,9 @@ const BusyboxImage = "docker.io/library/busybox:latest"
 // pod CIDR, for a kubelet on this containerd).
 const PodSubnet = "10.250.0.0/24"
 
+// CNIBinDir holds the CNI plugins (Debian's containernetworking-plugins).
+const CNIBinDir = "/usr/lib/cni"
+
 // Option changes how Start configures containerd.
 type Option func(*Env)
 
@@ -58,6 +61,12 @@ func WithRegistryMirror(hostport string) Option {
 // containerd's imports) instead of the repository's deploy/ one.
 func WithDropIn(pattern string) Option {
 	return func(e *Env) { e.dropIn = pattern }
+}
+
+// WithPodSubnet gives the CNI bridge a subnet other than PodSubnet (a
+// run with more live pods than a /24 holds).
+func WithPodSubnet(cidr string) Option {
+	return func(e *Env) { e.podSubnet = cidr }
 }
 
 // WithLogLevel sets containerd's log level (debug by default), which is
@@ -113,6 +122,7 @@ type Env struct {
 	logLevel    string
 	runtimes    string // extra CRI runtime tables
 	sharedHost  bool
+	podSubnet   string
 }
 
 // Prerequisites says what is missing to run a private containerd here (""
@@ -133,7 +143,7 @@ func Prerequisites(repo string) (shim string, missing string) {
 		return "", "no shim binary (run `make build` or set SHIM_BINARY)"
 	}
 	os.Setenv("PATH", filepath.Dir(shim)+":"+os.Getenv("PATH"))
-	for _, tool := range []string{"containerd", "ctr", "runc", "containerd-shim-runc-v2", "busybox", "/usr/lib/cni/bridge"} {
+	for _, tool := range []string{"containerd", "ctr", "runc", "containerd-shim-runc-v2", "busybox", filepath.Join(CNIBinDir, "bridge")} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return "", fmt.Sprintf("%s is not installed (run `make deps`)", tool)
 		}
@@ -144,7 +154,7 @@ func Prerequisites(repo string) (shim string, missing string) {
 // Start runs a private containerd whose containerd namespace is namespace.
 // Call Stop (and Leaks) when done, also after an error.
 func Start(repo, shim, namespace string, opts ...Option) (*Env, error) {
-	e := &Env{Shim: shim, Repo: repo, Namespace: namespace, netnsBefore: netnsEntries(), logLevel: "debug"}
+	e := &Env{Shim: shim, Repo: repo, Namespace: namespace, netnsBefore: netnsEntries(), logLevel: "debug", podSubnet: PodSubnet}
 	for _, o := range opts {
 		o(e)
 	}
@@ -190,7 +200,7 @@ imports = [%[7]q]
   # This host cannot lower oom_score_adj (no CAP_SYS_RESOURCE).
   restrict_oom_score_adj = true
   [plugins."io.containerd.cri.v1.runtime".cni]
-    bin_dirs = ["/usr/lib/cni"]
+    bin_dirs = [%[10]q]
     conf_dir = %[6]q
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
@@ -204,7 +214,7 @@ imports = [%[7]q]
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.Address, env.Address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "cni"), dropIn, filepath.Join(dir, "debug.sock"), env.logLevel) + env.runtimes
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.Address, env.Address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "cni"), dropIn, filepath.Join(dir, "debug.sock"), env.logLevel, CNIBinDir) + env.runtimes
 	if SystemdDriver() {
 		config += `[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
   SystemdCgroup = true
@@ -221,7 +231,7 @@ imports = [%[7]q]
 	if env.sharedHost {
 		config = strings.Replace(config, "  restrict_oom_score_adj = true\n", "  restrict_oom_score_adj = true\n  netns_mounts_under_state_dir = true\n", 1)
 	}
-	if err := env.writeCNIConfig(filepath.Join(dir, "cni")); err != nil {
+	if err := env.writeCNIConfig(env.CNIConfDir()); err != nil {
 		return err
 	}
 	if env.mirror != "" {
@@ -249,7 +259,7 @@ imports = [%[7]q]
 // launch starts containerd on the written configuration and waits until it
 // answers.
 func (env *Env) launch() error {
-	logf, err := os.OpenFile(filepath.Join(env.Dir, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logf, err := os.OpenFile(env.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -385,6 +395,21 @@ func (env *Env) bridgeName() string {
 	return fmt.Sprintf("pz%08x", crc32.ChecksumIEEE([]byte(env.Dir)))
 }
 
+// CNIConfDir is where CRI reads its CNI network configuration.
+func (env *Env) CNIConfDir() string { return filepath.Join(env.Dir, "cni") }
+
+// NetNSDir is where CRI mounts the pods' network namespaces: under its
+// state directory with WithSharedHost, else in /var/run/netns.
+func (env *Env) NetNSDir() string {
+	if env.sharedHost {
+		return filepath.Join(env.Dir, "state", "io.containerd.grpc.v1.cri", "netns")
+	}
+	return "/var/run/netns"
+}
+
+// LogPath is containerd's log (the shims' logs are relayed into it).
+func (env *Env) LogPath() string { return filepath.Join(env.Dir, "containerd.log") }
+
 func (env *Env) writeCNIConfig(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -392,7 +417,7 @@ func (env *Env) writeCNIConfig(dir string) error {
 	conf := fmt.Sprintf(`{"cniVersion":"1.0.0","name":"pause-it","plugins":[
   {"type":"bridge","bridge":%q,"isGateway":false,"ipMasq":false,"hairpinMode":true,
    "ipam":{"type":"host-local","dataDir":%q,"ranges":[[{"subnet":%q}]]}},
-  {"type":"loopback"}]}`, env.bridgeName(), filepath.Join(env.Dir, "cni-ipam"), PodSubnet)
+  {"type":"loopback"}]}`, env.bridgeName(), filepath.Join(env.Dir, "cni-ipam"), env.podSubnet)
 	return os.WriteFile(filepath.Join(dir, "10-pause-it.conflist"), []byte(conf), 0o644)
 }
 
