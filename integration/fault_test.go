@@ -428,6 +428,12 @@ func consumeEvents(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClien
 // starts two containers, then is stopped and removed.
 func churn(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, handler string, from, to int) {
 	t.Helper()
+	churnBy(t, ctx, rt, handler, from, to, 4)
+}
+
+// churnBy is churn with that many pods cycling at once.
+func churnBy(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, handler string, from, to, workers int) {
+	t.Helper()
 	cycle := func(i int) error {
 		config := podConfig(t, fmt.Sprintf("churn-%d", i), false)
 		pod, err := rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: config, RuntimeHandler: handler})
@@ -453,8 +459,8 @@ func churn(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, handl
 		return err
 	}
 	jobs := make(chan int)
-	errs := make(chan error, 4)
-	for w := 0; w < 4; w++ {
+	errs := make(chan error, workers)
+	for w := 0; w < workers; w++ {
 		go func() {
 			var first error
 			for i := range jobs {
@@ -469,7 +475,7 @@ func churn(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, handl
 		jobs <- i
 	}
 	close(jobs)
-	for w := 0; w < 4; w++ {
+	for w := 0; w < workers; w++ {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
@@ -486,10 +492,15 @@ func TestDenseChurn(t *testing.T) {
 	anchor := runCRIPod(t, ctx, rt, podConfig(t, "dense-anchor", false), denseHandler)
 	anchor.start(t, ctx, "c", "/bin/sleep", "100000")
 	shim := anchor.shimOf(t, ctx)
-	churn(t, ctx, rt, denseHandler, 0, 20) // warm up
-	churn(t, ctx, rt, denseHandler, 20, 20+cycles/10)
+	// Warm up, in a burst of four times the soak's concurrency: the Go
+	// runtime keeps a thread for each call that was blocked in the kernel
+	// at once (a FIFO's open, a fork), so the shim's thread count is the
+	// high-water mark of its concurrency, reached here rather than at
+	// random during the soak; growth past it would be a leak.
+	churnBy(t, ctx, rt, denseHandler, 0, 32, 16)
+	churn(t, ctx, rt, denseHandler, 32, 32+cycles/10)
 	early, earlyFDs := anchor.settledShimUsage(t, ctx), fdTargets(shim)
-	churn(t, ctx, rt, denseHandler, 20+cycles/10, 20+cycles)
+	churn(t, ctx, rt, denseHandler, 32+cycles/10, 32+cycles)
 	late, lateFDs := anchor.settledShimUsage(t, ctx), fdTargets(shim)
 	t.Logf("shared shim after %d and %d pod cycles: %+v -> %+v", cycles/10, cycles, early, late)
 	if early.Pid != shim || late.Pid != shim || late.Pods != 1 {
