@@ -377,7 +377,7 @@ func execSyncLeavesNoZombie(t *testing.T, handler string) {
 // memory does not grow past noise. SOAK_CYCLES sets the count (make soak:
 // 1000).
 func TestChurn(t *testing.T) {
-	ctx, rt, cycles := startSoak(t)
+	ctx, rt, cycles := startSoak(t, 0)
 	churn(t, ctx, rt, "pause", 0, 20) // warm up: caches, CNI, image
 	fds0, heap0 := containerdUsage(t)
 	churn(t, ctx, rt, "pause", 20, 20+cycles)
@@ -393,15 +393,16 @@ func TestChurn(t *testing.T) {
 
 // startSoak prepares a churn test: its CRI client, how many pod cycles it
 // runs (SOAK_CYCLES, or 100), and a context with a budget for them all (a
-// second a cycle, far above need), in which CRI's events are consumed.
-func startSoak(t *testing.T) (context.Context, cri.RuntimeServiceClient, int) {
+// second a cycle, far above need, and extra), in which CRI's events are
+// consumed.
+func startSoak(t *testing.T, extra time.Duration) (context.Context, cri.RuntimeServiceClient, int) {
 	requireEnv(t)
 	rt, _ := criClients(t)
 	cycles := 100
 	if n, err := strconv.Atoi(os.Getenv("SOAK_CYCLES")); err == nil && n > 0 {
 		cycles = n
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+time.Duration(cycles)*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+time.Duration(cycles)*time.Second+extra)
 	t.Cleanup(cancel)
 	consumeEvents(t, ctx, rt)
 	return ctx, rt, cycles
@@ -488,16 +489,16 @@ func churnBy(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, han
 // nothing per pod outlives the pod, and no reaper or event subscriber
 // grows with the pods served.
 func TestDenseChurn(t *testing.T) {
-	ctx, rt, cycles := startSoak(t)
+	ctx, rt, cycles := startSoak(t, 2*time.Minute) // and the burst
 	anchor := runCRIPod(t, ctx, rt, podConfig(t, "dense-anchor", false), denseHandler)
 	anchor.start(t, ctx, "c", "/bin/sleep", "100000")
 	shim := anchor.shimOf(t, ctx)
-	// Warm up, in a burst of four times the soak's concurrency: the Go
+	// Warm up, in a burst of twice the soak's concurrency: the Go
 	// runtime keeps a thread for each call that was blocked in the kernel
 	// at once (a FIFO's open, a fork), so the shim's thread count is the
 	// high-water mark of its concurrency, reached here rather than at
 	// random during the soak; growth past it would be a leak.
-	churnBy(t, ctx, rt, denseHandler, 0, 32, 16)
+	churnBy(t, ctx, rt, denseHandler, 0, 32, 8)
 	churn(t, ctx, rt, denseHandler, 32, 32+cycles/10)
 	early, earlyFDs := anchor.settledShimUsage(t, ctx), fdTargets(shim)
 	churn(t, ctx, rt, denseHandler, 32+cycles/10, 32+cycles)

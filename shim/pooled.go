@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
@@ -126,7 +127,11 @@ func addShim(ctx context.Context, pl *pool.Pool, opts *bootapi.BootstrapParams, 
 	if err != nil {
 		return nil, err
 	}
-	env := []string{pool.DirEnv + "=" + dir, pool.NameEnv + "=" + name, pool.AddressEnv + "=" + address}
+	env := []string{pool.DirEnv + "=" + dir, pool.NameEnv + "=" + name, pool.AddressEnv + "=" + address,
+		// A P per CPU, up to 4 (the last GOMAXPROCS in the environment
+		// wins over serveCommand's 1): the many pods' calls of a shared
+		// shim run at once, and its Ps cost memory once, not per pod.
+		fmt.Sprintf("GOMAXPROCS=%d", min(runtime.NumCPU(), 4))}
 	if err := spawn(ctx, opts, runtimeOpts, shimID, address, socketDir, env); err != nil {
 		if errors.Is(err, errShimRuns) {
 			err = fmt.Errorf("a shim already listens at %s: %w", address, err)
