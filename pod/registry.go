@@ -130,14 +130,8 @@ func (r *Registry) Get(id string) (*Pod, error) {
 	return p, nil
 }
 
-// Empty tells whether no pod was ever created here.
-func (r *Registry) Empty() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.pods) == 0
-}
-
-func (r *Registry) list() []*Pod {
+// Pods lists the shim's pods.
+func (r *Registry) Pods() []*Pod {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	pods := make([]*Pod, 0, len(r.pods))
@@ -149,7 +143,7 @@ func (r *Registry) list() []*Pod {
 
 // Live tells whether a pod here is not shut down: the shim must stay.
 func (r *Registry) Live() bool {
-	for _, p := range r.list() {
+	for _, p := range r.Pods() {
 		if !p.shutDown() {
 			return true
 		}
@@ -159,13 +153,10 @@ func (r *Registry) Live() bool {
 
 // MemberOf returns the pod container id belongs to, or nil.
 func (r *Registry) MemberOf(id string) *Pod {
-	for _, p := range r.list() {
+	for _, p := range r.Pods() {
 		if p.IsMember(id) {
 			return p
 		}
 	}
 	return nil
 }
-
-// Pods lists the shim's pods.
-func (r *Registry) Pods() []*Pod { return r.list() }

@@ -474,13 +474,6 @@ func (w *exitWaiters) start(cmd *exec.Cmd) (<-chan int, error) {
 	return ch, nil
 }
 
-// count is how many pause tasks wait for their exit.
-func (w *exitWaiters) count() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.waiting)
-}
-
 // Start runs the pause task and returns once its namespaces are ready.
 func Start(cfg Config) (*Process, error) {
 	if err := cfg.Validate(); err != nil {

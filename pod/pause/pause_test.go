@@ -303,3 +303,10 @@ func TestPauseTasksShareOneReaperSubscription(t *testing.T) {
 		t.Errorf("%d exit waiters left after every pause task exited", n)
 	}
 }
+
+// count is how many pause tasks wait for their exit.
+func (w *exitWaiters) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.waiting)
+}
