@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -90,7 +91,7 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 	if err != nil {
 		return nil, err
 	}
-	if err := spawn(ctx, opts, runtimeOpts, id, address, socketDir, nil); err != nil {
+	if err := spawn(ctx, opts, runtimeOpts, socketDir, server{id: id, address: address, procs: 1}); err != nil {
 		if errors.Is(err, errShimRuns) {
 			// The pod's shim already runs: its containers share it.
 			result.Address = address
@@ -106,9 +107,23 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 // address.
 var errShimRuns = errors.New("a shim already listens there")
 
-// spawn starts a shim server named id listening at address, unless a live
-// one already does (errShimRuns). extraEnv goes to the server.
-func spawn(ctx context.Context, opts *bootapi.BootstrapParams, runtimeOpts options.Options, id, address, socketDir string, extraEnv []string) (retErr error) {
+// server is a shim server to start.
+type server struct {
+	// id names it to pkg/shim; address is its socket's.
+	id, address string
+	// procs is its GOMAXPROCS. A shim of one pod mostly waits on children
+	// and one socket, and each further P costs every pod's shim memory
+	// (1 MB of PSS measured for 2); a shared shim runs many pods' calls at
+	// once, and pays for its Ps once.
+	procs int
+	// env is added to its environment.
+	env []string
+}
+
+// spawn starts srv, unless a live shim already listens at its address
+// (errShimRuns).
+func spawn(ctx context.Context, opts *bootapi.BootstrapParams, runtimeOpts options.Options, socketDir string, srv server) (retErr error) {
+	address := srv.address
 	listener, err := shim.NewSocket(address)
 	if err != nil {
 		if !shim.SocketEaddrinuse(err) {
@@ -137,12 +152,12 @@ func spawn(ctx context.Context, opts *bootapi.BootstrapParams, runtimeOpts optio
 	}
 	defer f.Close()
 
-	cmd, err := serveCommand(ctx, id, opts.GetContainerdGrpcAddress(), opts.GetLogLevel() <= bootapi.LogLevel_LOG_LEVEL_DEBUG)
+	cmd, err := serveCommand(ctx, srv, opts.GetContainerdGrpcAddress(), opts.GetLogLevel() <= bootapi.LogLevel_LOG_LEVEL_DEBUG)
 	if err != nil {
 		return err
 	}
 	cmd.Env = append(cmd.Env, options.Env+"="+runtimeOpts.Encode(), options.SocketDirEnv+"="+socketDir)
-	cmd.Env = append(cmd.Env, extraEnv...)
+	cmd.Env = append(cmd.Env, srv.env...)
 	cmd.ExtraFiles = []*os.File{f}
 	if err := cmd.Start(); err != nil {
 		return err
@@ -192,8 +207,8 @@ func groupOf(id, configPath string) (string, error) {
 	return id, nil
 }
 
-// serveCommand re-executes this binary as the long-lived shim server.
-func serveCommand(ctx context.Context, id, containerdAddress string, debug bool) (*exec.Cmd, error) {
+// serveCommand re-executes this binary as the long-lived shim server srv.
+func serveCommand(ctx context.Context, srv server, containerdAddress string, debug bool) (*exec.Cmd, error) {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
 		return nil, err
@@ -206,15 +221,13 @@ func serveCommand(ctx context.Context, id, containerdAddress string, debug bool)
 	if err != nil {
 		return nil, err
 	}
-	args := []string{"-namespace", ns, "-id", id, "-address", containerdAddress}
+	args := []string{"-namespace", ns, "-id", srv.id, "-address", containerdAddress}
 	if debug {
 		args = append(args, "-debug")
 	}
 	cmd := exec.Command(self, args...)
 	cmd.Dir = cwd
-	// One P: the shim mostly waits on children and one socket, and each
-	// further P costs every pod's shim memory (1 MB of PSS measured for 2).
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(srv.procs))
 	// This process is containerd's child: tell the server containerd's root.
 	if root, err := containerdRootOf(os.Getppid()); err == nil {
 		cmd.Env = append(cmd.Env, options.ContainerdRootEnv+"="+root)

@@ -56,17 +56,20 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 	if err != nil {
 		return "", err
 	}
-	if _, held, err := pl.Holder(id); err != nil {
+	shims, err := pl.Shims()
+	if err != nil {
 		return "", err
-	} else if held {
+	}
+	if holder, held := pool.Holder(shims, id); held {
 		if shim.CanConnect(address) {
 			return address, nil
 		}
-		if _, _, err := pl.Release(id); err != nil {
+		// Its shim died: the pod starts again on another.
+		if _, err := pl.Release(holder, id); err != nil {
 			return "", err
 		}
 	}
-	host, err := roomIn(ctx, pl, int(runtimeOpts.PodsPerShim))
+	host, err := roomIn(ctx, pl, shims, int(runtimeOpts.PodsPerShim))
 	if err != nil {
 		return "", err
 	}
@@ -93,13 +96,9 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 	return address, nil
 }
 
-// roomIn returns a live shim of the pool with room for a pod (max 0: no
-// limit), or nil. Dead shims with no pod left are removed on the way.
-func roomIn(ctx context.Context, pl *pool.Pool, max int) (*pool.Shim, error) {
-	shims, err := pl.Shims()
-	if err != nil {
-		return nil, err
-	}
+// roomIn returns a live shim of the pool's shims with room for a pod (max
+// 0: no limit), or nil. Dead shims with no pod left are removed on the way.
+func roomIn(ctx context.Context, pl *pool.Pool, shims []pool.Shim, max int) (*pool.Shim, error) {
 	for i := range shims {
 		s := &shims[i]
 		if max != 0 && len(s.Pods) >= max {
@@ -127,12 +126,12 @@ func addShim(ctx context.Context, pl *pool.Pool, opts *bootapi.BootstrapParams, 
 	if err != nil {
 		return nil, err
 	}
-	env := []string{pool.DirEnv + "=" + dir, pool.NameEnv + "=" + name, pool.AddressEnv + "=" + address,
-		// A P per CPU, up to 4 (the last GOMAXPROCS in the environment
-		// wins over serveCommand's 1): the many pods' calls of a shared
-		// shim run at once, and its Ps cost memory once, not per pod.
-		fmt.Sprintf("GOMAXPROCS=%d", min(runtime.NumCPU(), 4))}
-	if err := spawn(ctx, opts, runtimeOpts, shimID, address, socketDir, env); err != nil {
+	srv := server{
+		id: shimID, address: address,
+		procs: min(runtime.NumCPU(), 4), // a P per CPU, up to 4
+		env:   []string{pool.DirEnv + "=" + dir, pool.NameEnv + "=" + name},
+	}
+	if err := spawn(ctx, opts, runtimeOpts, socketDir, srv); err != nil {
 		if errors.Is(err, errShimRuns) {
 			err = fmt.Errorf("a shim already listens at %s: %w", address, err)
 		}
@@ -168,11 +167,15 @@ func leavePool(ctx context.Context, bundle, id string) {
 	defer pl.Unlock()
 	// Locking made the pool again if its last shim removed it meanwhile.
 	defer func() { _ = pl.Prune() }()
-	s, held, err := pl.Holder(id)
-	if err != nil || !held || shim.CanConnect(s.Address) {
+	shims, err := pl.Shims()
+	if err != nil {
 		return
 	}
-	if s, _, err = pl.Release(id); err != nil {
+	s, held := pool.Holder(shims, id)
+	if !held || shim.CanConnect(s.Address) {
+		return
+	}
+	if s, err = pl.Release(s, id); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: release pod of a dead shim")
 		return
 	}

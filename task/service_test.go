@@ -509,7 +509,7 @@ func TestSharedShimLeavesItsPoolWithItsLastPod(t *testing.T) {
 		}
 	}
 	pl.Unlock()
-	ts.s.shared = &sharedShim{dir: dir, name: "me", address: "unix:///me"}
+	ts.s.shared = &sharedShim{dir: dir, name: "me"}
 	ctx := testCtx()
 	for _, id := range []string{"a", "b"} {
 		if _, err := ts.sb.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: id, BundlePath: t.TempDir()}); err != nil {

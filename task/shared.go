@@ -18,13 +18,12 @@ import (
 // sharedShim is a shim's place in its pool when it serves the pods of many
 // starts (PodsPerShim is not 1): see package pool.
 type sharedShim struct {
-	dir, name, address string
+	dir, name string
 
 	mu sync.Mutex
 	// logBundle is the bundle whose log pipe is the shim's stderr and which
 	// is its working directory: the first pod's, then another's.
 	logBundle string
-	exiting   bool
 }
 
 // sharedFromEnv returns the shim's place in its pool, or nil for a shim
@@ -35,7 +34,7 @@ func sharedFromEnv() *sharedShim {
 		return nil
 	}
 	cwd, _ := os.Getwd()
-	return &sharedShim{dir: dir, name: os.Getenv(pool.NameEnv), address: os.Getenv(pool.AddressEnv), logBundle: cwd}
+	return &sharedShim{dir: dir, name: os.Getenv(pool.NameEnv), logBundle: cwd}
 }
 
 // podGone is the end of pod id in this shim, once it is shut down (or was
@@ -62,13 +61,11 @@ func (s *Service) podGone(ctx context.Context, id, bundle string) {
 // retire takes pod id (if any) out of the pool and, when the shim has no
 // pod left, the shim too, which then exits.
 func (s *Service) retire(ctx context.Context, id string) {
-	s.retireAnd(ctx, func(pl *pool.Pool) {
+	s.retireAnd(ctx, func(pl *pool.Pool, me pool.Shim) (pool.Shim, error) {
 		if id == "" {
-			return
+			return me, nil
 		}
-		if _, _, err := pl.Release(id); err != nil {
-			log.G(ctx).WithError(err).Warn("shim pool: release pod")
-		}
+		return pl.Release(me, id)
 	})
 }
 
@@ -79,31 +76,28 @@ func (s *Service) retire(ctx context.Context, id string) {
 func (s *Service) expireUnclaimed(ctx context.Context) {
 	ttl := time.Duration(s.opts.StartTimeout)
 	for range time.Tick(ttl / 2) {
-		s.retireAnd(ctx, func(pl *pool.Pool) {
-			shims, err := pl.Shims()
-			if err != nil {
-				return
-			}
-			for _, sh := range shims {
-				if sh.Name != s.shared.name {
+		s.retireAnd(ctx, func(pl *pool.Pool, me pool.Shim) (pool.Shim, error) {
+			for _, id := range me.Pods {
+				if _, err := s.pods.Get(id); err == nil {
+					continue // it came
+				}
+				if at, err := pl.AssignedAt(me.Name, id); err != nil || time.Since(at) < ttl {
 					continue
 				}
-				for _, id := range sh.Pods {
-					at, err := pl.AssignedAt(sh.Name, id)
-					if _, gerr := s.pods.Get(id); err != nil || gerr == nil || time.Since(at) < ttl {
-						continue
-					}
-					log.G(ctx).WithField("sandbox", id).Warn("a pod given to this shim never came: dropped")
-					_, _, _ = pl.Release(id)
+				log.G(ctx).WithField("sandbox", id).Warn("a pod given to this shim never came: dropped")
+				var err error
+				if me, err = pl.Release(me, id); err != nil {
+					return me, err
 				}
 			}
+			return me, nil
 		})
 	}
 }
 
-// retireAnd runs change on the locked pool, then retires the shim if it
-// has no pod left.
-func (s *Service) retireAnd(ctx context.Context, change func(*pool.Pool)) {
+// retireAnd runs change on the shim's record in the locked pool, then
+// removes the shim from the pool, and ends it, if it has no pod left.
+func (s *Service) retireAnd(ctx context.Context, change func(*pool.Pool, pool.Shim) (pool.Shim, error)) {
 	sh := s.shared
 	pl, err := pool.Lock(sh.dir)
 	if err != nil {
@@ -111,22 +105,25 @@ func (s *Service) retireAnd(ctx context.Context, change func(*pool.Pool)) {
 		return
 	}
 	defer pl.Unlock()
-	change(pl)
+	me, err := pl.Shim(sh.name)
+	if err != nil {
+		log.G(ctx).WithError(err).Error("shim pool: this shim's record")
+		return
+	}
+	if me, err = change(pl, me); err != nil {
+		log.G(ctx).WithError(err).Warn("shim pool: release pod")
+	}
 	if s.pods.Live() {
 		return
 	}
-	retired, err := pl.Retire(sh.name)
-	if err != nil || !retired {
-		return
+	if retired, err := pl.Retire(sh.name); err != nil || !retired {
+		return // pods given to it are still to come
 	}
 	if err := pl.Prune(); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: remove the empty pool")
 	}
-	sh.mu.Lock()
-	sh.exiting = true
-	sh.mu.Unlock()
 	log.G(ctx).WithField("shim", sh.name).Info("last pod gone: shared shim exits")
-	pod.RemoveSockets([]string{sh.address})
+	pod.RemoveSockets([]string{me.Address})
 	s.exitAfterReply()
 }
 

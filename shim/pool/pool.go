@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -26,11 +27,10 @@ import (
 )
 
 // Env names carry a shared shim's place in its pool from `shim start` to
-// the shim server.
+// the shim server (its address is in the pool's record).
 const (
-	DirEnv     = "PAUSE_SHIM_POOL"
-	NameEnv    = "PAUSE_SHIM_POOL_NAME"
-	AddressEnv = "PAUSE_SHIM_POOL_ADDRESS"
+	DirEnv  = "PAUSE_SHIM_POOL"
+	NameEnv = "PAUSE_SHIM_POOL_NAME"
 )
 
 // BundleFile, in a pod's bundle, names the pool directory of the pod's
@@ -145,7 +145,7 @@ func (p *Pool) Shims() ([]Shim, error) {
 		if !e.IsDir() {
 			continue
 		}
-		s, err := p.shim(e.Name())
+		s, err := p.Shim(e.Name())
 		if err != nil {
 			return nil, err
 		}
@@ -154,7 +154,8 @@ func (p *Pool) Shims() ([]Shim, error) {
 	return shims, nil
 }
 
-func (p *Pool) shim(name string) (Shim, error) {
+// Shim returns the record of shim name.
+func (p *Pool) Shim(name string) (Shim, error) {
 	address, err := os.ReadFile(filepath.Join(p.shimDir(name), "address"))
 	if err != nil {
 		return Shim{}, fmt.Errorf("shim pool: shim %s: %w", name, err)
@@ -202,46 +203,29 @@ func (p *Pool) Assign(name, pod string) error {
 	return f.Close()
 }
 
-// Holder returns the shim that serves pod, if one does.
-func (p *Pool) Holder(pod string) (Shim, bool, error) {
-	shims, err := p.Shims()
-	if err != nil {
-		return Shim{}, false, err
-	}
+// Holder returns the shim of shims that serves pod, if one does.
+func Holder(shims []Shim, pod string) (Shim, bool) {
 	for _, s := range shims {
-		for _, id := range s.Pods {
-			if id == pod {
-				return s, true, nil
-			}
+		if slices.Contains(s.Pods, pod) {
+			return s, true
 		}
 	}
-	return Shim{}, false, nil
+	return Shim{}, false
 }
 
-// Release takes pod out of the shim that serves it, and returns that shim
-// as it is left; false when no shim had it.
-func (p *Pool) Release(pod string) (Shim, bool, error) {
-	s, ok, err := p.Holder(pod)
-	if err != nil || !ok {
-		return Shim{}, false, err
-	}
+// Release takes pod out of shim s, and returns s as it is left.
+func (p *Pool) Release(s Shim, pod string) (Shim, error) {
 	if err := os.Remove(filepath.Join(p.shimDir(s.Name), "pods", pod)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return Shim{}, false, err
+		return s, err
 	}
-	left := s.Pods[:0]
-	for _, id := range s.Pods {
-		if id != pod {
-			left = append(left, id)
-		}
-	}
-	s.Pods = left
-	return s, true, nil
+	s.Pods = slices.DeleteFunc(slices.Clone(s.Pods), func(id string) bool { return id == pod })
+	return s, nil
 }
 
 // Retire removes shim name from the pool if it serves no pod, so that no
 // start hands it out again; it tells whether it did.
 func (p *Pool) Retire(name string) (bool, error) {
-	s, err := p.shim(name)
+	s, err := p.Shim(name)
 	if errors.Is(err, os.ErrNotExist) {
 		return true, nil
 	}

@@ -40,19 +40,23 @@ func TestShimsAndPods(t *testing.T) {
 	if err != nil || len(shims) != 2 || shims[0].Name != a || !slices.Equal(shims[0].Pods, []string{"p1", "p2"}) || shims[1].Address != "unix:///s/b" {
 		t.Fatalf("shims: %+v, %v", shims, err)
 	}
-	if s, ok, _ := p.Holder("p3"); !ok || s.Name != b {
+	if s, ok := Holder(shims, "p3"); !ok || s.Name != b {
 		t.Fatalf("holder of p3: %+v %v", s, ok)
 	}
 	if retired, err := p.Retire(a); retired || err != nil {
 		t.Fatalf("a shim with pods retired: %v %v", retired, err)
 	}
-	if s, ok, err := p.Release("p1"); !ok || err != nil || !slices.Equal(s.Pods, []string{"p2"}) {
-		t.Fatalf("release p1: %+v %v %v", s, ok, err)
+	if s, err := p.Release(shims[0], "p1"); err != nil || !slices.Equal(s.Pods, []string{"p2"}) {
+		t.Fatalf("release p1: %+v %v", s, err)
 	}
-	if _, ok, _ := p.Release("p1"); ok {
-		t.Fatal("p1 released twice")
+	if s, _ := p.Shim(a); !slices.Equal(s.Pods, []string{"p2"}) {
+		t.Fatalf("shim a after releasing p1: %+v", s)
 	}
-	_, _, _ = p.Release("p2")
+	if shims, _ := p.Shims(); func() bool { _, ok := Holder(shims, "p1"); return ok }() {
+		t.Fatal("p1 still held after its release")
+	}
+	s, _ := p.Shim(a)
+	_, _ = p.Release(s, "p2")
 	if retired, err := p.Retire(a); !retired || err != nil {
 		t.Fatalf("a shim with no pod not retired: %v %v", retired, err)
 	}
@@ -62,7 +66,8 @@ func TestShimsAndPods(t *testing.T) {
 	if _, err := os.Stat(dir); err != nil {
 		t.Fatalf("pool with a shim left pruned: %v", err)
 	}
-	_, _, _ = p.Release("p3")
+	s, _ = p.Shim(b)
+	_, _ = p.Release(s, "p3")
 	_, _ = p.Retire(b)
 	if err := p.Prune(); err != nil {
 		t.Fatal(err)
