@@ -88,8 +88,11 @@ func BuildPrograms(repo, dir, prebuilt string) (Programs, error) {
 }
 
 // Busybox is the stand-in for e2e-test-images/busybox: busybox built as
-// upstream builds it (make deps-conformance), every applet a hard link (a
-// masked path then hides that applet alone), and upstream's user database.
+// upstream builds it (make deps-conformance), laid out as docker-library's
+// busybox image (which e2e-test-images/busybox is built from) lays it out:
+// every applet a hard link in /bin (`busybox --install /bin`; a masked
+// path then hides that applet alone), /usr/bin/env a link to it, and
+// upstream's user database.
 func Busybox() (testimage.Image, error) {
 	bin, err := exec.LookPath("busybox-upstream")
 	if err != nil {
@@ -99,7 +102,7 @@ func Busybox() (testimage.Image, error) {
 	if err != nil {
 		return testimage.Image{}, err
 	}
-	out, err := exec.Command(bin, "--list-full").Output()
+	out, err := exec.Command(bin, "--list").Output()
 	if err != nil {
 		return testimage.Image{}, err
 	}
@@ -109,12 +112,13 @@ func Busybox() (testimage.Image, error) {
 		{Path: "etc", Dir: true}, {Path: "tmp", Dir: true, Mode: 0o1777},
 		{Path: "var", Dir: true}, {Path: "var/run", Dir: true},
 		{Path: "bin/busybox", Data: data, Mode: 0o755},
+		{Path: "usr/bin/env", Linkname: "../../bin/env"},
 		{Path: "etc/passwd", Data: []byte(Passwd), Mode: 0o644},
 		{Path: "etc/group", Data: []byte(Group), Mode: 0o644},
 	}
 	for _, applet := range strings.Fields(string(out)) {
-		if applet != "bin/busybox" {
-			files = append(files, testimage.File{Path: applet, Linkname: "bin/busybox", Hardlink: true})
+		if applet != "busybox" {
+			files = append(files, testimage.File{Path: "bin/" + applet, Linkname: "bin/busybox", Hardlink: true})
 		}
 	}
 	return testimage.Image{Files: files, Cmd: []string{"sh"}}, nil
