@@ -94,11 +94,19 @@ fi
 # built from the module proxy in hack/k8s and hack/etcd, whose go.mod pins
 # the versions (`go install` refuses hack/k8s's replace directives). The
 # stamp holds the pin and a hash of go.mod and go.sum: only a new pin rebuilds.
-if [ "${1:-}" = k8s ]; then
+# `deps.sh k8s-conformance` adds, for make e2e-conformance, from the build
+# module hack/k8s/conformance (the same approach; a go.mod of its own, so
+# neither set is rebuilt when the other's changes): kube-scheduler and
+# kube-controller-manager (the e2e framework's pods name no node, and its
+# namespaces need service accounts and a namespace controller), agnhost
+# (the test image most specs run), e2e.test, the test binary of
+# k8s.io/kubernetes/test/e2e (`go test -c`), and the ginkgo CLI that runs
+# it in parallel (the version of the library e2e.test links).
+if [ "${1:-}" = k8s ] || [ "${1:-}" = k8s-conformance ]; then
 	here=$(cd "$(dirname "$0")" && pwd)
-	module_build() { # dir module binaries... -- packages...
-		local dir=$1 module=$2 version key bin ok=1 start=$SECONDS ldflags="-s -w" pkg
-		shift 2
+	module_build() { # build|test dir module binaries... -- packages...
+		local mode=$1 dir=$2 module=$3 version key bin ok=1 start=$SECONDS ldflags="-s -w" pkg
+		shift 3
 		local bins=() pkgs=()
 		while [ "$1" != -- ]; do bins+=("$1"); shift; done
 		shift
@@ -107,7 +115,7 @@ if [ "${1:-}" = k8s ]; then
 		key="$version $(cat "$dir/go.mod" "$dir/go.sum" | sha256sum | cut -c1-12)"
 		for bin in "${bins[@]}"; do have "$bin" "$key" || ok=0; done
 		[ $ok = 1 ] && return 0
-		echo "deps: build ${bins[*]} $version (hack/$(basename "$dir"))"
+		echo "deps: build ${bins[*]} $version (hack/${dir#"$here"/})"
 		# What Kubernetes' own build sets (hack/lib/version.sh, golang.sh):
 		# its tags, and the release the binaries report (not v0.0.0-master).
 		if [ "$module" = k8s.io/kubernetes ]; then
@@ -115,14 +123,24 @@ if [ "${1:-}" = k8s ]; then
 				ldflags+=" -X $pkg.gitVersion=$version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$(echo "$version" | cut -d. -f2) -X $pkg.gitTreeState=clean"
 			done
 		fi
-		(cd "$dir" && GOFLAGS= CGO_ENABLED=0 go build -trimpath -buildvcs=false -tags selinux,notest,grpcnotrace \
-			-ldflags "$ldflags" -o "$BIN/" "${pkgs[@]}")
+		local flags=(-trimpath -buildvcs=false -tags selinux,notest,grpcnotrace -ldflags "$ldflags")
+		if [ "$mode" = test ]; then
+			(cd "$dir" && GOFLAGS= CGO_ENABLED=0 go test -c "${flags[@]}" -o "$BIN/${bins[0]}" "${pkgs[0]}")
+		else
+			(cd "$dir" && GOFLAGS= CGO_ENABLED=0 go build "${flags[@]}" -o "$BIN/" "${pkgs[@]}")
+		fi
 		for bin in "${bins[@]}"; do stamp "$bin" "$key"; done
 		echo "deps: built ${bins[*]} in $((SECONDS - start)) s"
 	}
-	module_build "$here/etcd" go.etcd.io/etcd/server/v3 etcd -- .
-	module_build "$here/k8s" k8s.io/kubernetes kubelet kube-apiserver kubectl -- \
+	module_build build "$here/etcd" go.etcd.io/etcd/server/v3 etcd -- .
+	module_build build "$here/k8s" k8s.io/kubernetes kubelet kube-apiserver kubectl -- \
 		k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+	if [ "$1" = k8s-conformance ]; then
+		module_build build "$here/k8s/conformance" k8s.io/kubernetes kube-scheduler kube-controller-manager agnhost ginkgo -- \
+			k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-controller-manager \
+			k8s.io/kubernetes/test/images/agnhost github.com/onsi/ginkgo/v2/ginkgo
+		module_build test "$here/k8s/conformance" k8s.io/kubernetes e2e.test -- k8s.io/kubernetes/test/e2e
+	fi
 	echo "deps: kubernetes $(cut -d' ' -f1 "$BIN/.kubelet.version"), etcd $(cut -d' ' -f1 "$BIN/.etcd.version") in $BIN"
 fi
 

@@ -10,16 +10,14 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/standin"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testenv"
 )
 
@@ -47,7 +45,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, "conformance:", err)
 			os.Exit(1)
 		}
-		if _, err := buildStandins(repo, *buildOnly, ""); err != nil {
+		if _, err := standin.BuildPrograms(repo, *buildOnly, ""); err != nil {
 			fmt.Fprintln(os.Stderr, "conformance:", err)
 			os.Exit(1)
 		}
@@ -93,7 +91,7 @@ func run(handlers []string, focus, out string, strict bool) (code int, retErr er
 	}
 	defer os.RemoveAll(work)
 
-	registry, stopRegistry, err := startRegistry(work)
+	registry, stopRegistry, err := standin.StartRegistry(work)
 	if err != nil {
 		return 1, err
 	}
@@ -138,50 +136,6 @@ func run(handlers []string, focus, out string, strict bool) (code int, retErr er
 		}
 	}
 	return compare(results, handlers, out, strict)
-}
-
-// startRegistry serves a registry on 127.0.0.1 (go-containerregistry's
-// `crane registry serve`) and returns its host:port.
-func startRegistry(work string) (string, func(), error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	addr := l.Addr().String()
-	l.Close()
-	logf, err := os.Create(filepath.Join(work, "registry.log"))
-	if err != nil {
-		return "", nil, err
-	}
-	cmd := exec.Command("crane", "registry", "serve", "--address", addr)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		return "", nil, err
-	}
-	stop := func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		logf.Close()
-	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			return addr, stop, nil
-		}
-		if time.Now().After(deadline) {
-			stop()
-			return "", nil, fmt.Errorf("registry on %s did not come up: %w", addr, err)
-		}
-	}
 }
 
 // ginkgoReport is the part of ginkgo's JSON report read here.

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -42,6 +43,7 @@ const (
 // cluster is the running cluster the tests share.
 type cluster struct {
 	dir          string // everything of the run: certificates, data, logs, kubelet root
+	opts         options
 	repo         string
 	env          *testenv.Env
 	sandboxImage string // the pause image CRI runs handler runc's pods on
@@ -121,11 +123,34 @@ func prerequisites(repo string) (shim, missing string) {
 	return shim, ""
 }
 
+// options are what make e2e-conformance's clusters add to make e2e's (the
+// zero value).
+type options struct {
+	// defaultRuntime is CRI's default handler, the one pods without a
+	// RuntimeClass run on (runc when empty).
+	defaultRuntime string
+	// registry (host:port on 127.0.0.1) gets every image pull.
+	registry string
+	// controlPlane adds kube-scheduler and kube-controller-manager, for
+	// clients that make pods without a node and namespaces without their
+	// service account (Kubernetes' e2e framework), and lets pods be
+	// privileged.
+	controlPlane bool
+}
+
 // startCluster brings the cluster up, each part waited for before the next.
 // On an error the caller still calls stop.
-func startCluster(c *cluster, repo, shim string) error {
+func startCluster(c *cluster, repo, shim string, opts options) error {
+	c.opts = opts
+	envOpts := []testenv.Option{testenv.WithLogLevel("info"), testenv.WithSharedHost()}
+	if opts.defaultRuntime != "" {
+		envOpts = append(envOpts, testenv.WithDefaultRuntime(opts.defaultRuntime))
+	}
+	if opts.registry != "" {
+		envOpts = append(envOpts, testenv.WithRegistryMirror(opts.registry))
+	}
 	var err error
-	c.env, err = testenv.Start(repo, shim, fmt.Sprintf("pause-e2e-%d", os.Getpid()), testenv.WithLogLevel("info"), testenv.WithSharedHost())
+	c.env, err = testenv.Start(repo, shim, fmt.Sprintf("pause-e2e-%d", os.Getpid()), envOpts...)
 	if err != nil {
 		return fmt.Errorf("containerd: %w", err)
 	}
@@ -148,6 +173,11 @@ func startCluster(c *cluster, repo, shim string) error {
 	}
 	if err := c.setUpAPI(server, repo); err != nil {
 		return err
+	}
+	if opts.controlPlane {
+		if err := c.startControlPlane(server); err != nil {
+			return err
+		}
 	}
 	return c.startKubelet(server)
 }
@@ -189,10 +219,14 @@ func (c *cluster) startAPIServer(etcdURL string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	var extra []string
+	if c.opts.controlPlane {
+		extra = append(extra, "--allow-privileged=true")
+	}
 	port := freePort()
 	server := fmt.Sprintf("https://127.0.0.1:%d", port)
 	p := c.pki.path
-	if _, err := c.start("kube-apiserver",
+	if _, err := c.start("kube-apiserver", append(extra,
 		"--etcd-servers", etcdURL,
 		"--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1", "--secure-port", fmt.Sprint(port),
 		"--cert-dir", filepath.Join(c.dir, "apiserver"),
@@ -207,7 +241,7 @@ func (c *cluster) startAPIServer(etcdURL string) (string, error) {
 		// The kubernetes Service's endpoint would be 127.0.0.1, which
 		// Endpoints refuse; no pod here talks to the API server.
 		"--endpoint-reconciler-type", "none",
-		"--profiling=false"); err != nil {
+		"--profiling=false")...); err != nil {
 		return "", err
 	}
 	c.kubeconfig = filepath.Join(c.dir, "admin.kubeconfig")
@@ -238,11 +272,52 @@ func (c *cluster) setUpAPI(server, repo string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
-	if _, err := c.client.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
+	if _, err := c.client.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("default service account: %w", err)
 	}
 	if out, err := c.kubectl(ctx, nil, "apply", "-f", filepath.Join(repo, "deploy", "runtimeclass.yaml")); err != nil {
 		return fmt.Errorf("kubectl apply runtimeclass: %v: %s", err, out)
+	}
+	return nil
+}
+
+// startControlPlane starts kube-controller-manager (service accounts and
+// the root CA in every namespace, namespace deletion, garbage collection)
+// and kube-scheduler, each as its own user, and waits for their health.
+func (c *cluster) startControlPlane(server string) error {
+	p := c.pki.path
+	for _, comp := range []struct {
+		name string
+		args []string
+	}{
+		{"kube-controller-manager", []string{
+			// Each controller as its own service account, as kubeadm runs it.
+			"--use-service-account-credentials",
+			"--service-account-private-key-file", p("sa.key"),
+			"--root-ca-file", p("ca.crt"),
+		}},
+		{"kube-scheduler", nil},
+	} {
+		if err := c.pki.issue(comp.name, "system:"+comp.name, nil, nil, nil); err != nil {
+			return err
+		}
+		kubeconfig := filepath.Join(c.dir, comp.name+".kubeconfig")
+		if err := c.pki.kubeconfig(kubeconfig, server, comp.name); err != nil {
+			return err
+		}
+		port := freePort()
+		args := append(comp.args, "--kubeconfig", kubeconfig, "--leader-elect=false",
+			"--bind-address", "127.0.0.1", "--secure-port", fmt.Sprint(port),
+			"--cert-dir", filepath.Join(c.dir, comp.name), "--profiling=false")
+		if _, err := c.start(comp.name, args...); err != nil {
+			return err
+		}
+		// Its serving certificate is its own, self-signed; /healthz needs
+		// no client credentials.
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+		if err := waitHTTP(comp.name, fmt.Sprintf("https://127.0.0.1:%d/healthz", port), hc); err != nil {
+			return fmt.Errorf("%w; its log: %s", err, tail(filepath.Join(c.dir, comp.name+".log"), 20))
+		}
 	}
 	return nil
 }

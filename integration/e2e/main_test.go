@@ -39,6 +39,13 @@ func TestMain(m *testing.M) {
 			skip = "e2e: " + missing
 			return m.Run()
 		}
+		if out := os.Getenv(conformanceEnv); out != "" {
+			// make e2e-conformance: TestNodeConformance starts a
+			// cluster per handler; the scenarios have none.
+			conformance = &conformanceRun{repo: repo, shim: shim, out: out}
+			skip = "e2e: " + conformanceEnv + " is set: TestNodeConformance runs alone, on clusters of its own"
+			return m.Run()
+		}
 		dir, err := os.MkdirTemp("", "pause-e2e-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: FAIL:", err)
@@ -46,7 +53,7 @@ func TestMain(m *testing.M) {
 		}
 		c = &cluster{dir: dir}
 		code := 1
-		if err := startCluster(c, repo, shim); err != nil {
+		if err := startCluster(c, repo, shim, options{}); err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: FAIL: cluster:", err)
 		} else {
 			code = m.Run()
@@ -94,19 +101,20 @@ func requireCluster(t *testing.T) context.Context {
 	return ctx
 }
 
-// drain deletes the pods the tests left, then waits for the kubelet's
-// garbage collection (once a minute) to remove every sandbox and container
-// of the deleted pods: what stays after that, stop reports.
+// drain deletes the pods the tests left, in every namespace, then waits
+// for the kubelet's garbage collection (once a minute) to remove every
+// sandbox and container of the deleted pods: what stays after that, stop
+// reports.
 func (c *cluster) drain() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	pods, err := c.client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+	pods, err := c.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
 	}
 	for _, p := range pods.Items {
 		grace := int64(1)
-		_ = c.client.CoreV1().Pods(namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
+		_ = c.client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{GracePeriodSeconds: &grace})
 	}
 	rt, done, err := criClient(c.env.Address)
 	if err != nil {
@@ -114,7 +122,7 @@ func (c *cluster) drain() error {
 	}
 	defer done()
 	for {
-		pods, err := c.client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{})
+		pods, err := c.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 		sbs, err2 := rt.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{})
 		if err == nil && err2 == nil && len(pods.Items) == 0 && len(sbs.Items) == 0 {
 			return nil

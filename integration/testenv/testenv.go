@@ -84,6 +84,13 @@ func WithSharedHost() Option {
 	return func(e *Env) { e.sharedHost = true }
 }
 
+// WithDefaultRuntime makes handler CRI's default runtime
+// (default_runtime_name), the one pods without a RuntimeClass get; runc
+// unless set.
+func WithDefaultRuntime(handler string) Option {
+	return func(e *Env) { e.defaultRuntime = handler }
+}
+
 // Runtime is a CRI runtime handler on this shim.
 type Runtime struct {
 	Name string
@@ -113,16 +120,17 @@ type Env struct {
 	Repo      string // the repository's root
 	Client    *containerd.Client
 
-	pid         int
-	exited      chan struct{} // closed when the containerd process has exited
-	config      string        // its configuration file
-	netnsBefore map[string]bool
-	mirror      string
-	dropIn      string
-	logLevel    string
-	runtimes    string // extra CRI runtime tables
-	sharedHost  bool
-	podSubnet   string
+	pid            int
+	exited         chan struct{} // closed when the containerd process has exited
+	config         string        // its configuration file
+	netnsBefore    map[string]bool
+	mirror         string
+	dropIn         string
+	logLevel       string
+	runtimes       string // extra CRI runtime tables
+	sharedHost     bool
+	podSubnet      string
+	defaultRuntime string
 }
 
 // Prerequisites says what is missing to run a private containerd here (""
@@ -154,7 +162,7 @@ func Prerequisites(repo string) (shim string, missing string) {
 // Start runs a private containerd whose containerd namespace is namespace.
 // Call Stop (and Leaks) when done, also after an error.
 func Start(repo, shim, namespace string, opts ...Option) (*Env, error) {
-	e := &Env{Shim: shim, Repo: repo, Namespace: namespace, netnsBefore: netnsEntries(), logLevel: "debug", podSubnet: PodSubnet}
+	e := &Env{Shim: shim, Repo: repo, Namespace: namespace, netnsBefore: netnsEntries(), logLevel: "debug", podSubnet: PodSubnet, defaultRuntime: "runc"}
 	for _, o := range opts {
 		o(e)
 	}
@@ -203,7 +211,7 @@ imports = [%[7]q]
     bin_dirs = [%[10]q]
     conf_dir = %[6]q
   [plugins."io.containerd.cri.v1.runtime".containerd]
-    default_runtime_name = "runc"
+    default_runtime_name = %[11]q
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
       runtime_type = "io.containerd.runc.v2"
     # CRI's default sandbox mode on this runtime: a pause container from
@@ -214,7 +222,7 @@ imports = [%[7]q]
 [plugins."io.containerd.grpc.v1.cri"]
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.Address, env.Address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "cni"), dropIn, filepath.Join(dir, "debug.sock"), env.logLevel, CNIBinDir) + env.runtimes
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), env.Address, env.Address+".ttrpc", filepath.Join(dir, "s"), filepath.Join(dir, "cni"), dropIn, filepath.Join(dir, "debug.sock"), env.logLevel, CNIBinDir, env.defaultRuntime) + env.runtimes
 	if SystemdDriver() {
 		config += `[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
   SystemdCgroup = true
