@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Assembles what the test node runs (hack/node/test.sh boots it): the tools
-# `make deps` pinned, the shim, the integration test binary and the
+# `make deps` and `make deps-k8s` pinned, the shim, the integration and
+# one-node cluster test binaries and the
 # conformance runner built here (the node has no Go toolchain), the
 # stand-ins' programs built static here (no compiler there either), and the
 # files the tests read from the repository, laid out as in the repository.
@@ -14,7 +15,8 @@ dir=$1
 deps=${DEPS_DIR:-$repo/_deps}
 rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/repo/integration" "$dir/repo/pod/pause" "$dir/standins"
 
-for tool in containerd ctr containerd-shim-runc-v2 runc crictl critest crane busybox-upstream; do
+for tool in containerd ctr containerd-shim-runc-v2 runc crictl critest crane busybox-upstream \
+	etcd kube-apiserver kubelet kubectl; do
 	cp "$deps/bin/$tool" "$dir/bin/"
 done
 cp "$repo/bin/containerd-shim-pause-v2" "$dir/bin/"
@@ -24,6 +26,8 @@ cp "$(command -v busybox)" "$dir/bin/busybox"
 cp -r "$repo/deploy" "$dir/repo/"
 cp "$repo/pod/pause/pause.elf" "$dir/repo/pod/pause/"
 (cd "$repo" && go test -c -o "$dir/repo/integration/integration.test" ./integration)
+mkdir -p "$dir/repo/integration/e2e"
+(cd "$repo" && go test -c -tags e2e -o "$dir/repo/integration/e2e/e2e.test" ./integration/e2e)
 (cd "$repo" && go build -o "$dir/bin/conformance" ./integration/conformance)
 (cd "$repo" && go run ./integration/conformance -build-standins "$dir/standins")
 cp "$repo/hack/node/suite.sh" "$dir/run.sh"

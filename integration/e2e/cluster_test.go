@@ -50,7 +50,7 @@ type cluster struct {
 	pki          *pki
 	kubeconfig   string // the test's own (system:masters)
 	client       *kubernetes.Clientset
-	cgroupRoot   string // the kubelet's cgroup root, under every hierarchy
+	cgroupRoot   string // the kubelet's cgroup root, under every hierarchy (cgroupfs driver)
 	kubelet      *proc
 	kubeletArgs  []string // to start it again the same way
 	procs        []*proc  // running, in start order
@@ -327,11 +327,18 @@ func (c *cluster) startKubelet(server string) error {
 	if err := c.pki.kubeconfig(kubeconfig, server, "kubelet"); err != nil {
 		return err
 	}
-	// The kubelet's cgroups go under a root of the run's own, which the
-	// kubelet wants to exist: every hierarchy gets it.
-	c.cgroupRoot = fmt.Sprintf("/pause-e2e-kubelet-%d", os.Getpid())
-	if err := makeCgroupRoot(c.cgroupRoot); err != nil {
-		return err
+	// With the cgroupfs driver the kubelet's cgroups go under a root of the
+	// run's own, which the kubelet wants to exist: every hierarchy gets it.
+	// With the systemd driver (a production node, make test-node's VM,
+	// which is the run's own) the kubelet keeps systemd's default:
+	// kubepods.slice under the root slice.
+	driver, root := "systemd", ""
+	if !testenv.SystemdDriver() {
+		driver, c.cgroupRoot = "cgroupfs", fmt.Sprintf("/pause-e2e-kubelet-%d", os.Getpid())
+		if err := makeCgroupRoot(c.cgroupRoot); err != nil {
+			return err
+		}
+		root = fmt.Sprintf("cgroupRoot: %q\n", c.cgroupRoot)
 	}
 	manifests := filepath.Join(c.dir, "manifests")
 	if err := os.MkdirAll(manifests, 0o755); err != nil {
@@ -349,9 +356,8 @@ authentication:
   webhook: {enabled: false}
   x509: {clientCAFile: %q}
 authorization: {mode: AlwaysAllow}
-cgroupDriver: cgroupfs
-cgroupRoot: %q
-cgroupsPerQOS: true
+cgroupDriver: %s
+%scgroupsPerQOS: true
 failSwapOn: false
 registerNode: true
 podCIDR: %q
@@ -368,7 +374,7 @@ nodeStatusUpdateFrequency: 2s
 nodeStatusReportFrequency: 2s
 syncFrequency: 5s
 fileCheckFrequency: 2s
-`, port, c.pki.path("ca.crt"), c.cgroupRoot, testenv.PodSubnet, manifests, filepath.Join(c.dir, "pod-logs"))
+`, port, c.pki.path("ca.crt"), driver, root, testenv.PodSubnet, manifests, filepath.Join(c.dir, "pod-logs"))
 	configPath := filepath.Join(c.dir, "kubelet.yaml")
 	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
 		return err
@@ -382,7 +388,7 @@ fileCheckFrequency: 2s
 		return err
 	}
 	c.kubelet = kubelet
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), patience(2*time.Minute))
 	defer cancel()
 	return c.waitNodeReady(ctx, time.Time{})
 }
@@ -525,6 +531,9 @@ func (c *cluster) stop() []string {
 // cgroupLeftovers lists pod cgroups left under the kubelet's root, then
 // removes the kubelet's own (kubepods and its QoS classes), deepest first.
 func (c *cluster) cgroupLeftovers() []string {
+	if testenv.SystemdDriver() {
+		return podSliceLeftovers()
+	}
 	if c.cgroupRoot == "" {
 		return nil
 	}
@@ -548,6 +557,46 @@ func (c *cluster) cgroupLeftovers() []string {
 		}
 	}
 	return leaks
+}
+
+// podSliceLeftovers lists the pod slices the systemd driver's kubelet left
+// (kubepods-<qos>-pod<uid>.slice), then stops kubepods.slice, the
+// kubelet's own, with what it holds.
+func podSliceLeftovers() []string {
+	out, err := exec.Command("systemctl", "list-units", "--all", "--plain", "--no-legend", "kubepods*-pod*.slice").CombinedOutput()
+	if err != nil {
+		return []string{"systemctl list-units: " + strings.TrimSpace(string(out))}
+	}
+	var leaks []string
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if f := strings.Fields(line); len(f) > 0 {
+			leaks = append(leaks, "systemd unit "+f[0])
+		}
+	}
+	if out, err := exec.Command("systemctl", "stop", "kubepods.slice").CombinedOutput(); err != nil {
+		leaks = append(leaks, fmt.Sprintf("systemctl stop kubepods.slice: %v: %s", err, out))
+	}
+	return leaks
+}
+
+// podCgroup is the cgroup of a Guaranteed pod, relative to a hierarchy's
+// root: <root>/kubepods/pod<uid> under the cgroupfs driver,
+// kubepods.slice/kubepods-pod<uid, dashes as underscores>.slice under
+// systemd's.
+func (c *cluster) podCgroup(uid string) string {
+	if testenv.SystemdDriver() {
+		return filepath.Join("kubepods.slice", "kubepods-pod"+strings.ReplaceAll(uid, "-", "_")+".slice")
+	}
+	return filepath.Join(c.cgroupRoot, "kubepods", "pod"+uid)
+}
+
+// patience scales a deadline for an emulated node (testenv.Slow: the VM of
+// make test-node runs everything many times slower).
+func patience(d time.Duration) time.Duration {
+	if testenv.Slow() {
+		return 5 * d
+	}
+	return d
 }
 
 func mountsUnder(dir string) []string {
@@ -588,7 +637,7 @@ func freePort() int {
 
 func waitHTTP(what, url string, hc *http.Client) error {
 	var last error
-	for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+	for deadline := time.Now().Add(patience(90 * time.Second)); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		resp, err := hc.Get(url)
 		if err == nil {
 			resp.Body.Close()

@@ -96,7 +96,7 @@ func requireCluster(t *testing.T) context.Context {
 	if skip != "" {
 		t.Skip(skip)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), patience(3*time.Minute))
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -106,7 +106,7 @@ func requireCluster(t *testing.T) context.Context {
 // sandbox and container of the deleted pods: what stays after that, stop
 // reports.
 func (c *cluster) drain() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), patience(5*time.Minute))
 	defer cancel()
 	pods, err := c.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {

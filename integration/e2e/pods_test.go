@@ -90,7 +90,7 @@ func createPod(t *testing.T, ctx context.Context, pod *corev1.Pod) *corev1.Pod {
 		t.Fatalf("create pod %s: %v", pod.Name, err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		ctx, cancel := context.WithTimeout(context.Background(), patience(time.Minute))
 		defer cancel()
 		if err := deletePod(ctx, created.Name, nil); err != nil {
 			t.Errorf("delete pod %s: %v", created.Name, err)
@@ -267,7 +267,7 @@ func (c *cluster) kubectlTTY(ctx context.Context, args ...string) (string, error
 // attach runs `kubectl attach -i` on a container, writes input and waits
 // until want comes back, then ends kubectl (by its pid).
 func (c *cluster) attach(ctx context.Context, pod, container, input, want string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, patience(30*time.Second))
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "kubectl", "--kubeconfig", c.kubeconfig, "attach", "-i", pod, "-c", container)
 	stdin, err := cmd.StdinPipe()
@@ -381,7 +381,7 @@ while true; do sleep 1; [ -n "$termed" ] && echo tick >> /ev/events; done`)
 			t.Errorf("container saw %q, want started, prestop, term, then ticks until SIGKILL", lines)
 		}
 		// The kubelet counts the grace period from the deletion, the hook included.
-		if took < (grace-1)*time.Second || took > (grace+15)*time.Second {
+		if took < (grace-1)*time.Second || took > grace*time.Second+patience(15*time.Second) {
 			t.Errorf("pod gone %v after its deletion, want about its %d s grace period", took, grace)
 		}
 		if st := sandboxState(t, ctx, sandbox); st != cri.PodSandboxState_SANDBOX_NOTREADY {
@@ -413,8 +413,7 @@ func TestPodOverhead(t *testing.T) {
 		} else if pod.Spec.Overhead != nil {
 			t.Errorf("pod overhead %v on the default handler", pod.Spec.Overhead)
 		}
-		// A Guaranteed pod's cgroup: <root>/kubepods/pod<uid>.
-		cg := filepath.Join(c.cgroupRoot, "kubepods", "pod"+string(pod.UID))
+		cg := c.podCgroup(string(pod.UID))
 		want := map[string]int64{}
 		if unified() {
 			want["memory.max"] = memory
