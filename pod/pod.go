@@ -117,6 +117,8 @@ type Pod struct {
 	// created meanwhile would outlive it.
 	members  map[string]struct{}
 	creating map[string]chan struct{}
+	// oom counts the pod's OOM kills (see MissedOOM).
+	oom oomAccount
 }
 
 // Spec is what CreateSandbox asks for.
@@ -554,6 +556,7 @@ func (p *Pod) Admit(ctx context.Context, id, configPath string) (cgroupsPath str
 	if cgroupsPath, err = joinPod(configPath, id, p); err != nil {
 		return "", err
 	}
+	p.countOOMBaseline()
 	p.members[id] = struct{}{}
 	p.creating[id] = make(chan struct{})
 	log.G(ctx).WithField("container", id).Debug("container joins pod")

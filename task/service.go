@@ -63,11 +63,13 @@ func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Servi
 			return nil, err
 		}
 	}
-	r, err := runctask.NewTaskService(ctx, publisher, sd)
+	events := &oomEvents{Publisher: publisher}
+	r, err := runctask.NewTaskService(ctx, events, sd)
 	if err != nil {
 		return nil, err
 	}
 	s := newService(r, opts, os.Getenv(options.ContainerdRootEnv))
+	events.setMemberOf(s.pods.MemberOf)
 	s.grpcAddress = grpcAddress
 	s.socketDir = os.Getenv(options.SocketDirEnv)
 	s.shared = sharedFromEnv()

@@ -1,0 +1,127 @@
+package pod
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// OOM kills runc.v2's watcher can miss. It reads a container's
+// memory.events when the container's init exits; under systemd's cgroup
+// driver the container's cgroup is a scope, which systemd removes as soon as
+// it is empty, so a container the OOM killer ends at once can be gone, with
+// its counters, before the watcher reads them: no TaskOOM, and CRI reports
+// the exit as "Error" instead of "OOMKilled" (containerd skips critest's
+// OOMKilled spec on systemd nodes for this race). The pod's cgroup outlives
+// its containers, and on cgroup v2 its memory.events counts every kill
+// below it: a member whose init was SIGKILLed while the pod counts more
+// kills than TaskOOM events reported was the OOM killer's victim.
+
+// memoryEvents is the memory.events file of a cgroup, "" on cgroup v1
+// (whose counters do not add up a cgroup's descendants); tests point it at
+// files of their own.
+var memoryEvents = func(cgroupPath string) string {
+	if !unified() {
+		return ""
+	}
+	return filepath.Join("/sys/fs/cgroup", cgroupPath, "memory.events")
+}
+
+// oomAccount is what a pod knows of its OOM kills.
+type oomAccount struct {
+	// counted tells that reported holds a baseline: the kills the pod's
+	// cgroup counted before its first container (a pod's cgroup can be
+	// an earlier sandbox's of the same pod).
+	counted bool
+	// reported is the kills accounted for: the baseline, plus one per
+	// TaskOOM reported (one at least each) and per kill MissedOOM found.
+	reported uint64
+	// noted are the members with a TaskOOM reported since their creation.
+	noted map[string]bool
+	// killed are the members SIGKILLed on request: their exit is not the
+	// OOM killer's to claim.
+	killed map[string]bool
+}
+
+// oomKills is the oom_kill count of the pod's cgroup (cgroup v2 only).
+func (p *Pod) oomKills() (uint64, error) {
+	events := memoryEvents(p.rec.PodCgroup)
+	if events == "" || p.rec.PodCgroup == "" {
+		return 0, fmt.Errorf("sandbox %s: no cgroup v2 of its own", p.id)
+	}
+	return readOOMKills(events)
+}
+
+// readOOMKills reads the oom_kill line of a memory.events file.
+func readOOMKills(path string) (uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if v, ok := strings.CutPrefix(s.Text(), "oom_kill "); ok {
+			return strconv.ParseUint(v, 10, 64)
+		}
+	}
+	if err := s.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("%s: no oom_kill line", path)
+}
+
+// countOOMBaseline sets the baseline once, before the first container
+// runs; the caller holds the lock.
+func (p *Pod) countOOMBaseline() {
+	if p.oom.counted {
+		return
+	}
+	p.oom.counted = true
+	p.oom.reported, _ = p.oomKills()
+}
+
+// OOMReported records a TaskOOM event reported for member id.
+func (p *Pod) OOMReported(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.oom.noted == nil {
+		p.oom.noted = map[string]bool{}
+	}
+	p.oom.noted[id] = true
+	p.oom.reported++
+}
+
+// KillRequested records that member id's init was sent SIGKILL.
+func (p *Pod) KillRequested(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.oom.killed == nil {
+		p.oom.killed = map[string]bool{}
+	}
+	p.oom.killed[id] = true
+}
+
+// MissedOOM tells whether member id, whose init has just exited by
+// SIGKILL, was killed by the OOM killer with no TaskOOM reported: no kill
+// was asked for, none was reported for it, and the pod's cgroup counts a
+// kill no report accounts for, which it then accounts for.
+func (p *Pod) MissedOOM(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	noted, killed := p.oom.noted[id], p.oom.killed[id]
+	delete(p.oom.noted, id)
+	delete(p.oom.killed, id)
+	if noted || killed || !p.oom.counted {
+		return false
+	}
+	kills, err := p.oomKills()
+	if err != nil || kills <= p.oom.reported {
+		return false
+	}
+	p.oom.reported++
+	return true
+}

@@ -1,0 +1,98 @@
+package pod
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// oomPod is a pod whose cgroup's memory.events is a file of the test's,
+// with kills counted so far.
+func oomPod(t *testing.T, kills uint64) (*Pod, func(uint64)) {
+	t.Helper()
+	events := filepath.Join(t.TempDir(), "memory.events")
+	set := func(n uint64) {
+		data := fmt.Sprintf("low 0\nhigh 0\nmax 7\noom %d\noom_kill %d\noom_group_kill 0\n", n, n)
+		if err := os.WriteFile(events, []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(kills)
+	saved := memoryEvents
+	memoryEvents = func(string) string { return events }
+	t.Cleanup(func() { memoryEvents = saved })
+	p := &Pod{id: "sb"}
+	p.rec.PodCgroup = "/kubepods/podx"
+	p.countOOMBaseline() // the first container's admission
+	return p, set
+}
+
+func TestMissedOOM(t *testing.T) {
+	// The pod's cgroup already counted 2 kills (an earlier sandbox of the
+	// same pod): not this pod's containers'.
+	p, kills := oomPod(t, 2)
+	if p.MissedOOM("a") {
+		t.Error("a SIGKILLed container claimed a kill counted before the pod's first container")
+	}
+	// A kill no TaskOOM reported: the first SIGKILLed member takes it, once.
+	kills(3)
+	if !p.MissedOOM("a") {
+		t.Error("a container killed with no TaskOOM while the pod counted a new kill: not found")
+	}
+	if p.MissedOOM("b") {
+		t.Error("one kill claimed twice")
+	}
+	// A reported kill is its container's, and accounted for.
+	p.OOMReported("c")
+	kills(4)
+	if p.MissedOOM("c") || p.MissedOOM("d") {
+		t.Error("a kill TaskOOM reported was claimed again")
+	}
+	// A member SIGKILLed on request leaves the kill to its victim.
+	p.KillRequested("e")
+	kills(5)
+	if p.MissedOOM("e") {
+		t.Error("a container killed on request claimed the OOM killer's kill")
+	}
+	if !p.MissedOOM("f") {
+		t.Error("the OOM killer's victim found no kill left")
+	}
+}
+
+func TestMissedOOMWithoutCgroupV2(t *testing.T) {
+	p, kills := oomPod(t, 0)
+	memoryEvents = func(string) string { return "" } // cgroup v1
+	kills(1)
+	if p.MissedOOM("a") {
+		t.Error("cgroup v1: a kill claimed from counters that do not add up the pod's")
+	}
+	p, kills = oomPod(t, 0)
+	p.rec.PodCgroup = "" // no cgroup of its own
+	kills(1)
+	if p.MissedOOM("a") {
+		t.Error("a pod without a cgroup claimed a kill")
+	}
+}
+
+func TestReadOOMKills(t *testing.T) {
+	dir := t.TempDir()
+	for name, tc := range map[string]struct {
+		data string
+		want uint64
+		ok   bool
+	}{
+		"kernel 6.1": {"low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n", 2, true},
+		"no oom_kill": {"low 0\nhigh 0\n", 0, false},
+		"garbage":     {"oom_kill x\n", 0, false},
+	} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(tc.data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readOOMKills(path)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("%s: %d, %v; want %d (ok %t)", name, got, err, tc.want, tc.ok)
+		}
+	}
+}
