@@ -88,10 +88,7 @@ func (p *Pod) countOOMBaseline() {
 func (p *Pod) OOMReported(id string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.oom.noted == nil {
-		p.oom.noted = map[string]bool{}
-	}
-	p.oom.noted[id] = true
+	p.oom.noted = mark(p.oom.noted, id)
 	p.oom.reported++
 }
 
@@ -99,10 +96,16 @@ func (p *Pod) OOMReported(id string) {
 func (p *Pod) KillRequested(id string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.oom.killed == nil {
-		p.oom.killed = map[string]bool{}
+	p.oom.killed = mark(p.oom.killed, id)
+}
+
+// mark adds id to set, made on first use.
+func mark(set map[string]bool, id string) map[string]bool {
+	if set == nil {
+		set = map[string]bool{}
 	}
-	p.oom.killed[id] = true
+	set[id] = true
+	return set
 }
 
 // MissedOOM tells whether member id, whose init has just exited by

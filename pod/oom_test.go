@@ -82,7 +82,7 @@ func TestReadOOMKills(t *testing.T) {
 		want uint64
 		ok   bool
 	}{
-		"kernel 6.1": {"low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n", 2, true},
+		"kernel 6.1":  {"low 0\nhigh 0\nmax 12\noom 3\noom_kill 2\noom_group_kill 0\n", 2, true},
 		"no oom_kill": {"low 0\nhigh 0\n", 0, false},
 		"garbage":     {"oom_kill x\n", 0, false},
 	} {

@@ -563,16 +563,7 @@ func (c *cluster) cgroupLeftovers() []string {
 // (kubepods-<qos>-pod<uid>.slice), then stops kubepods.slice, the
 // kubelet's own, with what it holds.
 func podSliceLeftovers() []string {
-	out, err := exec.Command("systemctl", "list-units", "--all", "--plain", "--no-legend", "kubepods*-pod*.slice").CombinedOutput()
-	if err != nil {
-		return []string{"systemctl list-units: " + strings.TrimSpace(string(out))}
-	}
-	var leaks []string
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if f := strings.Fields(line); len(f) > 0 {
-			leaks = append(leaks, "systemd unit "+f[0])
-		}
-	}
+	leaks := testenv.LoadedUnits("kubepods*-pod*.slice")
 	if out, err := exec.Command("systemctl", "stop", "kubepods.slice").CombinedOutput(); err != nil {
 		leaks = append(leaks, fmt.Sprintf("systemctl stop kubepods.slice: %v: %s", err, out))
 	}

@@ -709,8 +709,15 @@ func systemdLeaks() []string {
 	if !SystemdDriver() {
 		return nil
 	}
-	out, err := exec.Command("systemctl", "list-units", "--all", "--plain", "--no-legend",
-		"cri-containerd-*", "pause-*.slice", "pauseit-*-pod*").CombinedOutput()
+	leaks := LoadedUnits("cri-containerd-*", "pause-*.slice", "pauseit-*-pod*")
+	_ = exec.Command("systemctl", "stop", "pauseit.slice", "pause.slice").Run()
+	return leaks
+}
+
+// LoadedUnits names, as leaks, the systemd units loaded (active or not)
+// that match patterns.
+func LoadedUnits(patterns ...string) []string {
+	out, err := exec.Command("systemctl", append([]string{"list-units", "--all", "--plain", "--no-legend"}, patterns...)...).CombinedOutput()
 	if err != nil {
 		return []string{"systemctl list-units: " + strings.TrimSpace(string(out))}
 	}
@@ -720,7 +727,6 @@ func systemdLeaks() []string {
 			leaks = append(leaks, "systemd unit "+f[0])
 		}
 	}
-	_ = exec.Command("systemctl", "stop", "pauseit.slice", "pause.slice").Run()
 	return leaks
 }
 
