@@ -39,17 +39,19 @@ type oomAccount struct {
 	// reported is the kills accounted for: the baseline, plus one per
 	// TaskOOM reported (one at least each) and per kill MissedOOM found.
 	reported uint64
-	// noted are the members with a TaskOOM reported since their creation.
-	noted map[string]bool
-	// killed are the members SIGKILLed on request: their exit is not the
-	// OOM killer's to claim.
-	killed map[string]bool
+	// noted are the members with a TaskOOM reported since their creation,
+	// killed those SIGKILLed on request (their exit is not the OOM
+	// killer's to claim); Forget drops a member from both.
+	noted, killed map[string]bool
 }
 
 // oomKills is the oom_kill count of the pod's cgroup (cgroup v2 only).
 func (p *Pod) oomKills() (uint64, error) {
-	events := memoryEvents(p.rec.PodCgroup)
-	if events == "" || p.rec.PodCgroup == "" {
+	var events string
+	if p.rec.PodCgroup != "" {
+		events = memoryEvents(p.rec.PodCgroup)
+	}
+	if events == "" {
 		return 0, fmt.Errorf("sandbox %s: no cgroup v2 of its own", p.id)
 	}
 	return readOOMKills(events)
@@ -115,10 +117,7 @@ func mark(set map[string]bool, id string) map[string]bool {
 func (p *Pod) MissedOOM(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	noted, killed := p.oom.noted[id], p.oom.killed[id]
-	delete(p.oom.noted, id)
-	delete(p.oom.killed, id)
-	if noted || killed || !p.oom.counted {
+	if p.oom.noted[id] || p.oom.killed[id] || !p.oom.counted {
 		return false
 	}
 	kills, err := p.oomKills()

@@ -58,6 +58,16 @@ func TestMissedOOM(t *testing.T) {
 	if !p.MissedOOM("f") {
 		t.Error("the OOM killer's victim found no kill left")
 	}
+	// What the account keeps of a member goes when the member is deleted
+	// (a TaskOOM for a child process, then a clean exit: no MissedOOM).
+	p.OOMReported("x")
+	p.KillRequested("y")
+	for _, id := range []string{"c", "e", "x", "y"} {
+		p.Forget(id)
+	}
+	if len(p.oom.noted) != 0 || len(p.oom.killed) != 0 {
+		t.Errorf("deleted members kept in the OOM account: %v %v", p.oom.noted, p.oom.killed)
+	}
 }
 
 func TestMissedOOMWithoutCgroupV2(t *testing.T) {

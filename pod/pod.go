@@ -581,6 +581,8 @@ func (p *Pod) Created(id string, ok bool) {
 func (p *Pod) Forget(id string) {
 	p.mu.Lock()
 	delete(p.members, id)
+	delete(p.oom.noted, id)
+	delete(p.oom.killed, id)
 	p.mu.Unlock()
 }
 

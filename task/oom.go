@@ -2,7 +2,7 @@ package task
 
 import (
 	"context"
-	"sync"
+	"sync/atomic"
 	"syscall"
 
 	eventstypes "github.com/containerd/containerd/api/events"
@@ -23,25 +23,16 @@ import (
 // killer's.
 type oomEvents struct {
 	shim.Publisher
-
-	mu       sync.Mutex
-	memberOf func(id string) *pod.Pod // set once the registry exists
-}
-
-func (e *oomEvents) setMemberOf(f func(id string) *pod.Pod) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.memberOf = f
+	// pods is the shim's registry, stored once it exists (runc.v2's task
+	// service, which the registry needs, takes this publisher first).
+	pods atomic.Pointer[pod.Registry]
 }
 
 func (e *oomEvents) member(id string) *pod.Pod {
-	e.mu.Lock()
-	f := e.memberOf
-	e.mu.Unlock()
-	if f == nil {
-		return nil
+	if r := e.pods.Load(); r != nil {
+		return r.MemberOf(id)
 	}
-	return f(id)
+	return nil
 }
 
 func (e *oomEvents) Publish(ctx context.Context, topic string, event events.Event) error {

@@ -69,7 +69,7 @@ func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Servi
 		return nil, err
 	}
 	s := newService(r, opts, os.Getenv(options.ContainerdRootEnv))
-	events.setMemberOf(s.pods.MemberOf)
+	events.pods.Store(s.pods)
 	s.grpcAddress = grpcAddress
 	s.socketDir = os.Getenv(options.SocketDirEnv)
 	s.shared = sharedFromEnv()
