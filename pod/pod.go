@@ -61,6 +61,18 @@ import (
 // pauseStopGrace is how long the pause task gets to exit on SIGTERM.
 const pauseStopGrace = 2 * time.Second
 
+// startStepHook, when set (by tests), runs after each step of a start that
+// leaves something on the host: a test stops the start there, as a shim
+// killed at that point would stop.
+var startStepHook func(step string)
+
+// startStep marks the end of a step of a start (see startStepHook).
+func startStep(step string) {
+	if startStepHook != nil {
+		startStepHook(step)
+	}
+}
+
 // Tasks runs a pod's containers: containerd's runc task service.
 type Tasks interface {
 	Kill(context.Context, *taskAPI.KillRequest) (*ptypes.Empty, error)
@@ -300,21 +312,25 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 		if err := files.create(p.cfg.CRI, p.cfg.HostIPC); err != nil {
 			return nil, rec, err
 		}
+		startStep("pod files made")
 	}
 	if rec.OwnsPodCgroup {
 		if _, err := newCgroup(rec.PodCgroup); err != nil {
 			return nil, rec, err
 		}
+		startStep("pod cgroup made")
 	}
 	proc, err := p.host.startPause(p.pauseCfg)
 	if err != nil {
 		return nil, rec, err
 	}
+	startStep("pause task started")
 	rec.PausePid = proc.Pid
 	rec.PauseStartTime, _ = procStartTime(proc.Pid)
 	if err := rec.save(p.bundle); err != nil {
 		return nil, rec, err
 	}
+	startStep("pause task recorded")
 	return proc, rec, nil
 }
 
