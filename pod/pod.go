@@ -48,6 +48,7 @@ import (
 	"time"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
 	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
@@ -145,6 +146,14 @@ type Spec struct {
 // newPod checks the pod's configuration and prepares (without starting) its
 // pause task.
 func newPod(host *Host, sp Spec) (*Pod, error) {
+	// Both name paths (the pod's cgroup, its files): neither may hold a
+	// separator or climb with "..".
+	if err := identifiers.Validate(sp.ID); err != nil {
+		return nil, fmt.Errorf("sandbox id: %w", err)
+	}
+	if err := identifiers.Validate(sp.Namespace); err != nil {
+		return nil, fmt.Errorf("namespace: %w", err)
+	}
 	cfg, err := parsePodConfig(sp.Options, sp.Bundle, sp.NetNSPath)
 	if err != nil {
 		return nil, err
