@@ -254,7 +254,13 @@ func (p *Pod) Start(ctx context.Context, sockets []string) (int, error) {
 		return 0, err
 	}
 	proc, rec, err := p.start(ctx, rec)
-	p.endStart(ctx, proc, rec, err)
+	if terr := p.endStart(ctx, proc, rec, err); terr != nil {
+		if err == nil {
+			// What the start made is published nowhere: it goes now.
+			p.abortStart(ctx, proc, rec)
+		}
+		return 0, errors.Join(err, terr)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -275,42 +281,48 @@ func (p *Pod) beginStart(sockets []string) (record, error) {
 	return rec, nil
 }
 
-// endStart publishes what a start made (nothing if it failed) and wakes
-// the calls waiting for it. A stop that began meanwhile waited for this,
-// and stops the pause task now published.
-func (p *Pod) endStart(ctx context.Context, proc *pause.Process, rec record, err error) {
+// endStart ends the start: the transition first, then, if the start made
+// its pause task, it publishes what the start made and wakes the calls
+// waiting for it. A stop that began meanwhile waited for this, and stops
+// the pause task now published. A transition the state machine does not
+// make is an error (the pod's state is not what the start left it in):
+// nothing is published then.
+func (p *Pod) endStart(ctx context.Context, proc *pause.Process, rec record, err error) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err == nil {
-		// Field by field: the pod's cgroups are read without the lock.
-		p.rec.Files, p.rec.Sockets = rec.Files, rec.Sockets
-		p.rec.PausePid, p.rec.PauseStartTime = rec.PausePid, rec.PauseStartTime
-		p.pause = proc
-		p.placed = make(chan struct{})
-		go p.placePause(context.WithoutCancel(ctx), proc)
-		go p.watchPause(ctx, proc)
-	}
 	if terr := p.state.started(p, err == nil); terr != nil {
 		log.G(ctx).WithError(terr).Error("end of sandbox start")
+		return terr
 	}
+	if err != nil {
+		return nil
+	}
+	// Field by field: the pod's cgroups are read without the lock.
+	p.rec.Files, p.rec.Sockets = rec.Files, rec.Sockets
+	p.rec.PausePid, p.rec.PauseStartTime = rec.PausePid, rec.PauseStartTime
+	p.pause = proc
+	p.placed = make(chan struct{})
+	go p.placePause(context.WithoutCancel(ctx), proc)
+	go p.watchPause(ctx, proc)
+	return nil
 }
 
 // start makes the pod's files and cgroups and runs its pause task in them,
 // which may take up to the pause task's ready timeout. It runs without the
 // pod's lock, so it fills in rec, a copy of the pod's record, and leaves
-// the pod itself alone: endStart publishes what it made. On failure it
-// removes what it made.
+// the pod itself alone: endStart publishes what it made.
+//
+// It records before it acts: the state file names all the start will
+// make (files, cgroups, units) before it makes any, then the pause task
+// once it runs, so that `shim delete` finds whatever a shim killed at any
+// step left. On failure it removes what it made, and leaves the shim's
+// sockets, which the shim still serves (another start may come).
 func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record, retErr error) {
 	var proc *pause.Process
 	defer func() {
-		if retErr == nil {
-			return
+		if retErr != nil {
+			p.abortStart(ctx, proc, rec)
 		}
-		if proc != nil {
-			_ = proc.Signal(syscall.SIGKILL)
-			<-proc.Done()
-		}
-		rec.cleanup(ctx, p.bundle)
 	}()
 	if p.cfg.FromCRI {
 		files, err := criDirs(p.host.ContainerdRoot, p.bundle, rec.ID)
@@ -318,7 +330,13 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 			return nil, rec, err
 		}
 		rec.Files = files
-		if err := files.create(p.cfg.CRI, p.cfg.HostIPC); err != nil {
+	}
+	if err := rec.save(p.bundle); err != nil {
+		return nil, rec, fmt.Errorf("record sandbox %s: %w", p.id, err)
+	}
+	startStep("start recorded")
+	if p.cfg.FromCRI {
+		if err := rec.Files.create(p.cfg.CRI, p.cfg.HostIPC); err != nil {
 			return nil, rec, err
 		}
 		startStep("pod files made")
@@ -334,13 +352,32 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 		return nil, rec, err
 	}
 	startStep("pause task started")
-	rec.PausePid = proc.Pid
-	rec.PauseStartTime, _ = procStartTime(proc.Pid)
+	start, err := procStartTime(proc.Pid)
+	if err == nil && start == 0 {
+		err = errors.New("start time 0")
+	}
+	if err != nil {
+		// Recorded without its start time, the pause task could never be
+		// told from a process that took its pid later: `shim delete`
+		// would not kill it.
+		return nil, rec, fmt.Errorf("pause task %d exited as it started (its start time: %v): %w", proc.Pid, err, errdefs.ErrFailedPrecondition)
+	}
+	rec.PausePid, rec.PauseStartTime = proc.Pid, start
 	if err := rec.save(p.bundle); err != nil {
-		return nil, rec, err
+		return nil, rec, fmt.Errorf("record pause task of sandbox %s: %w", p.id, err)
 	}
 	startStep("pause task recorded")
 	return proc, rec, nil
+}
+
+// abortStart removes what a failed start made, as rec records it: the
+// pause task, if it runs, is killed and reaped first.
+func (p *Pod) abortStart(ctx context.Context, proc *pause.Process, rec record) {
+	if proc != nil {
+		_ = proc.Signal(syscall.SIGKILL)
+		<-proc.Done()
+	}
+	rec.cleanup(ctx)
 }
 
 // placePause moves the pause task into its cgroup, off the sandbox start
@@ -563,7 +600,7 @@ func (p *Pod) cleanup(ctx context.Context) {
 	if placed != nil {
 		<-placed // its cgroup is made before it is removed
 	}
-	rec.cleanup(ctx, p.bundle)
+	rec.cleanup(ctx)
 }
 
 // Admit joins the container id, whose spec is at configPath, to the pod:

@@ -3,8 +3,10 @@ package pod
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -96,7 +98,7 @@ func cgroupExists(path string) bool {
 // stopStartAt runs p.Start in a goroutine that ends at the step named (as a
 // shim killed there would: nothing of the start's own cleanup runs), and
 // returns once it has.
-func stopStartAt(t *testing.T, p *Pod, step string) {
+func stopStartAt(t *testing.T, p *Pod, step string, sockets []string) {
 	t.Helper()
 	reached := false
 	startStepHook = func(s string) {
@@ -109,7 +111,7 @@ func stopStartAt(t *testing.T, p *Pod, step string) {
 	done := make(chan error, 1)
 	go func() {
 		defer close(done)
-		if _, err := p.Start(podCtx(), nil); err != nil {
+		if _, err := p.Start(podCtx(), sockets); err != nil {
 			done <- err
 		}
 	}()
@@ -147,7 +149,12 @@ func TestCrashDuringStartLeavesNothingAfterShimDelete(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = DeleteCgroup(p.rec.PodCgroup) })
-			stopStartAt(t, p, step)
+			// The shim's socket, named as containerd names one.
+			sock := filepath.Join(t.TempDir(), fmt.Sprintf("%x", sha256.Sum256([]byte(id))))
+			if err := os.WriteFile(sock, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			stopStartAt(t, p, step, []string{"unix://" + sock})
 			if step == "pause task started" {
 				// The shim dies before it could record the pause task, whose
 				// parent-death signal kills it with the shim. This test's
@@ -172,6 +179,9 @@ func TestCrashDuringStartLeavesNothingAfterShimDelete(t *testing.T) {
 			}
 			if cg := p.rec.PodCgroup; cgroupExists(cg) {
 				t.Errorf("the pod's cgroup %s is left after shim delete", cg)
+			}
+			if _, err := os.Stat(sock); err == nil {
+				t.Error("the dead shim's socket is left after shim delete")
 			}
 			if proc != nil {
 				select {
