@@ -114,12 +114,16 @@ func TestCleanupBundleRefusesMalformedRecords(t *testing.T) {
 		"relative pod cgroup":    func(r map[string]any) { r["pod_cgroup"], r["owns_pod_cgroup"] = "../../../.."+victim, true },
 		"pause cgroup climbs":    func(r map[string]any) { r["pod_cgroup"], r["pause_cgroup"] = "/a", "/a/../../../../.."+victim },
 		"root cgroup":            func(r map[string]any) { r["pod_cgroup"], r["owns_pod_cgroup"] = "/", true },
-		"system slice":           func(r map[string]any) { r["pod_cgroup"], r["pod_slice"], r["pod_unit"] = "/system.slice", "system.slice", "system.slice" },
-		"another scope":          func(r map[string]any) { r["pause_unit"] = "ssh.service" },
-		"files elsewhere":        func(r map[string]any) { r["files"] = map[string]string{"dir": victim} },
-		"files of another pod":   func(r map[string]any) { r["files"] = map[string]string{"dir": "/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/q"} },
-		"socket elsewhere":       func(r map[string]any) { r["sockets"] = []string{"unix://" + victim} },
-		"wrong types":            func(r map[string]any) { r["pause_pid"] = "1" },
+		"system slice": func(r map[string]any) {
+			r["pod_cgroup"], r["pod_slice"], r["pod_unit"] = "/system.slice", "system.slice", "system.slice"
+		},
+		"another scope":   func(r map[string]any) { r["pause_unit"] = "ssh.service" },
+		"files elsewhere": func(r map[string]any) { r["files"] = map[string]string{"dir": victim} },
+		"files of another pod": func(r map[string]any) {
+			r["files"] = map[string]string{"dir": "/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/q"}
+		},
+		"socket elsewhere": func(r map[string]any) { r["sockets"] = []string{"unix://" + victim} },
+		"wrong types":      func(r map[string]any) { r["pause_pid"] = "1" },
 	} {
 		t.Run(name, func(t *testing.T) {
 			// Each record names a live process, with one part out of shape.
