@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -21,6 +22,23 @@ func nsMap(spec *specs.Spec) map[specs.LinuxNamespaceType]string {
 		m[ns.Type] = ns.Path
 	}
 	return m
+}
+
+// rewriteForPod runs joinPod's rewrite (rewriteSpecJSON) on spec, through
+// its JSON as joinPod reads it.
+func rewriteForPod(spec *specs.Spec, _ string, pausePid int, cfg *podConfig, cgroupsPath string) {
+	data, err := json.Marshal(spec)
+	if err != nil {
+		panic(err)
+	}
+	out, _, err := rewriteSpecJSON(data, pausePid, cfg, cgroupsPath)
+	if err != nil {
+		panic(err)
+	}
+	*spec = specs.Spec{}
+	if err := json.Unmarshal(out, spec); err != nil {
+		panic(err)
+	}
 }
 
 func ctrSpec() *specs.Spec {
@@ -344,4 +362,44 @@ func TestJoinPodKeepsUnknownSpecFields(t *testing.T) {
 			t.Errorf("%s namespace: %v, want path %s", typ, got[typ], want)
 		}
 	}
+}
+
+// FuzzRewriteSpecJSON: whatever spec bytes arrive, the rewrite never
+// panics, refuses only as InvalidArgument, and keeps every top-level key
+// but the hostname as it came.
+func FuzzRewriteSpecJSON(f *testing.F) {
+	seed, _ := json.Marshal(ctrSpec())
+	f.Add(seed)
+	f.Add([]byte(`{"ociVersion":"1.9.0","future":{"x":"<&>"},"linux":{"namespaces":[{"type":"mount","future":1},{"type":"pid"}],"future":[1.50]}}`))
+	f.Add([]byte(`{"linux":{"namespaces":null,"cgroupsPath":7}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, _, err := rewriteSpecJSON(data, 7, &podConfig{SharePID: true}, "/pod/c")
+		if err != nil {
+			if !errdefs.IsInvalidArgument(err) {
+				t.Fatalf("error of another kind: %v", err)
+			}
+			return
+		}
+		var in, got map[string]json.RawMessage
+		if err := json.Unmarshal(data, &in); err != nil {
+			t.Fatalf("accepted a spec that is no JSON object: %v", err)
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("wrote a spec that is no JSON object: %v", err)
+		}
+		for k, v := range in {
+			if k == "hostname" || k == "linux" {
+				continue
+			}
+			var a, b bytes.Buffer
+			_ = json.Compact(&a, v)
+			_ = json.Compact(&b, got[k])
+			if a.String() != b.String() {
+				t.Fatalf("key %q: %s, want %s", k, b.String(), a.String())
+			}
+		}
+		if _, ok := got["hostname"]; ok {
+			t.Fatal("hostname kept")
+		}
+	})
 }
