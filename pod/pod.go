@@ -62,15 +62,16 @@ import (
 // pauseStopGrace is how long the pause task gets to exit on SIGTERM.
 const pauseStopGrace = 2 * time.Second
 
-// startStepHook, when set (by tests), runs after each step of a start that
-// leaves something on the host: a test stops the start there, as a shim
-// killed at that point would stop.
-var startStepHook func(step string)
+// stepHook, when set (by tests), runs after each step of a start that
+// leaves something on the host, and as a pod's cleanup begins: a test
+// stops the call there, as a shim killed at that point would stop, or
+// holds it to let another call run meanwhile.
+var stepHook func(name string)
 
-// startStep marks the end of a step of a start (see startStepHook).
-func startStep(step string) {
-	if startStepHook != nil {
-		startStepHook(step)
+// passStep marks a step of a start or a cleanup (see stepHook).
+func passStep(name string) {
+	if stepHook != nil {
+		stepHook(name)
 	}
 }
 
@@ -334,24 +335,24 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 	if err := rec.save(p.bundle); err != nil {
 		return nil, rec, fmt.Errorf("record sandbox %s: %w", p.id, err)
 	}
-	startStep("start recorded")
+	passStep("start recorded")
 	if p.cfg.FromCRI {
 		if err := rec.Files.create(p.cfg.CRI, p.cfg.HostIPC); err != nil {
 			return nil, rec, err
 		}
-		startStep("pod files made")
+		passStep("pod files made")
 	}
 	if rec.OwnsPodCgroup {
 		if _, err := newCgroup(rec.PodCgroup); err != nil {
 			return nil, rec, err
 		}
-		startStep("pod cgroup made")
+		passStep("pod cgroup made")
 	}
 	proc, err := p.host.startPause(p.pauseCfg)
 	if err != nil {
 		return nil, rec, err
 	}
-	startStep("pause task started")
+	passStep("pause task started")
 	start, err := procStartTime(proc.Pid)
 	if err == nil && start == 0 {
 		err = errors.New("start time 0")
@@ -366,7 +367,7 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 	if err := rec.save(p.bundle); err != nil {
 		return nil, rec, fmt.Errorf("record pause task of sandbox %s: %w", p.id, err)
 	}
-	startStep("pause task recorded")
+	passStep("pause task recorded")
 	return proc, rec, nil
 }
 
@@ -600,6 +601,7 @@ func (p *Pod) cleanup(ctx context.Context) {
 	if placed != nil {
 		<-placed // its cgroup is made before it is removed
 	}
+	passStep("cleanup begun")
 	rec.cleanup(ctx)
 }
 

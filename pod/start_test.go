@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -101,13 +102,13 @@ func cgroupExists(path string) bool {
 func stopStartAt(t *testing.T, p *Pod, step string, sockets []string) {
 	t.Helper()
 	reached := false
-	startStepHook = func(s string) {
+	stepHook = func(s string) {
 		if s == step {
 			reached = true
 			runtime.Goexit()
 		}
 	}
-	t.Cleanup(func() { startStepHook = nil })
+	t.Cleanup(func() { stepHook = nil })
 	done := make(chan error, 1)
 	go func() {
 		defer close(done)
@@ -289,5 +290,54 @@ func TestImpossibleStartTransitionFailsTheStart(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		_ = proc.Signal(syscall.SIGKILL)
 		t.Error("the pause task of the failed start runs on")
+	}
+}
+
+// TestConcurrentShutdownsCleanUpOnce: two ShutdownSandbox calls at once
+// (containerd retries one that timed out) clean the pod up once: the
+// second waits for the first's cleanup instead of running its own beside
+// it, or after it, when the pod's cgroup or files may belong to a pod
+// created since under the same id.
+func TestConcurrentShutdownsCleanUpOnce(t *testing.T) {
+	r := testRegistry(t, options.Default())
+	ctx := podCtx()
+	p, err := r.Create(ctx, Spec{ID: "twice", Namespace: testNamespace, Bundle: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Start(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	var cleanups atomic.Int32
+	entered, release := make(chan struct{}), make(chan struct{})
+	stepHook = func(s string) {
+		if s == "cleanup begun" && cleanups.Add(1) == 1 {
+			close(entered)
+			<-release
+		}
+	}
+	t.Cleanup(func() { stepHook = nil })
+	first, second := make(chan error, 1), make(chan error, 1)
+	go func() { first <- p.Shutdown(ctx) }()
+	<-entered
+	go func() { second <- p.Shutdown(ctx) }()
+	// The second shutdown gets as far as it will while the first cleans up.
+	time.Sleep(200 * time.Millisecond)
+	close(release)
+	for _, ch := range []chan error{first, second} {
+		select {
+		case err := <-ch:
+			if err != nil {
+				t.Errorf("shutdown: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a shutdown hangs")
+		}
+	}
+	if n := cleanups.Load(); n != 1 {
+		t.Errorf("the pod was cleaned up %d times", n)
+	}
+	if p.State() != "shut down" {
+		t.Errorf("state %s", p.State())
 	}
 }
