@@ -133,6 +133,8 @@ type Pod struct {
 	creating map[string]chan struct{}
 	// oom counts the pod's OOM kills (see MissedOOM).
 	oom oomAccount
+	// cleanedUp runs the pod's cleanup once (see cleanup).
+	cleanedUp sync.Once
 }
 
 // Spec is what CreateSandbox asks for.
@@ -589,20 +591,24 @@ func stopPause(ctx context.Context, proc *pause.Process) {
 // cleanup removes what the pod made; the pause task must be gone (or is
 // killed). It waits for the pause task's exit and its cgroup, and removes
 // cgroups, files and mounts: call it without the pod's lock, once no start
-// is under way and none can begin (the pod is stopping).
+// is under way and none can begin (the pod is stopping). It runs once: a
+// shutdown beside another one waits for the first's cleanup, and none
+// runs after it, when the pod's paths may be another pod's (same id).
 func (p *Pod) cleanup(ctx context.Context) {
-	p.mu.Lock()
-	proc, placed, rec := p.pause, p.placed, p.rec
-	p.mu.Unlock()
-	if proc != nil {
-		_ = proc.Signal(syscall.SIGKILL)
-		<-proc.Done()
-	}
-	if placed != nil {
-		<-placed // its cgroup is made before it is removed
-	}
-	passStep("cleanup begun")
-	rec.cleanup(ctx)
+	p.cleanedUp.Do(func() {
+		p.mu.Lock()
+		proc, placed, rec := p.pause, p.placed, p.rec
+		p.mu.Unlock()
+		if proc != nil {
+			_ = proc.Signal(syscall.SIGKILL)
+			<-proc.Done()
+		}
+		if placed != nil {
+			<-placed // its cgroup is made before it is removed
+		}
+		passStep("cleanup begun")
+		rec.cleanup(ctx)
+	})
 }
 
 // Admit joins the container id, whose spec is at configPath, to the pod:
