@@ -408,7 +408,8 @@ func (p *Pod) placePause(ctx context.Context, proc *pause.Process) {
 			err = cg.AddProc(uint64(pid))
 		}
 	}
-	if err != nil && !proc.Exited() {
+	// ESRCH: it died meanwhile (a stop), before its reaper said so.
+	if err != nil && !proc.Exited() && !errors.Is(err, syscall.ESRCH) {
 		log.G(ctx).WithError(err).Warn("move pause task into its cgroup")
 	}
 }
