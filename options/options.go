@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"time"
@@ -257,6 +258,14 @@ func (o Options) check() error {
 	}
 	if o.ShimCgroup != "" && !strings.HasPrefix(o.ShimCgroup, "/") {
 		return invalid(fmt.Errorf("ShimCgroup %q is not an absolute cgroup path", o.ShimCgroup))
+	}
+	// Joined to a hierarchy's mount point, a path that climbs names a
+	// directory outside /sys/fs/cgroup.
+	if slices.Contains(strings.Split(o.ShimCgroup, "/"), "..") {
+		return invalid(fmt.Errorf("ShimCgroup %q climbs with \"..\": name a cgroup below the root", o.ShimCgroup))
+	}
+	if o.ShimCgroup != "" && path.Clean(o.ShimCgroup) == "/" {
+		return invalid(fmt.Errorf("ShimCgroup %q is the root cgroup: name one below it", o.ShimCgroup))
 	}
 	if o.Root != "" && !strings.HasPrefix(o.Root, "/") {
 		return invalid(fmt.Errorf("Root %q is not an absolute path", o.Root))

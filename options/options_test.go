@@ -89,6 +89,8 @@ func TestBadOptions(t *testing.T) {
 		`PodsPerShim = "all"`:             "PodsPerShim",
 		`PodsPerShim = 2.5`:               "PodsPerShim",
 		`ShimCgroup = "pause"`:            "not an absolute cgroup path",
+		`ShimCgroup = "/shims/../../x"`:   "ShimCgroup \"/shims/../../x\" climbs",
+		`ShimCgroup = "/"`:                "the root cgroup",
 		`Root = "run/runc"`:               "not an absolute path",
 		`BinaryName = [ "runc" ]`:         "BinaryName",
 		"LogLevel = \"debug\"\nLogLevel=": "runtime options",

@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
+	"slices"
+	"strings"
 
 	"github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
@@ -69,10 +72,34 @@ func loadCgroup(path string) (cgroup, error) {
 	return v1Cgroup{cg}, nil
 }
 
+// cleanCgroupPath checks a cgroup path the shim will make, join or remove,
+// which field gave, and returns it cleaned: it must be absolute, below a
+// hierarchy's root and not the root itself. A relative path or one that
+// climbs with ".." would name, once joined to a hierarchy's mount point, a
+// directory outside /sys/fs/cgroup.
+func cleanCgroupPath(field, p string) (string, error) {
+	if !strings.HasPrefix(p, "/") {
+		return "", fmt.Errorf("%s %q is not an absolute cgroup path: %w", field, p, errdefs.ErrInvalidArgument)
+	}
+	if slices.Contains(strings.Split(p, "/"), "..") {
+		return "", fmt.Errorf("%s %q climbs with \"..\": a cgroup path names a cgroup below the root: %w", field, p, errdefs.ErrInvalidArgument)
+	}
+	clean := path.Clean(p)
+	if clean == "/" {
+		return "", fmt.Errorf("%s %q is the root cgroup, which no pod may take: %w", field, p, errdefs.ErrInvalidArgument)
+	}
+	return clean, nil
+}
+
 // DeleteCgroup removes the cgroup at path if it still exists. On a hybrid
 // host runc also makes a container's parents in the unified hierarchy, which
-// runc's delete leaves: they go too.
+// runc's delete leaves: they go too. A path outside the hierarchies (see
+// cleanCgroupPath) is refused: it may come from a record on disk.
 func DeleteCgroup(path string) error {
+	path, err := cleanCgroupPath("cgroup", path)
+	if err != nil {
+		return err
+	}
 	if cgroups.Mode() == cgroups.Hybrid {
 		if err := os.Remove(filepath.Join("/sys/fs/cgroup/unified", path)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err

@@ -34,13 +34,19 @@ const criScopePrefix = "cri-containerd"
 // "pause", or with systemdDriver (SystemdCgroup) a slice of its own. Leaves
 // keep cgroup v2's no-internal-processes rule.
 func cgroupLayout(id, namespace string, cfg *podConfig, systemdDriver bool) (podCgroups, error) {
-	sliced := func(slice string, owned bool) (podCgroups, error) {
-		path, err := expandSlice(slice)
+	sliced := func(field, slice string, owned bool) (podCgroups, error) {
+		expanded, err := expandSlice(slice)
 		if err != nil {
+			return podCgroups{}, fmt.Errorf("%s: %w", field, err)
+		}
+		if expanded, err = cleanCgroupPath(field, expanded); err != nil {
 			return podCgroups{}, err
 		}
-		l := podCgroups{PodCgroup: path, PodSlice: slice, PauseUnit: criScopePrefix + "-" + id + ".scope"}
+		l := podCgroups{PodCgroup: expanded, PodSlice: slice, PauseUnit: criScopePrefix + "-" + id + ".scope"}
 		if owned {
+			if reservedSlices[slice] {
+				return podCgroups{}, fmt.Errorf("%s %q is one of systemd's own slices, which a pod may not take (the shim stops its pod's slice with the pod): %w", field, slice, errdefs.ErrInvalidArgument)
+			}
 			l.PodUnit = slice
 		}
 		return l, nil
@@ -49,22 +55,49 @@ func cgroupLayout(id, namespace string, cfg *podConfig, systemdDriver bool) (pod
 	case cfg.CgroupParent != "" && isSlice(cfg.CgroupParent):
 		// A slice's name, or the expanded path the kubelet sends
 		// ("/kubepods.slice/…/x.slice"): its last element.
-		return sliced(path.Base(cfg.CgroupParent), false)
+		if strings.Contains(cfg.CgroupParent, "/") {
+			if _, err := cleanCgroupPath(fieldCgroupParent, cfg.CgroupParent); err != nil {
+				return podCgroups{}, err
+			}
+		}
+		return sliced(fieldCgroupParent, path.Base(cfg.CgroupParent), false)
 	case cfg.CgroupParent != "":
-		return podCgroups{PodCgroup: cfg.CgroupParent, PauseCgroup: path.Join(cfg.CgroupParent, id)}, nil
+		parent, err := cleanCgroupPath(fieldCgroupParent, cfg.CgroupParent)
+		if err != nil {
+			return podCgroups{}, err
+		}
+		return podCgroups{PodCgroup: parent, PauseCgroup: path.Join(parent, id)}, nil
 	case cfg.CgroupsPath != "" && isSlice(cfg.CgroupsPath) && !strings.Contains(cfg.CgroupsPath, "/"):
-		return sliced(cfg.CgroupsPath, true)
+		return sliced(fieldCgroupsPath, cfg.CgroupsPath, true)
 	case strings.Contains(cfg.CgroupsPath, ":"):
-		return podCgroups{}, fmt.Errorf("cgroupsPath %q: a pod's cgroup in systemd form is a slice (name.slice), its containers get the scopes: %w", cfg.CgroupsPath, errdefs.ErrInvalidArgument)
+		return podCgroups{}, fmt.Errorf("%s %q: a pod's cgroup in systemd form is a slice (name.slice), its containers get the scopes: %w", fieldCgroupsPath, cfg.CgroupsPath, errdefs.ErrInvalidArgument)
 	case cfg.CgroupsPath != "":
-		return podCgroups{PodCgroup: cfg.CgroupsPath, PauseCgroup: path.Join(cfg.CgroupsPath, "pause"), OwnsPodCgroup: true}, nil
+		// The shim makes this cgroup and removes it with the pod: it must
+		// name one below the hierarchies' roots, not a relative path,
+		// which each cgroup library resolves its own way.
+		own, err := cleanCgroupPath(fieldCgroupsPath, cfg.CgroupsPath)
+		if err != nil {
+			return podCgroups{}, err
+		}
+		return podCgroups{PodCgroup: own, PauseCgroup: path.Join(own, "pause"), OwnsPodCgroup: true}, nil
 	case systemdDriver:
-		return sliced("pause-"+unitNameEscape(namespace)+"_"+unitNameEscape(id)+".slice", true)
+		return sliced("the pod's slice", "pause-"+unitNameEscape(namespace)+"_"+unitNameEscape(id)+".slice", true)
 	default:
 		pod := path.Join("/", namespace, id)
 		return podCgroups{PodCgroup: pod, PauseCgroup: path.Join(pod, "pause"), OwnsPodCgroup: true}, nil
 	}
 }
+
+// The fields a pod's cgroup comes from, as errors name them: CRI's
+// LinuxPodSandboxConfig.cgroup_parent, the sandbox spec's linux.cgroupsPath.
+const (
+	fieldCgroupParent = "cgroup_parent"
+	fieldCgroupsPath  = "linux.cgroupsPath"
+)
+
+// reservedSlices are systemd's own slices: a pod's spec may not name one
+// as the pod's own slice, which the shim stops when the pod ends.
+var reservedSlices = map[string]bool{"-.slice": true, "system.slice": true, "user.slice": true, "machine.slice": true}
 
 // systemd tells whether the pod's cgroups are systemd units.
 func (l podCgroups) systemd() bool { return l.PodSlice != "" }

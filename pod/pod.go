@@ -48,6 +48,7 @@ import (
 	"time"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
 	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
@@ -60,6 +61,19 @@ import (
 
 // pauseStopGrace is how long the pause task gets to exit on SIGTERM.
 const pauseStopGrace = 2 * time.Second
+
+// stepHook, when set (by tests), runs after each step of a start that
+// leaves something on the host, and as a pod's cleanup begins: a test
+// stops the call there, as a shim killed at that point would stop, or
+// holds it to let another call run meanwhile.
+var stepHook func(name string)
+
+// passStep marks a step of a start or a cleanup (see stepHook).
+func passStep(name string) {
+	if stepHook != nil {
+		stepHook(name)
+	}
+}
 
 // Tasks runs a pod's containers: containerd's runc task service.
 type Tasks interface {
@@ -119,6 +133,8 @@ type Pod struct {
 	creating map[string]chan struct{}
 	// oom counts the pod's OOM kills (see MissedOOM).
 	oom oomAccount
+	// cleanedUp runs the pod's cleanup once (see cleanup).
+	cleanedUp sync.Once
 }
 
 // Spec is what CreateSandbox asks for.
@@ -133,6 +149,14 @@ type Spec struct {
 // newPod checks the pod's configuration and prepares (without starting) its
 // pause task.
 func newPod(host *Host, sp Spec) (*Pod, error) {
+	// Both name paths (the pod's cgroup, its files): neither may hold a
+	// separator or climb with "..".
+	if err := identifiers.Validate(sp.ID); err != nil {
+		return nil, fmt.Errorf("sandbox id: %w", err)
+	}
+	if err := identifiers.Validate(sp.Namespace); err != nil {
+		return nil, fmt.Errorf("namespace: %w", err)
+	}
 	cfg, err := parsePodConfig(sp.Options, sp.Bundle, sp.NetNSPath)
 	if err != nil {
 		return nil, err
@@ -233,7 +257,13 @@ func (p *Pod) Start(ctx context.Context, sockets []string) (int, error) {
 		return 0, err
 	}
 	proc, rec, err := p.start(ctx, rec)
-	p.endStart(ctx, proc, rec, err)
+	if terr := p.endStart(ctx, proc, rec, err); terr != nil {
+		if err == nil {
+			// What the start made is published nowhere: it goes now.
+			p.abortStart(ctx, proc, rec)
+		}
+		return 0, errors.Join(err, terr)
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -254,42 +284,48 @@ func (p *Pod) beginStart(sockets []string) (record, error) {
 	return rec, nil
 }
 
-// endStart publishes what a start made (nothing if it failed) and wakes
-// the calls waiting for it. A stop that began meanwhile waited for this,
-// and stops the pause task now published.
-func (p *Pod) endStart(ctx context.Context, proc *pause.Process, rec record, err error) {
+// endStart ends the start: the transition first, then, if the start made
+// its pause task, it publishes what the start made and wakes the calls
+// waiting for it. A stop that began meanwhile waited for this, and stops
+// the pause task now published. A transition the state machine does not
+// make is an error (the pod's state is not what the start left it in):
+// nothing is published then.
+func (p *Pod) endStart(ctx context.Context, proc *pause.Process, rec record, err error) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if err == nil {
-		// Field by field: the pod's cgroups are read without the lock.
-		p.rec.Files, p.rec.Sockets = rec.Files, rec.Sockets
-		p.rec.PausePid, p.rec.PauseStartTime = rec.PausePid, rec.PauseStartTime
-		p.pause = proc
-		p.placed = make(chan struct{})
-		go p.placePause(context.WithoutCancel(ctx), proc)
-		go p.watchPause(ctx, proc)
-	}
 	if terr := p.state.started(p, err == nil); terr != nil {
 		log.G(ctx).WithError(terr).Error("end of sandbox start")
+		return terr
 	}
+	if err != nil {
+		return nil
+	}
+	// Field by field: the pod's cgroups are read without the lock.
+	p.rec.Files, p.rec.Sockets = rec.Files, rec.Sockets
+	p.rec.PausePid, p.rec.PauseStartTime = rec.PausePid, rec.PauseStartTime
+	p.pause = proc
+	p.placed = make(chan struct{})
+	go p.placePause(context.WithoutCancel(ctx), proc)
+	go p.watchPause(ctx, proc)
+	return nil
 }
 
 // start makes the pod's files and cgroups and runs its pause task in them,
 // which may take up to the pause task's ready timeout. It runs without the
 // pod's lock, so it fills in rec, a copy of the pod's record, and leaves
-// the pod itself alone: endStart publishes what it made. On failure it
-// removes what it made.
+// the pod itself alone: endStart publishes what it made.
+//
+// It records before it acts: the state file names all the start will
+// make (files, cgroups, units) before it makes any, then the pause task
+// once it runs, so that `shim delete` finds whatever a shim killed at any
+// step left. On failure it removes what it made, and leaves the shim's
+// sockets, which the shim still serves (another start may come).
 func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record, retErr error) {
 	var proc *pause.Process
 	defer func() {
-		if retErr == nil {
-			return
+		if retErr != nil {
+			p.abortStart(ctx, proc, rec)
 		}
-		if proc != nil {
-			_ = proc.Signal(syscall.SIGKILL)
-			<-proc.Done()
-		}
-		rec.cleanup(ctx, p.bundle)
 	}()
 	if p.cfg.FromCRI {
 		files, err := criDirs(p.host.ContainerdRoot, p.bundle, rec.ID)
@@ -297,25 +333,54 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 			return nil, rec, err
 		}
 		rec.Files = files
-		if err := files.create(p.cfg.CRI, p.cfg.HostIPC); err != nil {
+	}
+	if err := rec.save(p.bundle); err != nil {
+		return nil, rec, fmt.Errorf("record sandbox %s: %w", p.id, err)
+	}
+	passStep("start recorded")
+	if p.cfg.FromCRI {
+		if err := rec.Files.create(p.cfg.CRI, p.cfg.HostIPC); err != nil {
 			return nil, rec, err
 		}
+		passStep("pod files made")
 	}
 	if rec.OwnsPodCgroup {
 		if _, err := newCgroup(rec.PodCgroup); err != nil {
 			return nil, rec, err
 		}
+		passStep("pod cgroup made")
 	}
 	proc, err := p.host.startPause(p.pauseCfg)
 	if err != nil {
 		return nil, rec, err
 	}
-	rec.PausePid = proc.Pid
-	rec.PauseStartTime, _ = procStartTime(proc.Pid)
-	if err := rec.save(p.bundle); err != nil {
-		return nil, rec, err
+	passStep("pause task started")
+	start, err := procStartTime(proc.Pid)
+	if err == nil && start == 0 {
+		err = errors.New("start time 0")
 	}
+	if err != nil {
+		// Recorded without its start time, the pause task could never be
+		// told from a process that took its pid later: `shim delete`
+		// would not kill it.
+		return nil, rec, fmt.Errorf("pause task %d exited as it started (its start time: %v): %w", proc.Pid, err, errdefs.ErrFailedPrecondition)
+	}
+	rec.PausePid, rec.PauseStartTime = proc.Pid, start
+	if err := rec.save(p.bundle); err != nil {
+		return nil, rec, fmt.Errorf("record pause task of sandbox %s: %w", p.id, err)
+	}
+	passStep("pause task recorded")
 	return proc, rec, nil
+}
+
+// abortStart removes what a failed start made, as rec records it: the
+// pause task, if it runs, is killed and reaped first.
+func (p *Pod) abortStart(ctx context.Context, proc *pause.Process, rec record) {
+	if proc != nil {
+		_ = proc.Signal(syscall.SIGKILL)
+		<-proc.Done()
+	}
+	rec.cleanup(ctx)
 }
 
 // placePause moves the pause task into its cgroup, off the sandbox start
@@ -343,7 +408,8 @@ func (p *Pod) placePause(ctx context.Context, proc *pause.Process) {
 			err = cg.AddProc(uint64(pid))
 		}
 	}
-	if err != nil && !proc.Exited() {
+	// ESRCH: it died meanwhile (a stop), before its reaper said so.
+	if err != nil && !proc.Exited() && !errors.Is(err, syscall.ESRCH) {
 		log.G(ctx).WithError(err).Warn("move pause task into its cgroup")
 	}
 }
@@ -526,19 +592,24 @@ func stopPause(ctx context.Context, proc *pause.Process) {
 // cleanup removes what the pod made; the pause task must be gone (or is
 // killed). It waits for the pause task's exit and its cgroup, and removes
 // cgroups, files and mounts: call it without the pod's lock, once no start
-// is under way and none can begin (the pod is stopping).
+// is under way and none can begin (the pod is stopping). It runs once: a
+// shutdown beside another one waits for the first's cleanup, and none
+// runs after it, when the pod's paths may be another pod's (same id).
 func (p *Pod) cleanup(ctx context.Context) {
-	p.mu.Lock()
-	proc, placed, rec := p.pause, p.placed, p.rec
-	p.mu.Unlock()
-	if proc != nil {
-		_ = proc.Signal(syscall.SIGKILL)
-		<-proc.Done()
-	}
-	if placed != nil {
-		<-placed // its cgroup is made before it is removed
-	}
-	rec.cleanup(ctx, p.bundle)
+	p.cleanedUp.Do(func() {
+		p.mu.Lock()
+		proc, placed, rec := p.pause, p.placed, p.rec
+		p.mu.Unlock()
+		if proc != nil {
+			_ = proc.Signal(syscall.SIGKILL)
+			<-proc.Done()
+		}
+		if placed != nil {
+			<-placed // its cgroup is made before it is removed
+		}
+		passStep("cleanup begun")
+		rec.cleanup(ctx)
+	})
 }
 
 // Admit joins the container id, whose spec is at configPath, to the pod:

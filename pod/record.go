@@ -6,15 +6,17 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
 )
 
 // stateFile in the sandbox bundle lets `shim delete` clean up a pod whose
@@ -46,16 +48,24 @@ func (s record) save(bundle string) error {
 	return os.Rename(tmp, filepath.Join(bundle, stateFile))
 }
 
-// cleanup kills the pause task if it is still the process recorded and
-// removes the pod's cgroups. It is idempotent: `shim delete` may run it after
-// the shim did.
-func (s record) cleanup(ctx context.Context, bundle string) {
+// cleanup removes what the pod made: it kills the pause task if it is still
+// the process recorded, stops the pod's units and removes its cgroups and
+// files. A start records all it will make before it makes it, so some of
+// it may never have been made: that is skipped. It is idempotent: `shim
+// delete` may run it after the shim did. The shim's sockets are not the
+// pod's to remove: the shim serves them until it exits (CleanupBundle
+// removes them once it is gone).
+func (s record) cleanup(ctx context.Context) {
 	logger := log.G(ctx).WithField("sandbox", s.ID)
-	if s.PausePid > 0 && s.PauseStartTime != 0 {
-		if st, err := procStartTime(s.PausePid); err == nil && st == s.PauseStartTime {
-			_ = syscall.Kill(s.PausePid, syscall.SIGKILL)
-			waitGone(s.PausePid, s.PauseStartTime, 2*time.Second)
+	switch {
+	case s.PausePid > 0 && s.PauseStartTime != 0:
+		if err := killRecorded(s.PausePid, s.PauseStartTime, 2*time.Second); err != nil {
+			logger.WithError(err).WithField("pid", s.PausePid).Warn("kill pause task")
 		}
+	case s.PausePid > 0:
+		// Written by a shim that did not refuse an unknown start time:
+		// the pid alone may name another process by now.
+		logger.WithField("pid", s.PausePid).Warn("pause task recorded without its start time: not killed")
 	}
 	for _, unit := range []string{s.PauseUnit, s.PodUnit} {
 		if unit == "" {
@@ -78,27 +88,30 @@ func (s record) cleanup(ctx context.Context, bundle string) {
 	if err := s.Files.remove(); err != nil {
 		logger.WithError(err).Warn("remove pod files")
 	}
-	RemoveSockets(s.Sockets)
 }
 
 // CleanupBundle is `shim delete` for a sandbox bundle: it reports whether the
-// bundle held a pod (false: it is a container's bundle) and cleans the pod up.
+// bundle held a pod (false: it is a container's bundle) and cleans the pod up,
+// the shim's sockets with it. A record it cannot trust (see decodeRecord) is
+// left alone, with an error: it acts on none of it.
 func CleanupBundle(ctx context.Context, bundle string) (bool, error) {
 	data, err := os.ReadFile(filepath.Join(bundle, stateFile))
 	if errors.Is(err, os.ErrNotExist) {
 		_, cerr := os.Stat(filepath.Join(bundle, "config.json"))
 		// A sandbox bundle from CRI has no config.json; its shim died before
-		// the pause task started: nothing to clean.
+		// its start recorded anything, so before it made anything: nothing
+		// to clean.
 		return errors.Is(cerr, os.ErrNotExist), nil
 	}
 	if err != nil {
 		return true, err
 	}
-	var s record
-	if err := json.Unmarshal(data, &s); err != nil {
-		return true, fmt.Errorf("malformed pod state %s: %v: %w", stateFile, err, errdefs.ErrDataLoss)
+	s, err := decodeRecord(data)
+	if err != nil {
+		return true, err
 	}
-	s.cleanup(ctx, bundle)
+	s.cleanup(ctx)
+	RemoveSockets(s.Sockets)
 	return true, nil
 }
 
@@ -138,6 +151,153 @@ func waitGone(pid int, start uint64, timeout time.Duration) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// decodeRecord reads a state file and checks it before anything acts on
+// it: `shim delete` kills what it names and removes its paths as root, so a
+// record that is damaged, or not the shim's, must not reach a process or a
+// path the pod never had. Anything else is ErrDataLoss.
+func decodeRecord(data []byte) (record, error) {
+	var s record
+	if err := json.Unmarshal(data, &s); err != nil {
+		return record{}, fmt.Errorf("malformed pod state %s: %v: %w", stateFile, err, errdefs.ErrDataLoss)
+	}
+	if err := s.check(); err != nil {
+		return record{}, fmt.Errorf("pod state %s: %w: %w", stateFile, err, errdefs.ErrDataLoss)
+	}
+	return s, nil
+}
+
+// check tells whether every part of the record has the form a pod's start
+// gives it.
+func (s record) check() error {
+	if err := identifiers.Validate(s.ID); err != nil {
+		return fmt.Errorf("id: %v", err)
+	}
+	// The pause task is the shim's child (or grandchild): never pid 1,
+	// and a start time goes with its pid.
+	if s.PausePid < 0 || s.PausePid == 1 || s.PausePid == 0 && s.PauseStartTime != 0 {
+		return fmt.Errorf("pause_pid %d with start time %d", s.PausePid, s.PauseStartTime)
+	}
+	for _, cg := range []struct{ field, path string }{{"pod_cgroup", s.PodCgroup}, {"pause_cgroup", s.PauseCgroup}} {
+		if cg.path == "" {
+			continue
+		}
+		if clean, err := cleanCgroupPath(cg.field, cg.path); err != nil || clean != cg.path {
+			return fmt.Errorf("%s %q is not a cgroup path the shim writes", cg.field, cg.path)
+		}
+	}
+	if s.OwnsPodCgroup && s.PodCgroup == "" {
+		return errors.New("owns_pod_cgroup without a pod_cgroup")
+	}
+	if s.PauseCgroup != "" && path.Dir(s.PauseCgroup) != s.PodCgroup {
+		return fmt.Errorf("pause_cgroup %q is not in pod_cgroup %q", s.PauseCgroup, s.PodCgroup)
+	}
+	if s.PodSlice != "" {
+		if p, err := expandSlice(s.PodSlice); err != nil || p != s.PodCgroup {
+			return fmt.Errorf("pod_slice %q is not pod_cgroup %q", s.PodSlice, s.PodCgroup)
+		}
+	}
+	if s.PauseUnit != "" && s.PauseUnit != criScopePrefix+"-"+s.ID+".scope" {
+		return fmt.Errorf("pause_unit %q is not the pod's scope", s.PauseUnit)
+	}
+	if s.PodUnit != "" && (s.PodUnit != s.PodSlice || reservedSlices[s.PodUnit]) {
+		return fmt.Errorf("pod_unit %q is not a slice of a pod", s.PodUnit)
+	}
+	for _, dir := range []string{s.Files.Dir, s.Files.VolatileDir} {
+		if dir != "" && !isCRISandboxDir(dir, s.ID) {
+			return fmt.Errorf("files %q are not the pod's CRI sandbox directory", dir)
+		}
+	}
+	for _, a := range s.Sockets {
+		if !isShimSocket(a) {
+			return fmt.Errorf("socket %q is not a shim socket address", a)
+		}
+	}
+	return nil
+}
+
+// isCRISandboxDir tells whether dir is <dir>/io.containerd.grpc.v1.cri/sandboxes/<id>
+// (see criDirs), whole and clean.
+func isCRISandboxDir(dir, id string) bool {
+	return filepath.IsAbs(dir) && filepath.Clean(dir) == dir &&
+		strings.HasSuffix(dir, string(filepath.Separator)+filepath.Join(criDirName, "sandboxes", id))
+}
+
+// isShimSocket tells whether address is what shim.CreateSocketAddress
+// makes: unix://<directory>/<sha256 in hex>.
+func isShimSocket(address string) bool {
+	p, ok := strings.CutPrefix(address, "unix://")
+	if !ok || !filepath.IsAbs(p) || filepath.Clean(p) != p {
+		return false
+	}
+	name := filepath.Base(p)
+	if len(name) != 64 {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// killRecorded kills the process pid if it is still the one that started
+// at start (clock ticks since boot), and waits up to timeout for it to be
+// gone. It holds the process by a pidfd, opened before its start time is
+// checked: once the check passes, the signal cannot reach another process
+// that took the pid meanwhile. Without pidfds (Linux before 5.3, or a
+// seccomp filter that refuses them) it checks the start time and signals
+// the pid, as shims did before pidfds.
+func killRecorded(pid int, start uint64, timeout time.Duration) error {
+	fd, err := pidfdOpen(pid, 0)
+	switch {
+	case errors.Is(err, unix.ESRCH):
+		return nil // gone
+	case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM):
+		return killByPid(pid, start, timeout)
+	case err != nil:
+		return fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	defer unix.Close(fd)
+	if st, err := procStartTime(pid); err != nil || st != start {
+		return nil // another process, or none: the pause task is gone
+	}
+	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("pidfd_send_signal %d: %w", pid, err)
+	}
+	// The pidfd turns readable once the process has exited, reaped or not.
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("process %d still runs %s after SIGKILL", pid, timeout)
+		}
+		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
+		if err == nil && n > 0 {
+			return nil
+		}
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("wait for process %d: %w", pid, err)
+		}
+	}
+}
+
+// pidfdOpen is pidfd_open(2); tests take it away to check the fallback.
+var pidfdOpen = unix.PidfdOpen
+
+// killByPid is killRecorded without a pidfd: between the check of the
+// start time and the signal, the pid could in principle be reused.
+func killByPid(pid int, start uint64, timeout time.Duration) error {
+	if st, err := procStartTime(pid); err != nil || st != start {
+		return nil
+	}
+	if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
+		return fmt.Errorf("kill %d: %w", pid, err)
+	}
+	waitGone(pid, start, timeout)
+	return nil
 }
 
 // RemoveSockets removes shim sockets; a socket already gone is fine.

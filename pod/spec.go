@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -33,10 +34,12 @@ func joinPod(configPath, id string, p *Pod) (string, error) {
 		return "", fmt.Errorf("container spec has no linux section: %w", errdefs.ErrInvalidArgument)
 	}
 	if _, fromCRI := spec.Annotations[criContainerType]; fromCRI {
+		if err := checkMemberCgroupsPath(spec.Linux.CgroupsPath); err != nil {
+			return "", err
+		}
 		return spec.Linux.CgroupsPath, checkPodMembership(&spec, p.cfg)
 	}
-	rewriteForPod(&spec, id, p.pause.Pid, p.cfg, p.rec.containerCgroup(id))
-	out, err := json.Marshal(&spec)
+	out, cgroupsPath, err := rewriteSpecJSON(data, p.pause.Pid, p.cfg, p.rec.containerCgroup(id))
 	if err != nil {
 		return "", err
 	}
@@ -44,14 +47,115 @@ func joinPod(configPath, id string, p *Pod) (string, error) {
 	if err := os.WriteFile(tmp, out, 0o600); err != nil {
 		return "", err
 	}
-	return spec.Linux.CgroupsPath, os.Rename(tmp, configPath)
+	return cgroupsPath, os.Rename(tmp, configPath)
 }
 
-// rewriteForPod is the pure part of joinPod; cgroupsPath is the container's
-// place in the pod ("" keeps the spec's).
-func rewriteForPod(spec *specs.Spec, id string, pausePid int, cfg *podConfig, cgroupsPath string) {
+// checkMemberCgroupsPath refuses a pod member's cgroup path (CRI's) that
+// climbs with "..", in either form: the container would leave the pod's
+// cgroup, or the hierarchies.
+func checkMemberCgroupsPath(p string) error {
+	for _, part := range strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == ':' }) {
+		if part == ".." {
+			return fmt.Errorf("container spec's linux.cgroupsPath %q climbs with \"..\": %w", p, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}
+
+// rewriteSpecJSON is rewriteForPod on the spec's bytes, touching only the
+// keys it changes: the hostname, and under linux the namespaces of the pod
+// and the cgroupsPath. Every other key keeps its bytes, those of fields
+// newer than the runtime-spec this shim was built with too, which a round
+// trip through specs.Spec would drop. It returns the new spec and the
+// container's cgroup path in it.
+func rewriteSpecJSON(data []byte, pausePid int, cfg *podConfig, cgroupsPath string) ([]byte, string, error) {
+	var top, linux map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, "", fmt.Errorf("malformed container spec: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	if err := json.Unmarshal(top["linux"], &linux); err != nil || linux == nil {
+		return nil, "", fmt.Errorf("container spec's linux section: %v: %w", err, errdefs.ErrInvalidArgument)
+	}
+	// The entries of other namespaces stay whole: only their type is read.
+	var entries []json.RawMessage
+	if raw, ok := linux["namespaces"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &entries); err != nil {
+			return nil, "", fmt.Errorf("container spec's linux.namespaces: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+	}
+	kept := entries[:0]
+	for _, e := range entries {
+		var ns struct {
+			Type specs.LinuxNamespaceType `json:"type"`
+		}
+		if err := json.Unmarshal(e, &ns); err != nil {
+			return nil, "", fmt.Errorf("container spec's linux.namespaces: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+		if !isPodNamespace(ns.Type) {
+			kept = append(kept, e)
+		}
+	}
+	for _, ns := range podNamespaces(pausePid, cfg) {
+		e, err := json.Marshal(ns)
+		if err != nil {
+			return nil, "", err
+		}
+		kept = append(kept, e)
+	}
+	var err error
+	if linux["namespaces"], err = json.Marshal(kept); err != nil {
+		return nil, "", err
+	}
+	// The hostname belongs to the pod's UTS namespace: a container that set
+	// its own would rename the whole pod.
+	delete(top, "hostname")
+	if cgroupsPath != "" && !cfg.FromCRI {
+		if linux["cgroupsPath"], err = json.Marshal(cgroupsPath); err != nil {
+			return nil, "", err
+		}
+	} else if raw, ok := linux["cgroupsPath"]; ok {
+		if err := json.Unmarshal(raw, &cgroupsPath); err != nil {
+			return nil, "", fmt.Errorf("container spec's linux.cgroupsPath: %v: %w", err, errdefs.ErrInvalidArgument)
+		}
+	}
+	if top["linux"], err = marshalKeepingBytes(linux); err != nil {
+		return nil, "", err
+	}
+	out, err := marshalKeepingBytes(top)
+	return out, cgroupsPath, err
+}
+
+// marshalKeepingBytes encodes v without escaping <, > and & in the raw
+// values it holds, which json.Marshal would rewrite.
+func marshalKeepingBytes(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+// podNamespaceTypes are the namespaces a pod decides for its containers.
+var podNamespaceTypes = []specs.LinuxNamespaceType{specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace, specs.PIDNamespace}
+
+func isPodNamespace(typ specs.LinuxNamespaceType) bool {
+	for _, t := range podNamespaceTypes {
+		if t == typ {
+			return true
+		}
+	}
+	return false
+}
+
+// podNamespaces are the entries a container of the pod gets for the pod's
+// namespaces: none for those the pod shares with the host, the pause
+// task's to join, or a new one (PID, when the pod does not share it).
+func podNamespaces(pausePid int, cfg *podConfig) []specs.LinuxNamespace {
 	nsPath := func(name string) string { return "/proc/" + strconv.Itoa(pausePid) + "/ns/" + name }
-	pod := []struct {
+	var out []specs.LinuxNamespace
+	for _, ns := range []struct {
 		typ  specs.LinuxNamespaceType
 		name string
 		host bool // the pod shares the host's: so does the container
@@ -61,23 +165,16 @@ func rewriteForPod(spec *specs.Spec, id string, pausePid int, cfg *podConfig, cg
 		{specs.IPCNamespace, "ipc", cfg.HostIPC, true},
 		{specs.UTSNamespace, "uts", cfg.HostUTS, true},
 		{specs.PIDNamespace, "pid", cfg.HostPID, cfg.SharePID},
-	}
-	for _, ns := range pod {
-		spec.Linux.Namespaces = withoutNamespace(spec.Linux.Namespaces, ns.typ)
+	} {
 		switch {
 		case ns.host:
 		case ns.join:
-			spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: ns.typ, Path: nsPath(ns.name)})
+			out = append(out, specs.LinuxNamespace{Type: ns.typ, Path: nsPath(ns.name)})
 		default:
-			spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: ns.typ})
+			out = append(out, specs.LinuxNamespace{Type: ns.typ})
 		}
 	}
-	// The hostname belongs to the pod's UTS namespace: a container that set
-	// its own would rename the whole pod.
-	spec.Hostname = ""
-	if cgroupsPath != "" && !cfg.FromCRI {
-		spec.Linux.CgroupsPath = cgroupsPath
-	}
+	return out
 }
 
 // checkPodMembership refuses a container (from CRI, which sets its joins

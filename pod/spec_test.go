@@ -1,6 +1,7 @@
 package pod
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
 func nsMap(spec *specs.Spec) map[specs.LinuxNamespaceType]string {
@@ -19,6 +22,23 @@ func nsMap(spec *specs.Spec) map[specs.LinuxNamespaceType]string {
 		m[ns.Type] = ns.Path
 	}
 	return m
+}
+
+// rewriteForPod runs joinPod's rewrite (rewriteSpecJSON) on spec, through
+// its JSON as joinPod reads it.
+func rewriteForPod(spec *specs.Spec, _ string, pausePid int, cfg *podConfig, cgroupsPath string) {
+	data, err := json.Marshal(spec)
+	if err != nil {
+		panic(err)
+	}
+	out, _, err := rewriteSpecJSON(data, pausePid, cfg, cgroupsPath)
+	if err != nil {
+		panic(err)
+	}
+	*spec = specs.Spec{}
+	if err := json.Unmarshal(out, spec); err != nil {
+		panic(err)
+	}
 }
 
 func ctrSpec() *specs.Spec {
@@ -275,4 +295,111 @@ func TestSystemdCgroupLayout(t *testing.T) {
 	if p, _ := expandSlice("-.slice"); p != "/" {
 		t.Errorf("root slice: %s", p)
 	}
+}
+
+// TestJoinPodKeepsUnknownSpecFields: the rewrite of a container's spec
+// changes its namespaces, hostname and cgroup path and nothing else: fields
+// newer than the runtime-spec this shim knows (at the top, under linux,
+// under process, in a namespace entry it keeps) reach runc as they came.
+func TestJoinPodKeepsUnknownSpecFields(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.json")
+	in := `{"ociVersion":"1.9.0","hostname":"own","futureTop":{"a":[1,2,{"b":null}]},` +
+		`"process":{"args":["sh"],"cwd":"/","futureProcess":"x","user":{"uid":0,"gid":0,"futureUser":7}},` +
+		`"linux":{"cgroupsPath":"/default/c1","futureLinux":[1.50,"<&>"],` +
+		`"namespaces":[{"type":"pid"},{"type":"mount","futureNS":true},{"type":"network"}],` +
+		`"resources":{"futureResource":{"max":5}}}}`
+	if err := os.WriteFile(path, []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &Pod{cfg: &podConfig{SharePID: true}, pause: &pause.Process{Pid: 42}, rec: record{podCgroups: podCgroups{PodCgroup: "/default/pod"}}}
+	cgroupsPath, err := joinPod(path, "c1", p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cgroupsPath != "/default/pod/c1" {
+		t.Errorf("cgroupsPath %q", cgroupsPath)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]json.RawMessage
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	var linux, process map[string]json.RawMessage
+	_ = json.Unmarshal(out["linux"], &linux)
+	_ = json.Unmarshal(out["process"], &process)
+	for _, kept := range []struct{ where, got, want string }{
+		{"top", string(out["futureTop"]), `{"a":[1,2,{"b":null}]}`},
+		{"ociVersion", string(out["ociVersion"]), `"1.9.0"`},
+		{"process", string(process["futureProcess"]), `"x"`},
+		{"process.user", string(process["user"]), `{"uid":0,"gid":0,"futureUser":7}`},
+		{"linux", string(linux["futureLinux"]), `[1.50,"<&>"]`},
+		{"linux.resources", string(linux["resources"]), `{"futureResource":{"max":5}}`},
+		{"linux.cgroupsPath", string(linux["cgroupsPath"]), `"/default/pod/c1"`},
+	} {
+		if kept.got != kept.want {
+			t.Errorf("%s: %s, want %s", kept.where, kept.got, kept.want)
+		}
+	}
+	if _, ok := out["hostname"]; ok {
+		t.Error("the container's hostname is kept: it would rename the pod")
+	}
+	var ns []map[string]any
+	if err := json.Unmarshal(linux["namespaces"], &ns); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]any{}
+	for _, n := range ns {
+		got[n["type"].(string)] = n
+	}
+	if m, ok := got["mount"].(map[string]any); !ok || m["futureNS"] != true {
+		t.Errorf("the mount namespace entry lost its fields: %v", got["mount"])
+	}
+	for typ, want := range map[string]string{"network": "/proc/42/ns/net", "ipc": "/proc/42/ns/ipc", "uts": "/proc/42/ns/uts", "pid": "/proc/42/ns/pid"} {
+		if n, ok := got[typ].(map[string]any); !ok || n["path"] != want {
+			t.Errorf("%s namespace: %v, want path %s", typ, got[typ], want)
+		}
+	}
+}
+
+// FuzzRewriteSpecJSON: whatever spec bytes arrive, the rewrite never
+// panics, refuses only as InvalidArgument, and keeps every top-level key
+// but the hostname as it came.
+func FuzzRewriteSpecJSON(f *testing.F) {
+	seed, _ := json.Marshal(ctrSpec())
+	f.Add(seed)
+	f.Add([]byte(`{"ociVersion":"1.9.0","future":{"x":"<&>"},"linux":{"namespaces":[{"type":"mount","future":1},{"type":"pid"}],"future":[1.50]}}`))
+	f.Add([]byte(`{"linux":{"namespaces":null,"cgroupsPath":7}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out, _, err := rewriteSpecJSON(data, 7, &podConfig{SharePID: true}, "/pod/c")
+		if err != nil {
+			if !errdefs.IsInvalidArgument(err) {
+				t.Fatalf("error of another kind: %v", err)
+			}
+			return
+		}
+		var in, got map[string]json.RawMessage
+		if err := json.Unmarshal(data, &in); err != nil {
+			t.Fatalf("accepted a spec that is no JSON object: %v", err)
+		}
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("wrote a spec that is no JSON object: %v", err)
+		}
+		for k, v := range in {
+			if k == "hostname" || k == "linux" {
+				continue
+			}
+			var a, b bytes.Buffer
+			_ = json.Compact(&a, v)
+			_ = json.Compact(&b, got[k])
+			if a.String() != b.String() {
+				t.Fatalf("key %q: %s, want %s", k, b.String(), a.String())
+			}
+		}
+		if _, ok := got["hostname"]; ok {
+			t.Fatal("hostname kept")
+		}
+	})
 }

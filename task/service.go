@@ -210,7 +210,11 @@ func (s *Service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest, sandb
 		// runs as a task, and CRI already joined its namespaces. runc's
 		// state runs `runc state`: under no lock.
 		if _, err := s.runc.State(ctx, &taskAPI.StateRequest{ID: sandboxID}); err != nil {
-			return nil, "", fmt.Errorf("sandbox %s of container %s is gone: %w", sandboxID, r.ID, errdefs.ErrFailedPrecondition)
+			err = errgrpc.ToNative(err)
+			if errdefs.IsNotFound(err) {
+				return nil, "", fmt.Errorf("sandbox %s of container %s is gone: %v: %w", sandboxID, r.ID, err, errdefs.ErrFailedPrecondition)
+			}
+			return nil, "", fmt.Errorf("state of sandbox %s of container %s: %w", sandboxID, r.ID, err)
 		}
 		cgroupsPath, err := pod.SpecCgroupsPath(spec)
 		return nil, cgroupsPath, err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -41,6 +42,8 @@ type fakeRunc struct {
 	createHook func(id string)
 	// stateHook, when set, runs at the start of State.
 	stateHook func(id string)
+	// stateErr, when set, is State's answer.
+	stateErr error
 
 	mu         sync.Mutex
 	containers map[string]chan struct{} // created, not deleted; closed on exit
@@ -130,6 +133,9 @@ func (f *fakeRunc) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskA
 func (f *fakeRunc) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.StateResponse, error) {
 	if f.stateHook != nil {
 		f.stateHook(r.ID)
+	}
+	if f.stateErr != nil {
+		return nil, f.stateErr
 	}
 	c, err := f.container(r.ID)
 	if err != nil {
@@ -443,6 +449,29 @@ func TestSlowRuncStateBlocksNoOtherCall(t *testing.T) {
 	close(release)
 	if err := <-created; !errdefs.IsFailedPrecondition(errgrpc.ToNative(err)) {
 		t.Errorf("a container of a sandbox that is gone: %v, want FailedPrecondition", err)
+	}
+}
+
+// TestRuncStateErrorKeepsItsCause: a container of a sandbox this shim runs
+// as a task (CRI's podsandbox mode) whose state runc cannot tell fails
+// with runc's own error and kind; one whose sandbox runc does not know is
+// refused as FailedPrecondition, runc's words kept.
+func TestRuncStateErrorKeepsItsCause(t *testing.T) {
+	ts := newTestService(t)
+	ctx := testCtx()
+	for _, c := range []struct {
+		runc error
+		kind func(error) bool
+	}{
+		{errgrpc.ToGRPCf(errdefs.ErrUnavailable, "runc state: open /run/runc/pause-container/state.json: too many open files"), errdefs.IsUnavailable},
+		{errgrpc.ToGRPCf(errdefs.ErrNotFound, "container pause-container does not exist"), errdefs.IsFailedPrecondition},
+	} {
+		ts.runc.stateErr = c.runc
+		_, err := ts.task.Create(ctx, containerRequest(t, "pause-container", "c"))
+		native := errgrpc.ToNative(err)
+		if !c.kind(native) || !strings.Contains(native.Error(), errgrpc.ToNative(c.runc).Error()) || !strings.Contains(native.Error(), "pause-container") {
+			t.Errorf("runc's state %v: got %v, want its kind and words, naming the sandbox", c.runc, err)
+		}
 	}
 }
 
