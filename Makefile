@@ -22,7 +22,7 @@ PAUSE_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 
 export PATH := $(DEPS_DIR)/bin:$(PATH)
 
-.PHONY: all build pause deps test unit integration demo install uninstall lint clean image soak bench conformance deps-conformance conformance-fast test-node deps-node conformance-node deps-k8s e2e deps-k8s-conformance e2e-conformance
+.PHONY: all build pause deps test unit integration demo install uninstall lint clean image soak bench fuzz conformance deps-conformance conformance-fast test-node deps-node conformance-node deps-k8s e2e deps-k8s-conformance e2e-conformance
 
 all: build
 
@@ -42,6 +42,18 @@ deps:
 unit: $(PAUSE_ELF)
 	$(GO) test -race -count=1 $$(go list ./... | grep -v /integration) ./integration/bench/
 	cd hack/chart && $(GO) test -count=1 ./...
+
+# Every fuzz target of the shim's packages, each for FUZZTIME (make unit runs
+# their seed corpora, testdata/fuzz, as regression tests). A failing input is
+# written under the package's testdata/fuzz: commit it with the fix.
+FUZZTIME ?= 1m
+fuzz: $(PAUSE_ELF)
+	@set -e; for pkg in $$($(GO) list ./... | grep -v /integration); do \
+	  for fz in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "fuzz $$pkg $$fz ($(FUZZTIME))"; \
+	    $(GO) test -run '^$$' -fuzz "^$$fz$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
 
 integration: build deps
 	mkdir -p $(OUTPUT) && DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) test -count=1 -timeout 30m -v ./integration/... 2>&1 | tee $(OUTPUT)/integration.log; exit $${PIPESTATUS[0]}
