@@ -530,16 +530,12 @@ func Start(cfg Config) (*Process, error) {
 
 	_ = r.SetReadDeadline(time.Now().Add(readyTimeout))
 	msg, err := io.ReadAll(io.LimitReader(r, 512))
-	// With -U the pod's PID 1 is a child of the process started: "pid N\n".
-	if rest, ok := strings.CutPrefix(string(msg), "pid "); ok {
-		line, after, _ := strings.Cut(rest, "\n")
-		if pid, perr := strconv.Atoi(line); perr == nil && pid > 0 {
+	pid, perr := parseReady(msg)
+	if perr == nil {
+		if pid > 0 {
 			p.Pids = append(p.Pids, pid)
 			p.Pid = pid
 		}
-		msg = []byte(after)
-	}
-	if string(msg) == "ok" {
 		return p, nil
 	}
 	_ = p.Signal(syscall.SIGKILL)
@@ -547,5 +543,21 @@ func Start(cfg Config) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pause task did not get ready: %w", err)
 	}
-	return nil, fmt.Errorf("pause task setup failed: %s: %w", strings.TrimSpace(string(msg)), errdefs.ErrFailedPrecondition)
+	return nil, perr
+}
+
+// parseReady reads the pause task's report: "ok", after "pid N\n" with -U
+// (N: the pod's PID 1, a child of the process started).
+func parseReady(msg []byte) (pid int, err error) {
+	if rest, ok := strings.CutPrefix(string(msg), "pid "); ok {
+		line, after, _ := strings.Cut(rest, "\n")
+		if n, perr := strconv.Atoi(line); perr == nil && n > 0 {
+			pid = n
+		}
+		msg = []byte(after)
+	}
+	if string(msg) == "ok" {
+		return pid, nil
+	}
+	return 0, fmt.Errorf("pause task setup failed: %s: %w", strings.TrimSpace(string(msg)), errdefs.ErrFailedPrecondition)
 }

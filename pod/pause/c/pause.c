@@ -210,6 +210,10 @@ static void put_num(int fd, unsigned long v)
 	put(fd, num + i);
 }
 
+#ifdef PAUSE_TEST_REPORT_PID_LAST
+static int test_order[2];
+#endif
+
 /* enter_pod_userns joins the user namespace owning the network namespace at
  * path, becomes its root, joins the network namespace, makes new IPC, UTS and
  * PID namespaces and forks. It returns 0 in the child (the pod's PID 1) and
@@ -235,12 +239,22 @@ static long enter_pod_userns(const char *path)
 	sys(SYS_close, ufd, 0, 0, 0);
 	if ((r = sys(SYS_unshare, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID, 0, 0, 0)) < 0)
 		fail("unshare", r);
+#ifdef PAUSE_TEST_REPORT_PID_LAST
+	sys(SYS_pipe2, (long)test_order, O_CLOEXEC, 0, 0);
+#endif
 	if ((pid = sys(SYS_clone, SIGCHLD, 0, 0, 0)) < 0)
 		fail("fork", pid);
 	if (pid == 0) {
 		sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
 		return 0;
 	}
+#ifdef PAUSE_TEST_REPORT_PID_LAST
+	/* Test builds only: report after the child has reported, an order the
+	 * kernel allows and a loaded machine produces now and then. */
+	char c;
+	sys(SYS_close, test_order[1], 0, 0, 0);
+	sys(SYS_read, test_order[0], (long)&c, 1, 0);
+#endif
 	put(SYNC_FD, "pid ");
 	put_num(SYNC_FD, pid);
 	put(SYNC_FD, "\n");
@@ -343,6 +357,10 @@ void pause_main(long *sp)
 		put(2, "pause: not running as PID 1, orphans of the pod are not reaped here\n");
 
 	put(SYNC_FD, "ok");
+#ifdef PAUSE_TEST_REPORT_PID_LAST
+	if (test_order[1] > 0)
+		sys(SYS_close, test_order[1], 0, 0, 0);
+#endif
 	sys(SYS_close, SYNC_FD, 0, 0, 0);
 
 	for (;;) {
