@@ -3,10 +3,12 @@
  *
  * It is built freestanding (no libc, no heap, one page of code) so that a pod
  * pays a few kilobytes for it instead of the ~700 KB of a static pause image.
- * The shim embeds the binary and runs it from a sealed memfd, so no file on
- * disk and no image is needed.
+ * The shim embeds the binary and runs it from a copy that every shim shares
+ * (in /run/containerd-shim-pause-v2, else in containerd's root directory), so
+ * the kernel shares its pages between all pods; where neither may hold an
+ * executable, from a sealed memfd of the shim's own. No image is needed.
  *
- * Usage (set by the shim, see launch.go):
+ * Usage (set by the shim, see Config.Args in ../pause.go):
  *   pause [-n NETNS] [-l] [-h HOSTNAME] [-s SYSCTL_PATH=VALUE]... [-u UID] [-g GID] [-r]
  *   pause -r -u UID -g GID -U NETNS [-h HOSTNAME] [-s ...]...
  *   pause -v
@@ -22,8 +24,12 @@
  * bring lo up, write namespaced sysctls, chroot into the working directory
  * (an empty directory), set no_new_privs, drop every capability from the
  * bounding set, then switch to UID/GID, which clears the remaining ones.
- * It then writes "ok" (or the failed step) to fd 3, so the shim knows the
+ * It then reports "ok" (or the failed step) on fd 3, so the shim knows the
  * namespaces are ready before any container joins them.
+ *
+ * Each report is one line written by one write(2): a write of less than
+ * PIPE_BUF bytes to a pipe is atomic, so with -U the parent's report and its
+ * child's never mix, whichever runs first; the shim reads them in any order.
  *
  * Duties afterwards, as Kubernetes' pause: exit 0 on SIGTERM or SIGINT, reap
  * every child on SIGCHLD, otherwise sleep.
@@ -122,20 +128,38 @@ static __attribute__((noreturn)) void quit(int code)
 		sys(SYS_exit_group, code, 0, 0, 0);
 }
 
+/* decimal writes v in decimal at the end of buf and returns where it starts. */
+static char *decimal(char buf[24], unsigned long v)
+{
+	int i = 23;
+	buf[i] = 0;
+	do {
+		buf[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && i > 0);
+	return buf + i;
+}
+
+/* report writes the line a b c on the sync fd in a single write(2): with -U
+ * two processes report on one pipe, and only a write of less than PIPE_BUF
+ * bytes is atomic there. */
+static void report(const char *a, const char *b, const char *c)
+{
+	char line[512];
+	const char *parts[3] = {a, b, c};
+	unsigned long n = 0;
+	for (int i = 0; i < 3; i++)
+		for (const char *p = parts[i]; p && *p && n < sizeof(line) - 1; p++)
+			line[n++] = *p;
+	line[n++] = '\n';
+	sys(SYS_write, SYNC_FD, (long)line, n, 0);
+}
+
 /* fail reports the failed step on the sync fd (and stderr) and exits 1. */
 static __attribute__((noreturn)) void fail(const char *step, long err)
 {
 	char num[24];
-	int i = sizeof(num) - 1;
-	unsigned long v = (unsigned long)(-err);
-	num[i] = 0;
-	do {
-		num[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v && i > 0);
-	put(SYNC_FD, step);
-	put(SYNC_FD, ": errno ");
-	put(SYNC_FD, num + i);
+	report(step, ": errno ", decimal(num, (unsigned long)(-err)));
 	put(2, step);
 	put(2, "\n");
 	quit(1);
@@ -198,18 +222,6 @@ static void sysctl(char *kv)
 	sys(SYS_close, fd, 0, 0, 0);
 }
 
-static void put_num(int fd, unsigned long v)
-{
-	char num[24];
-	int i = sizeof(num) - 1;
-	num[i] = 0;
-	do {
-		num[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v && i > 0);
-	put(fd, num + i);
-}
-
 #ifdef PAUSE_TEST_REPORT_PID_LAST
 static int test_order[2];
 #endif
@@ -255,9 +267,8 @@ static long enter_pod_userns(const char *path)
 	sys(SYS_close, test_order[1], 0, 0, 0);
 	sys(SYS_read, test_order[0], (long)&c, 1, 0);
 #endif
-	put(SYNC_FD, "pid ");
-	put_num(SYNC_FD, pid);
-	put(SYNC_FD, "\n");
+	char num[24];
+	report("pid ", decimal(num, (unsigned long)pid), 0);
 	return pid;
 }
 
@@ -356,7 +367,7 @@ void pause_main(long *sp)
 	if (sys(SYS_getpid, 0, 0, 0, 0) != 1)
 		put(2, "pause: not running as PID 1, orphans of the pod are not reaped here\n");
 
-	put(SYNC_FD, "ok");
+	report("ok", 0, 0);
 #ifdef PAUSE_TEST_REPORT_PID_LAST
 	if (test_order[1] > 0)
 		sys(SYS_close, test_order[1], 0, 0, 0);
