@@ -1,10 +1,10 @@
 // Package pause runs a pod's built-in pause task: a freestanding binary
 // (c/pause.c), embedded in the shim, that holds the pod's namespaces, reaps
-// the pod's orphans and exits 0 on SIGTERM. It
-// runs from one copy that every shim shares (in CacheDir, else in the
-// directory SetFallbackDir gives, containerd's root), else from a sealed
-// memfd of the shim's own. It needs no image and no runc call, and costs a
-// few kilobytes.
+// the pod's orphans and exits 0 on SIGTERM, confined by a seccomp filter
+// from its ready report on. It runs from one copy that every shim shares (in
+// CacheDir, else in the directory SetFallbackDir gives: containerd's root),
+// else from a sealed memfd of the shim's own. It needs no image and no runc
+// call, and costs a few kilobytes.
 package pause
 
 import (

@@ -24,8 +24,10 @@
  * bring lo up, write namespaced sysctls, chroot into the working directory
  * (an empty directory), set no_new_privs, drop every capability from the
  * bounding set, then switch to UID/GID, which clears the remaining ones.
- * It then reports "ok" (or the failed step) on fd 3, so the shim knows the
- * namespaces are ready before any container joins them.
+ * Last it installs a seccomp filter that allows only the system calls it
+ * makes from then on and kills it on any other. It then reports "ok" (or
+ * the failed step) on fd 3, so the shim knows the namespaces are ready
+ * before any container joins them.
  *
  * Each report is one line written by one write(2): a write of less than
  * PIPE_BUF bytes to a pipe is atomic, so with -U the parent's report and its
@@ -39,6 +41,10 @@
 #include <linux/sched.h>
 #include <linux/sockios.h>
 #include <linux/fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 
 #define VERSION "containerd-shim-pause-v2 pause task 1\n"
 
@@ -54,6 +60,7 @@
 #define NS_GET_USERNS 0xb701 /* _IO(0xb7, 0x1), linux/nsfs.h */
 
 #if defined(__x86_64__)
+#define FILTER_ARCH AUDIT_ARCH_X86_64
 __asm__(".text\n.global _start\n_start:\n"
 	"  xor %rbp,%rbp\n  mov %rsp,%rdi\n  and $-16,%rsp\n  call pause_main\n  hlt\n");
 
@@ -70,6 +77,7 @@ static long sys(long n, long a, long b, long c, long d)
 	return ret;
 }
 #elif defined(__aarch64__)
+#define FILTER_ARCH AUDIT_ARCH_AARCH64
 __asm__(".text\n.global _start\n_start:\n  mov x0, sp\n  bl pause_main\n");
 
 static long sys(long n, long a, long b, long c, long d)
@@ -272,10 +280,75 @@ static long enter_pod_userns(const char *path)
 	return pid;
 }
 
+/*
+ * The seccomp filters: classic BPF over struct seccomp_data. Each checks the
+ * architecture first (system call numbers differ between them), on x86_64
+ * refuses the x32 calls (the same architecture, numbers with the x32 bit),
+ * allows its list and kills the process on anything else.
+ */
+#define LOAD(field) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, field))
+#define KILL BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS)
+#define ALLOW(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+#if defined(__x86_64__)
+#ifndef __X32_SYSCALL_BIT
+#define __X32_SYSCALL_BIT 0x40000000
+#endif
+#define NATIVE_ONLY BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, __X32_SYSCALL_BIT, 0, 1), KILL
+#else
+#define NATIVE_ONLY BPF_JUMP(BPF_JMP | BPF_JA, 0, 0, 0)
+#endif
+#define PROLOGUE LOAD(arch), BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FILTER_ARCH, 1, 0), KILL, LOAD(nr), NATIVE_ONLY
+
+/* The pause task, from its ready report on: report and close the sync fd,
+ * wait for signals, reap, exit. The kernel may restart an interrupted call
+ * through restart_syscall. No signal handler is installed, so there is no
+ * rt_sigreturn. */
+static const struct sock_filter task_filter[] = {
+	PROLOGUE,
+	ALLOW(SYS_rt_sigtimedwait),
+	ALLOW(SYS_wait4),
+	ALLOW(SYS_write),
+	ALLOW(SYS_close),
+	ALLOW(SYS_exit_group),
+	ALLOW(SYS_restart_syscall),
+	KILL,
+};
+
+/* The -U parent, which only waits for the pod's PID 1 and exits as it does. */
+static const struct sock_filter waiter_filter[] = {
+	PROLOGUE,
+	ALLOW(SYS_wait4),
+	ALLOW(SYS_close),
+	ALLOW(SYS_exit_group),
+	KILL,
+};
+
+#define LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* confine installs filter; no_new_privs is set, so no privilege is needed. */
+static void confine(const struct sock_filter *filter, unsigned short len)
+{
+	struct sock_fprog prog = {len, (struct sock_filter *)filter};
+	long r = sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, (long)&prog, 0);
+	if (r < 0)
+		fail("seccomp", r);
+}
+
+#ifdef PAUSE_TEST_DUMP_FILTERS
+/* Test builds only: write each filter (its length, then its instructions)
+ * to stdout, so a test can run them for each architecture. */
+static void dump(const struct sock_filter *filter, unsigned int len)
+{
+	sys(SYS_write, 1, (long)&len, sizeof(len), 0);
+	sys(SYS_write, 1, (long)filter, len * sizeof(*filter), 0);
+}
+#endif
+
 /* await exits as the pod's PID 1 does. */
 static __attribute__((noreturn)) void await(long pid)
 {
 	int status = 0;
+	confine(waiter_filter, LEN(waiter_filter));
 	sys(SYS_close, SYNC_FD, 0, 0, 0);
 	while (sys(SYS_wait4, pid, (long)&status, 0, 0) == -4 /* EINTR */)
 		;
@@ -292,6 +365,11 @@ void pause_main(long *sp)
 	int chroot = 0;
 	unsigned long sigs = (1UL << (SIGINT - 1)) | (1UL << (SIGTERM - 1)) | (1UL << (SIGCHLD - 1));
 
+#ifdef PAUSE_TEST_DUMP_FILTERS
+	dump(task_filter, LEN(task_filter));
+	dump(waiter_filter, LEN(waiter_filter));
+	quit(0);
+#endif
 	/* Run from a memfd, the command name would be its fd number. */
 	sys(SYS_prctl, PR_SET_NAME, (long)"pause", 0, 0);
 	/* Block first: a stop request that arrives during setup is then not lost. */
@@ -367,6 +445,11 @@ void pause_main(long *sp)
 	if (sys(SYS_getpid, 0, 0, 0, 0) != 1)
 		put(2, "pause: not running as PID 1, orphans of the pod are not reaped here\n");
 
+	confine(task_filter, LEN(task_filter));
+#ifdef PAUSE_TEST_FORBIDDEN_CALL
+	/* Test builds only: one call outside the filter, which must kill. */
+	sys(SYS_getpid, 0, 0, 0, 0);
+#endif
 	report("ok", 0, 0);
 #ifdef PAUSE_TEST_REPORT_PID_LAST
 	if (test_order[1] > 0)
