@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs, at pinned versions and idempotently, what the tests and the demo
 # run: containerd and ctr, runc (with seccomp), crictl into $DEPS_DIR/bin, and
-# Debian packages (busybox-static for locally built test images). Nothing goes
-# over the system's own binaries.
+# Debian packages (busybox-static for locally built test images; the aarch64
+# cross compiler and qemu-user-static, with which pod/pause's tests check the
+# pause task's seccomp filter on aarch64). Nothing goes over the system's own
+# binaries.
 set -euo pipefail
 
 CONTAINERD_VERSION=v2.4.2
@@ -42,7 +44,8 @@ go_install() { # name version tags package
 	stamp "$name" "$version"
 }
 
-apt_install libseccomp-dev pkg-config busybox-static iproute2 gcc containernetworking-plugins
+apt_install libseccomp-dev pkg-config busybox-static iproute2 gcc containernetworking-plugins \
+	gcc-aarch64-linux-gnu qemu-user-static
 
 go_install containerd "$CONTAINERD_VERSION" "" github.com/containerd/containerd/v2/cmd/containerd
 go_install ctr "$CONTAINERD_VERSION" "" github.com/containerd/containerd/v2/cmd/ctr

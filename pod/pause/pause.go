@@ -1,7 +1,10 @@
 // Package pause runs a pod's built-in pause task: a freestanding binary
-// (c/pause.c), embedded in the shim and executed from a sealed memfd, that holds
-// the pod's namespaces, reaps the pod's orphans and exits 0 on SIGTERM. It
-// needs no image, no runc call and no file on disk, and costs a few kilobytes.
+// (c/pause.c), embedded in the shim, that holds the pod's namespaces, reaps
+// the pod's orphans and exits 0 on SIGTERM, confined by a seccomp filter
+// from its ready report on. It runs from one copy that every shim shares (in
+// CacheDir, else in the directory SetFallbackDir gives: containerd's root),
+// else from a sealed memfd of the shim's own. It needs no image and no runc
+// call, and costs a few kilobytes.
 package pause
 
 import (
@@ -168,12 +171,23 @@ type Process struct {
 	// Pid holds the pod's namespaces (/proc/Pid/ns/*): the pod's PID 1.
 	Pid int
 	// Pids are all its processes: with -U, a parent waiting for Pid too.
-	Pids      []int
+	Pids []int
+	// StartTime is Pid's start time in clock ticks after boot (field 22
+	// of /proc/Pid/stat), read once Pid was known to be the pause task's;
+	// never 0. With Pid, it names the process where a pidfd cannot.
+	StartTime uint64
 	StartedAt time.Time
 
 	done     chan struct{}
 	status   int
 	exitedAt time.Time
+
+	// mu guards the targets: a pidfd is closed once the process has been
+	// reaped, and must not be closed while a signal goes through it.
+	mu sync.Mutex
+	// child is the process started, podInit the pod's PID 1 (child
+	// itself, except with -U); both nil once done.
+	child, podInit *target
 }
 
 // Done is closed when the pause task has exited and been reaped.
@@ -195,16 +209,42 @@ func (p *Process) Exit() (int, time.Time) {
 	return p.status, p.exitedAt
 }
 
-// Signal sends sig to the pause task unless it has already been reaped (its
-// pid could then name another process).
+// Signal sends sig to the pod's PID 1 unless it has gone. It goes through
+// a pidfd, or checks the start time where there is none: the pid alone
+// could by then name another process.
 func (p *Process) Signal(sig syscall.Signal) error {
-	if p.Exited() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.podInit == nil {
 		return nil
 	}
-	if err := unix.Kill(p.Pid, sig); err != nil && !errors.Is(err, unix.ESRCH) {
-		return err
+	return p.podInit.signal(sig)
+}
+
+// kill ends every process of the pause task that is known: the one started
+// and, with -U, the pod's PID 1 (which would otherwise die only through
+// its parent-death signal).
+func (p *Process) kill() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, t := range []*target{p.podInit, p.child} {
+		if t != nil {
+			_ = t.signal(syscall.SIGKILL)
+		}
 	}
-	return nil
+}
+
+// release closes the pidfds once the process started has been reaped (with
+// -U its parent has reaped the pod's PID 1 before, or PID 1 has been killed
+// by its parent-death signal).
+func (p *Process) release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.podInit != p.child {
+		p.podInit.close()
+	}
+	p.child.close()
+	p.child, p.podInit = nil, nil
 }
 
 // CacheDir holds one copy of the pause binary that every shim executes, so
@@ -322,7 +362,8 @@ func emptyRoot() (string, error) {
 }
 
 // sharedCopy opens dir/pause-<digest>, writing it first if needed, and
-// returns it only if its bytes are the embedded binary's.
+// returns it only if its bytes are the embedded binary's. It returns no
+// file with an error.
 func sharedCopy(dir string) (*os.File, error) {
 	sum := sha256.Sum256(binary)
 	path := filepath.Join(dir, "pause-"+hex.EncodeToString(sum[:8]))
@@ -333,7 +374,11 @@ func sharedCopy(dir string) (*os.File, error) {
 		return nil, err
 	}
 	if f, err := openVerified(path); err == nil {
-		return f, os.Chmod(path, 0o555)
+		if err := os.Chmod(path, 0o555); err != nil {
+			f.Close()
+			return nil, err
+		}
+		return f, nil
 	}
 	tmp, err := os.CreateTemp(dir, ".pause-*")
 	if err != nil {
@@ -489,10 +534,11 @@ func Start(cfg Config) (*Process, error) {
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("pipe for the pause task's ready report: %w", err)
 	}
 	defer r.Close()
 
+	pidfd := -1
 	cmd := &exec.Cmd{
 		Path:       path,
 		Args:       cfg.Args(),
@@ -502,6 +548,7 @@ func Start(cfg Config) (*Process, error) {
 			Cloneflags: cfg.cloneflags(),
 			Setsid:     true,
 			Pdeathsig:  syscall.SIGKILL,
+			PidFD:      &pidfd,
 		},
 	}
 	if cfg.userns() && !cfg.joinsUserns() {
@@ -521,31 +568,88 @@ func Start(cfg Config) (*Process, error) {
 		return nil, fmt.Errorf("start the pause task: %w", err)
 	}
 	p := &Process{Pid: cmd.Process.Pid, Pids: []int{cmd.Process.Pid}, StartedAt: time.Now(), done: make(chan struct{})}
+	// Its start time: for signals where there is no pidfd, and for
+	// StartTime. An error here means it has already exited (its report,
+	// read below, says why) or, without a pidfd, that its pid cannot be
+	// told from another's: then it gets no signal.
+	child := &target{pid: cmd.Process.Pid, fd: pidfd}
+	_, idErr := child.readStart()
+	p.child, p.podInit, p.StartTime = child, child, child.start
 	go func() {
 		status := <-exit
 		_ = cmd.Wait() // already reaped: this releases what exec holds
+		// Wait failed (ECHILD), which leaves the os.Process's own pidfd
+		// open until a garbage collection: close it now.
+		_ = cmd.Process.Release()
+		p.release()
 		p.status, p.exitedAt = status, time.Now()
 		close(p.done)
 	}()
 
 	_ = r.SetReadDeadline(time.Now().Add(readyTimeout))
-	msg, err := io.ReadAll(io.LimitReader(r, 512))
-	// With -U the pod's PID 1 is a child of the process started: "pid N\n".
-	if rest, ok := strings.CutPrefix(string(msg), "pid "); ok {
-		line, after, _ := strings.Cut(rest, "\n")
-		if pid, perr := strconv.Atoi(line); perr == nil && pid > 0 {
-			p.Pids = append(p.Pids, pid)
-			p.Pid = pid
-		}
-		msg = []byte(after)
+	msg, err := io.ReadAll(io.LimitReader(r, 4096))
+	pid, perr := parseReady(msg, cfg.joinsUserns())
+	if err == nil && perr == nil && pid > 0 {
+		perr = p.adopt(pid)
+	} else if err == nil && perr == nil {
+		perr = idErr
 	}
-	if string(msg) == "ok" {
+	if err == nil && perr == nil {
 		return p, nil
 	}
-	_ = p.Signal(syscall.SIGKILL)
+	p.kill()
 	<-p.done
 	if err != nil {
 		return nil, fmt.Errorf("pause task did not get ready: %w", err)
 	}
-	return nil, fmt.Errorf("pause task setup failed: %s: %w", strings.TrimSpace(string(msg)), errdefs.ErrFailedPrecondition)
+	return nil, fmt.Errorf("%w (exit status %d)", perr, p.status)
+}
+
+// adopt makes pid, the -U parent's child, the pod's PID 1.
+func (p *Process) adopt(pid int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.child == nil {
+		return fmt.Errorf("the pause task exited before its report was read: %w", errdefs.ErrFailedPrecondition)
+	}
+	t, err := adopt(pid, p.child)
+	if err != nil {
+		return err
+	}
+	p.podInit, p.Pid, p.StartTime = t, pid, t.start
+	p.Pids = append(p.Pids, pid)
+	return nil
+}
+
+// parseReady reads the pause task's report: lines, in whatever order its
+// processes wrote them (each line is one write(2), whole on the pipe):
+// "ok" from the pod's PID 1, with -U (wantPid) "pid N" from its parent (N:
+// PID 1's pid on the host), or a failed step ("STEP: errno N").
+func parseReady(msg []byte, wantPid bool) (pid int, err error) {
+	ready := false
+	var failed []string
+	for line := range strings.Lines(string(msg)) {
+		text, whole := strings.CutSuffix(line, "\n")
+		switch n, perr := strconv.Atoi(strings.TrimPrefix(text, "pid ")); {
+		case !whole:
+			failed = append(failed, fmt.Sprintf("a report cut short (%q)", text))
+		case text == "ok":
+			ready = true
+		case strings.HasPrefix(text, "pid ") && wantPid && pid == 0 && perr == nil && n > 0:
+			pid = n
+		case strings.HasPrefix(text, "pid "):
+			failed = append(failed, fmt.Sprintf("an unexpected report %q", text))
+		default:
+			failed = append(failed, text)
+		}
+	}
+	switch {
+	case len(failed) > 0:
+		return 0, fmt.Errorf("pause task setup failed: %s: %w", strings.Join(failed, "; "), errdefs.ErrFailedPrecondition)
+	case !ready:
+		return 0, fmt.Errorf("pause task setup failed: it exited without reporting ready: %w", errdefs.ErrFailedPrecondition)
+	case wantPid && pid == 0:
+		return 0, fmt.Errorf("pause task setup failed: ready without the pid of the pod's PID 1: %w", errdefs.ErrFailedPrecondition)
+	}
+	return pid, nil
 }

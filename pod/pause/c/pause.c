@@ -3,10 +3,12 @@
  *
  * It is built freestanding (no libc, no heap, one page of code) so that a pod
  * pays a few kilobytes for it instead of the ~700 KB of a static pause image.
- * The shim embeds the binary and runs it from a sealed memfd, so no file on
- * disk and no image is needed.
+ * The shim embeds the binary and runs it from a copy that every shim shares
+ * (in /run/containerd-shim-pause-v2, else in containerd's root directory), so
+ * the kernel shares its pages between all pods; where neither may hold an
+ * executable, from a sealed memfd of the shim's own. No image is needed.
  *
- * Usage (set by the shim, see launch.go):
+ * Usage (set by the shim, see Config.Args in ../pause.go):
  *   pause [-n NETNS] [-l] [-h HOSTNAME] [-s SYSCTL_PATH=VALUE]... [-u UID] [-g GID] [-r]
  *   pause -r -u UID -g GID -U NETNS [-h HOSTNAME] [-s ...]...
  *   pause -v
@@ -22,8 +24,14 @@
  * bring lo up, write namespaced sysctls, chroot into the working directory
  * (an empty directory), set no_new_privs, drop every capability from the
  * bounding set, then switch to UID/GID, which clears the remaining ones.
- * It then writes "ok" (or the failed step) to fd 3, so the shim knows the
- * namespaces are ready before any container joins them.
+ * Last it installs a seccomp filter that allows only the system calls it
+ * makes from then on and kills it on any other. It then reports "ok" (or
+ * the failed step) on fd 3, so the shim knows the namespaces are ready
+ * before any container joins them.
+ *
+ * Each report is one line written by one write(2): a write of less than
+ * PIPE_BUF bytes to a pipe is atomic, so with -U the parent's report and its
+ * child's never mix, whichever runs first; the shim reads them in any order.
  *
  * Duties afterwards, as Kubernetes' pause: exit 0 on SIGTERM or SIGINT, reap
  * every child on SIGCHLD, otherwise sleep.
@@ -33,6 +41,10 @@
 #include <linux/sched.h>
 #include <linux/sockios.h>
 #include <linux/fcntl.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 
 #define VERSION "containerd-shim-pause-v2 pause task 1\n"
 
@@ -48,6 +60,7 @@
 #define NS_GET_USERNS 0xb701 /* _IO(0xb7, 0x1), linux/nsfs.h */
 
 #if defined(__x86_64__)
+#define FILTER_ARCH AUDIT_ARCH_X86_64
 __asm__(".text\n.global _start\n_start:\n"
 	"  xor %rbp,%rbp\n  mov %rsp,%rdi\n  and $-16,%rsp\n  call pause_main\n  hlt\n");
 
@@ -64,6 +77,7 @@ static long sys(long n, long a, long b, long c, long d)
 	return ret;
 }
 #elif defined(__aarch64__)
+#define FILTER_ARCH AUDIT_ARCH_AARCH64
 __asm__(".text\n.global _start\n_start:\n  mov x0, sp\n  bl pause_main\n");
 
 static long sys(long n, long a, long b, long c, long d)
@@ -122,20 +136,38 @@ static __attribute__((noreturn)) void quit(int code)
 		sys(SYS_exit_group, code, 0, 0, 0);
 }
 
+/* decimal writes v in decimal at the end of buf and returns where it starts. */
+static char *decimal(char buf[24], unsigned long v)
+{
+	int i = 23;
+	buf[i] = 0;
+	do {
+		buf[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v && i > 0);
+	return buf + i;
+}
+
+/* report writes the line a b c on the sync fd in a single write(2): with -U
+ * two processes report on one pipe, and only a write of less than PIPE_BUF
+ * bytes is atomic there. */
+static void report(const char *a, const char *b, const char *c)
+{
+	char line[512];
+	const char *parts[3] = {a, b, c};
+	unsigned long n = 0;
+	for (int i = 0; i < 3; i++)
+		for (const char *p = parts[i]; p && *p && n < sizeof(line) - 1; p++)
+			line[n++] = *p;
+	line[n++] = '\n';
+	sys(SYS_write, SYNC_FD, (long)line, n, 0);
+}
+
 /* fail reports the failed step on the sync fd (and stderr) and exits 1. */
 static __attribute__((noreturn)) void fail(const char *step, long err)
 {
 	char num[24];
-	int i = sizeof(num) - 1;
-	unsigned long v = (unsigned long)(-err);
-	num[i] = 0;
-	do {
-		num[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v && i > 0);
-	put(SYNC_FD, step);
-	put(SYNC_FD, ": errno ");
-	put(SYNC_FD, num + i);
+	report(step, ": errno ", decimal(num, (unsigned long)(-err)));
 	put(2, step);
 	put(2, "\n");
 	quit(1);
@@ -198,17 +230,9 @@ static void sysctl(char *kv)
 	sys(SYS_close, fd, 0, 0, 0);
 }
 
-static void put_num(int fd, unsigned long v)
-{
-	char num[24];
-	int i = sizeof(num) - 1;
-	num[i] = 0;
-	do {
-		num[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v && i > 0);
-	put(fd, num + i);
-}
+#ifdef PAUSE_TEST_REPORT_PID_LAST
+static int test_order[2];
+#endif
 
 /* enter_pod_userns joins the user namespace owning the network namespace at
  * path, becomes its root, joins the network namespace, makes new IPC, UTS and
@@ -235,22 +259,96 @@ static long enter_pod_userns(const char *path)
 	sys(SYS_close, ufd, 0, 0, 0);
 	if ((r = sys(SYS_unshare, CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWPID, 0, 0, 0)) < 0)
 		fail("unshare", r);
+#ifdef PAUSE_TEST_REPORT_PID_LAST
+	sys(SYS_pipe2, (long)test_order, O_CLOEXEC, 0, 0);
+#endif
 	if ((pid = sys(SYS_clone, SIGCHLD, 0, 0, 0)) < 0)
 		fail("fork", pid);
 	if (pid == 0) {
 		sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0, 0);
 		return 0;
 	}
-	put(SYNC_FD, "pid ");
-	put_num(SYNC_FD, pid);
-	put(SYNC_FD, "\n");
+#ifdef PAUSE_TEST_REPORT_PID_LAST
+	/* Test builds only: report after the child has reported, an order the
+	 * kernel allows and a loaded machine produces now and then. */
+	char c;
+	sys(SYS_close, test_order[1], 0, 0, 0);
+	sys(SYS_read, test_order[0], (long)&c, 1, 0);
+#endif
+	char num[24];
+	report("pid ", decimal(num, (unsigned long)pid), 0);
 	return pid;
 }
+
+/*
+ * The seccomp filters: classic BPF over struct seccomp_data. Each checks the
+ * architecture first (system call numbers differ between them), on x86_64
+ * refuses the x32 calls (the same architecture, numbers with the x32 bit),
+ * allows its list and kills the process on anything else.
+ */
+#define LOAD(field) BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, field))
+#define KILL BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS)
+#define ALLOW(nr) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (nr), 0, 1), BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+#if defined(__x86_64__)
+#ifndef __X32_SYSCALL_BIT
+#define __X32_SYSCALL_BIT 0x40000000
+#endif
+#define NATIVE_ONLY BPF_JUMP(BPF_JMP | BPF_JGE | BPF_K, __X32_SYSCALL_BIT, 0, 1), KILL
+#else
+#define NATIVE_ONLY BPF_JUMP(BPF_JMP | BPF_JA, 0, 0, 0)
+#endif
+#define PROLOGUE LOAD(arch), BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, FILTER_ARCH, 1, 0), KILL, LOAD(nr), NATIVE_ONLY
+
+/* The pause task, from its ready report on: report and close the sync fd,
+ * wait for signals, reap, exit. The kernel may restart an interrupted call
+ * through restart_syscall. No signal handler is installed, so there is no
+ * rt_sigreturn. */
+static const struct sock_filter task_filter[] = {
+	PROLOGUE,
+	ALLOW(SYS_rt_sigtimedwait),
+	ALLOW(SYS_wait4),
+	ALLOW(SYS_write),
+	ALLOW(SYS_close),
+	ALLOW(SYS_exit_group),
+	ALLOW(SYS_restart_syscall),
+	KILL,
+};
+
+/* The -U parent, which only waits for the pod's PID 1 and exits as it does. */
+static const struct sock_filter waiter_filter[] = {
+	PROLOGUE,
+	ALLOW(SYS_wait4),
+	ALLOW(SYS_close),
+	ALLOW(SYS_exit_group),
+	KILL,
+};
+
+#define LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* confine installs filter; no_new_privs is set, so no privilege is needed. */
+static void confine(const struct sock_filter *filter, unsigned short len)
+{
+	struct sock_fprog prog = {len, (struct sock_filter *)filter};
+	long r = sys(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, (long)&prog, 0);
+	if (r < 0)
+		fail("seccomp", r);
+}
+
+#ifdef PAUSE_TEST_DUMP_FILTERS
+/* Test builds only: write each filter (its length, then its instructions)
+ * to stdout, so a test can run them for each architecture. */
+static void dump(const struct sock_filter *filter, unsigned int len)
+{
+	sys(SYS_write, 1, (long)&len, sizeof(len), 0);
+	sys(SYS_write, 1, (long)filter, len * sizeof(*filter), 0);
+}
+#endif
 
 /* await exits as the pod's PID 1 does. */
 static __attribute__((noreturn)) void await(long pid)
 {
 	int status = 0;
+	confine(waiter_filter, LEN(waiter_filter));
 	sys(SYS_close, SYNC_FD, 0, 0, 0);
 	while (sys(SYS_wait4, pid, (long)&status, 0, 0) == -4 /* EINTR */)
 		;
@@ -267,6 +365,11 @@ void pause_main(long *sp)
 	int chroot = 0;
 	unsigned long sigs = (1UL << (SIGINT - 1)) | (1UL << (SIGTERM - 1)) | (1UL << (SIGCHLD - 1));
 
+#ifdef PAUSE_TEST_DUMP_FILTERS
+	dump(task_filter, LEN(task_filter));
+	dump(waiter_filter, LEN(waiter_filter));
+	quit(0);
+#endif
 	/* Run from a memfd, the command name would be its fd number. */
 	sys(SYS_prctl, PR_SET_NAME, (long)"pause", 0, 0);
 	/* Block first: a stop request that arrives during setup is then not lost. */
@@ -342,7 +445,16 @@ void pause_main(long *sp)
 	if (sys(SYS_getpid, 0, 0, 0, 0) != 1)
 		put(2, "pause: not running as PID 1, orphans of the pod are not reaped here\n");
 
-	put(SYNC_FD, "ok");
+	confine(task_filter, LEN(task_filter));
+#ifdef PAUSE_TEST_FORBIDDEN_CALL
+	/* Test builds only: one call outside the filter, which must kill. */
+	sys(SYS_getpid, 0, 0, 0, 0);
+#endif
+	report("ok", 0, 0);
+#ifdef PAUSE_TEST_REPORT_PID_LAST
+	if (test_order[1] > 0)
+		sys(SYS_close, test_order[1], 0, 0, 0);
+#endif
 	sys(SYS_close, SYNC_FD, 0, 0, 0);
 
 	for (;;) {
