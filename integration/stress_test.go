@@ -21,9 +21,12 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testenv"
 )
 
-// The kubelet's runtime request timeout: a CRI call that takes longer has
-// failed for the kubelet.
-const criCallTimeout = 2 * time.Minute
+// The kubelet's deadlines: its runtime request timeout, and twice that for
+// RunPodSandbox. A CRI call that takes longer has failed for the kubelet.
+const (
+	criCallTimeout    = 2 * time.Minute
+	criSandboxTimeout = 2 * criCallTimeout
+)
 
 // stressPod is one pod of a stress pass: its handler (a shim per pod, or the
 // shared shim) and whether it has a user namespace of its own.
@@ -186,9 +189,13 @@ func (r *stressResult) lifecycle(rt cri.RuntimeServiceClient, p stressPod) {
 	})
 }
 
-// call runs one CRI call under the kubelet's deadline and records it.
+// call runs one CRI call under the kubelet's deadline for it and records it.
 func (r *stressResult) call(name string, p stressPod, do func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), criCallTimeout)
+	timeout := criCallTimeout
+	if name == "RunPodSandbox" {
+		timeout = criSandboxTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	start := time.Now()
 	err := do(ctx)
@@ -240,8 +247,11 @@ func (r *stressResult) report(t *testing.T, workers int) {
 		kinds = append(kinds, fmt.Sprintf("%s %d", k, n))
 	}
 	slices.Sort(kinds)
-	t.Logf("%d pods, %d at a time, in %v: %d calls, %d failed; checked READY: %s",
-		r.pods, workers, r.wall.Round(time.Millisecond), r.calls, len(r.failures), strings.Join(kinds, ", "))
+	loadavg, _ := os.ReadFile("/proc/loadavg")
+	load := strings.Fields(string(loadavg))
+	load = load[:min(3, len(load))]
+	t.Logf("%d pods, %d at a time, in %v: %d calls, %d failed; checked READY: %s; load average %s",
+		r.pods, workers, r.wall.Round(time.Millisecond), r.calls, len(r.failures), strings.Join(kinds, ", "), strings.Join(load, " "))
 	for _, name := range []string{"RunPodSandbox", "PodSandboxStatus", "StopPodSandbox", "RemovePodSandbox"} {
 		d := r.latency[name]
 		if len(d) == 0 {
