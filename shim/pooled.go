@@ -118,6 +118,9 @@ func roomIn(ctx context.Context, pl *pool.Pool, shims []pool.Shim, max int) (*po
 	return nil, nil
 }
 
+// spawnShared starts a shared shim's server; tests stand in for it.
+var spawnShared = spawn
+
 // addShim starts a new shim for the pool and records it.
 func addShim(ctx context.Context, pl *pool.Pool, opts *bootapi.BootstrapParams, runtimeOpts options.Options, socketDir, dir string) (*pool.Shim, error) {
 	name := pl.NewName()
@@ -131,7 +134,7 @@ func addShim(ctx context.Context, pl *pool.Pool, opts *bootapi.BootstrapParams, 
 		procs: min(runtime.NumCPU(), 4), // a P per CPU, up to 4
 		env:   []string{pool.DirEnv + "=" + dir, pool.NameEnv + "=" + name},
 	}
-	if err := spawn(ctx, opts, runtimeOpts, socketDir, srv); err != nil {
+	if err := spawnShared(ctx, opts, runtimeOpts, socketDir, srv); err != nil {
 		if errors.Is(err, errShimRuns) {
 			err = fmt.Errorf("a shim already listens at %s: %w", address, err)
 		}

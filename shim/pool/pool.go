@@ -55,6 +55,10 @@ type Pool struct {
 	lock *os.File
 }
 
+// testHookBeforeOpen, set by tests only, runs in Lock between making the
+// pool's directory and opening its lock file.
+var testHookBeforeOpen func()
+
 // Lock opens the pool at dir, making it if need be, and waits for its
 // lock. Unlock releases it.
 func Lock(dir string) (*Pool, error) {
@@ -77,6 +81,9 @@ func lockOnce(dir string) (*Pool, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("shim pool: %w", err)
+	}
+	if testHookBeforeOpen != nil {
+		testHookBeforeOpen()
 	}
 	path := filepath.Join(dir, "lock")
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
