@@ -1,6 +1,10 @@
 package task
 
 import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
@@ -33,8 +37,21 @@ func sharedService(t *testing.T, withPods bool) *testService {
 		t.Fatal(err)
 	}
 	pl.Unlock()
-	ts.s.shared = &sharedShim{dir: dir, name: "me"}
+	// The shim's socket: pkg/shim made it, the shim removes it as it exits.
+	sock := filepath.Join(t.TempDir(), "me.sock")
+	if err := os.WriteFile(sock, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts.s.shared = &sharedShim{dir: dir, name: "me", address: "unix://" + sock}
 	return ts
+}
+
+// socketGone fails t if the shared shim's socket is left.
+func socketGone(t *testing.T, ts *testService) {
+	t.Helper()
+	if _, err := os.Lstat(strings.TrimPrefix(ts.s.shared.address, "unix://")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the exited shim's socket is left: %v", err)
+	}
 }
 
 // A shared shim with no record in its pool and no pod exits when it looks
@@ -45,6 +62,7 @@ func TestSharedShimWithoutRecordExits(t *testing.T) {
 	if !ts.exited() {
 		t.Fatal("a shared shim with no record and no pod stays")
 	}
+	socketGone(t, ts)
 }
 
 // A shared shim whose record is gone serves the pods it has, and exits
@@ -68,4 +86,5 @@ func TestSharedShimWithoutRecordExitsAfterItsPods(t *testing.T) {
 	if !ts.exited() {
 		t.Fatal("a shared shim with no record stays after its last pod")
 	}
+	socketGone(t, ts)
 }
