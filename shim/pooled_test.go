@@ -28,8 +28,9 @@ type pooledStart struct {
 	dir string
 
 	mu sync.Mutex
-	// spawned are the servers started.
-	spawned []server
+	// spawned are the servers started; listeners, their sockets.
+	spawned   []server
+	listeners map[string]net.Listener
 	// beforeSpawn, when set, runs as a server is started; an error fails
 	// the start.
 	beforeSpawn func(srv server) error
@@ -49,6 +50,7 @@ func newPooledStart(t *testing.T, podsPerShim uint32) *pooledStart {
 		opts:        &bootapi.BootstrapParams{ContainerdGrpcAddress: "/run/test/containerd.sock", SocketDir: &socketDir},
 		runtimeOpts: options.Default(),
 		socketDir:   socketDir,
+		listeners:   map[string]net.Listener{},
 	}
 	ps.runtimeOpts.PodsPerShim = podsPerShim
 	self, err := os.Executable()
@@ -81,6 +83,7 @@ func newPooledStart(t *testing.T, podsPerShim uint32) *pooledStart {
 		}()
 		ps.mu.Lock()
 		ps.spawned = append(ps.spawned, srv)
+		ps.listeners[srv.address] = l
 		ps.mu.Unlock()
 		return nil
 	}
