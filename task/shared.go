@@ -123,18 +123,22 @@ func (s *Service) retireAnd(ctx context.Context, change func(*pool.Pool, pool.Sh
 	if me, err = change(pl, me); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: release pod")
 	}
-	if s.pods.Live() {
-		return
-	}
-	if retired, err := pl.Retire(sh.name); err != nil || !retired {
+	if s.pods.Live() || len(me.Pods) > 0 {
 		return // pods given to it are still to come
+	}
+	log.G(ctx).WithField("shim", sh.name).Info("last pod gone: shared shim exits")
+	// The socket, then the record: a shim killed in between leaves a record
+	// with no pod and nobody at its address, which the next start removes,
+	// never a socket no record names. Unreachable without its socket, the
+	// shim exits even if its record stays.
+	if me.Address != "" {
+		pod.RemoveSockets([]string{me.Address})
+	}
+	if err := pl.RemoveShim(sh.name); err != nil {
+		log.G(ctx).WithError(err).Warn("shim pool: remove this shim's record")
 	}
 	if err := pl.Prune(); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: remove the empty pool")
-	}
-	log.G(ctx).WithField("shim", sh.name).Info("last pod gone: shared shim exits")
-	if me.Address != "" {
-		pod.RemoveSockets([]string{me.Address})
 	}
 	s.exitAfterReply()
 }
