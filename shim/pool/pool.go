@@ -8,7 +8,8 @@
 // records the pod there; a shim holds it while it takes a pod out and,
 // when none is left, itself, before it exits: so start never hands out a
 // shim that is on its way out. `shim delete` takes a pod out of a shim that
-// died, and the shim out once it has no pod left.
+// died, and the shim out once it has no pod left. Whoever leaves the pool
+// empty removes it as it unlocks (see Lock).
 package pool
 
 import (
@@ -24,7 +25,7 @@ import (
 )
 
 // Env names carry a shared shim's place in its pool from `shim start` to
-// the shim server (its address is in the pool's record).
+// the shim server.
 const (
 	DirEnv  = "PAUSE_SHIM_POOL"
 	NameEnv = "PAUSE_SHIM_POOL_NAME"
@@ -100,7 +101,7 @@ func lockOnce(dir string) (*Pool, error) {
 		testHookBeforeOpen()
 	}
 	path := filepath.Join(dir, lockFile)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|unix.O_NOFOLLOW, 0o600)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil // the pool's directory went since MkdirAll
 	}
