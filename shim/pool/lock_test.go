@@ -165,3 +165,31 @@ func stressStep(p *Pool, rng *rand.Rand, prunes *atomic.Int64) error {
 	prunes.Add(1)
 	return p.Prune()
 }
+
+// MkdirAll fails with EEXIST when a directory it found in its way is
+// removed before it checks it: Lock then starts over. A file in the way is
+// an error, not a reason to try again for ever.
+func TestRemovedMeanwhile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&os.PathError{Op: "mkdir", Path: filepath.Join(dir, "gone"), Err: unix.EEXIST}, true},
+		{&os.PathError{Op: "mkdir", Path: dir, Err: unix.EEXIST}, true},
+		{&os.PathError{Op: "mkdir", Path: filepath.Join(dir, "gone", "k"), Err: unix.ENOENT}, true},
+		{&os.PathError{Op: "mkdir", Path: file, Err: unix.EEXIST}, false},
+		{&os.PathError{Op: "mkdir", Path: dir, Err: unix.EACCES}, false},
+	} {
+		if got := removedMeanwhile(c.err); got != c.want {
+			t.Errorf("removedMeanwhile(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+	if _, err := Lock(filepath.Join(file, "k")); err == nil {
+		t.Error("Lock under a file succeeded")
+	}
+}

@@ -90,11 +90,10 @@ func Lock(dir string) (*Pool, error) {
 // lockOnce locks the pool's lock file, or returns nil when the pool's
 // last holder removed the pool before that.
 func lockOnce(dir string) (*Pool, error) {
-	err := os.MkdirAll(dir, 0o700)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil // the pools' directory went between MkdirAll's steps
-	}
-	if err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		if removedMeanwhile(err) {
+			return nil, nil
+		}
 		return nil, fmt.Errorf("shim pool: %w", err)
 	}
 	if testHookBeforeOpen != nil {
@@ -125,6 +124,26 @@ func lockOnce(dir string) (*Pool, error) {
 		return nil, nil
 	}
 	return &Pool{dir: dir, lock: f}, nil
+}
+
+// removedMeanwhile tells whether MkdirAll failed because a holder removed
+// the pool or the pools' directory between its steps: a parent went
+// before its mkdir (ENOENT), or a directory that was there as it made it
+// went before it checked it (EEXIST, and nothing there now, or a
+// directory again). Anything else in the way is an error.
+func removedMeanwhile(err error) bool {
+	var pe *os.PathError
+	if !errors.As(err, &pe) {
+		return false
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return true
+	}
+	if !errors.Is(err, os.ErrExist) {
+		return false
+	}
+	fi, lerr := os.Lstat(pe.Path)
+	return errors.Is(lerr, os.ErrNotExist) || lerr == nil && fi.IsDir()
 }
 
 // Prune marks the pool for removal if no shim is left in it: Unlock
