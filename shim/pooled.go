@@ -78,18 +78,19 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 			return "", err
 		}
 	}
-	if err := shim.RemoveSocket(address); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("remove stale pod socket: %w", err)
-	}
-	if err := os.Symlink(socketPath(host.Address), socketPath(address)); err != nil {
-		return "", fmt.Errorf("pod socket: %w", err)
-	}
-	if err := pl.Assign(host.Name, id); err != nil {
-		_ = shim.RemoveSocket(address)
+	// Record, then act. `shim delete` finds the pool from the bundle (the
+	// working directory); a start killed after Assign leaves a pod that
+	// never comes, which its shim drops after StartTimeout.
+	if err := os.WriteFile(pool.BundleFile, []byte(dir), 0o600); err != nil {
 		return "", err
 	}
-	// `shim delete` finds the pool from the bundle (the working directory).
-	if err := os.WriteFile(pool.BundleFile, []byte(dir), 0o600); err != nil {
+	if err := pl.Assign(host.Name, id); err != nil {
+		return "", err
+	}
+	if err := linkPodSocket(address, host.Address); err != nil {
+		if _, rerr := pl.Release(*host, id); rerr != nil {
+			log.G(ctx).WithError(rerr).Warn("shim pool: release a pod that did not start")
+		}
 		return "", err
 	}
 	log.G(ctx).WithFields(log.Fields{"shim": host.Name, "pods": len(host.Pods) + 1}).Debug("pod given to a shared shim")
@@ -118,7 +119,14 @@ func roomIn(ctx context.Context, pl *pool.Pool, shims []pool.Shim, max int) (*po
 	return nil, nil
 }
 
-// addShim starts a new shim for the pool and records it.
+// spawnShared starts a shared shim's server; tests stand in for it.
+var spawnShared = spawn
+
+// addShim records a new shim in the pool, then starts it. Recorded first, a
+// shim is never left running with no record naming it (no start would hand
+// it out, and it would wait for a pod for ever); a start killed before the
+// shim listens leaves a record with no pod and nobody at its address,
+// which the next start removes (roomIn).
 func addShim(ctx context.Context, pl *pool.Pool, opts *bootapi.BootstrapParams, runtimeOpts options.Options, socketDir, dir string) (*pool.Shim, error) {
 	name := pl.NewName()
 	shimID := "pause-pool-" + name
@@ -126,21 +134,35 @@ func addShim(ctx context.Context, pl *pool.Pool, opts *bootapi.BootstrapParams, 
 	if err != nil {
 		return nil, err
 	}
+	if err := pl.AddShim(name, address); err != nil {
+		return nil, err
+	}
 	srv := server{
 		id: shimID, address: address,
 		procs: min(runtime.NumCPU(), 4), // a P per CPU, up to 4
-		env:   []string{pool.DirEnv + "=" + dir, pool.NameEnv + "=" + name},
+		env:   []string{pool.DirEnv + "=" + dir, pool.NameEnv + "=" + name, pool.AddressEnv + "=" + address},
 	}
-	if err := spawn(ctx, opts, runtimeOpts, socketDir, srv); err != nil {
+	if err := spawnShared(ctx, opts, runtimeOpts, socketDir, srv); err != nil {
+		if rerr := pl.RemoveShim(name); rerr != nil {
+			log.G(ctx).WithError(rerr).WithField("shim", name).Warn("shim pool: remove the record of a shim that did not start")
+		}
 		if errors.Is(err, errShimRuns) {
 			err = fmt.Errorf("a shim already listens at %s: %w", address, err)
 		}
 		return nil, err
 	}
-	if err := pl.AddShim(name, address); err != nil {
-		return nil, err
-	}
 	return &pool.Shim{Name: name, Address: address}, nil
+}
+
+// linkPodSocket makes the pod's address a link to its shim's socket.
+func linkPodSocket(podAddress, shimAddress string) error {
+	if err := shim.RemoveSocket(podAddress); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove stale pod socket: %w", err)
+	}
+	if err := os.Symlink(socketPath(shimAddress), socketPath(podAddress)); err != nil {
+		return fmt.Errorf("pod socket: %w", err)
+	}
+	return nil
 }
 
 // socketPath is the file of a unix:// address.

@@ -2,6 +2,7 @@ package task
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -19,6 +20,8 @@ import (
 // starts (PodsPerShim is not 1): see package pool.
 type sharedShim struct {
 	dir, name string
+	// address is the shim's socket, which it removes as it exits.
+	address string
 
 	mu sync.Mutex
 	// logBundle is the bundle whose log pipe is the shim's stderr and which
@@ -34,7 +37,7 @@ func sharedFromEnv() *sharedShim {
 		return nil
 	}
 	cwd, _ := os.Getwd()
-	return &sharedShim{dir: dir, name: os.Getenv(pool.NameEnv), logBundle: cwd}
+	return &sharedShim{dir: dir, name: os.Getenv(pool.NameEnv), address: os.Getenv(pool.AddressEnv), logBundle: cwd}
 }
 
 // podGone is the end of pod id in this shim, once it is shut down (or was
@@ -106,24 +109,37 @@ func (s *Service) retireAnd(ctx context.Context, change func(*pool.Pool, pool.Sh
 	}
 	defer pl.Unlock()
 	me, err := pl.Shim(sh.name)
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
+		// No record names this shim (a reader removed it as damaged, or a
+		// start was killed between starting it and recording it): no start
+		// hands it out again, so it serves the pods it has and exits after
+		// the last.
+		log.G(ctx).WithError(err).WithField("shim", sh.name).Debug("shim pool: this shim has no record")
+		me = pool.Shim{Name: sh.name, Address: sh.address}
+	} else if err != nil {
 		log.G(ctx).WithError(err).Error("shim pool: this shim's record")
 		return
 	}
 	if me, err = change(pl, me); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: release pod")
 	}
-	if s.pods.Live() {
-		return
-	}
-	if retired, err := pl.Retire(sh.name); err != nil || !retired {
+	if s.pods.Live() || len(me.Pods) > 0 {
 		return // pods given to it are still to come
+	}
+	log.G(ctx).WithField("shim", sh.name).Info("last pod gone: shared shim exits")
+	// The socket, then the record: a shim killed in between leaves a record
+	// with no pod and nobody at its address, which the next start removes,
+	// never a socket no record names. Unreachable without its socket, the
+	// shim exits even if its record stays.
+	if me.Address != "" {
+		pod.RemoveSockets([]string{me.Address})
+	}
+	if err := pl.RemoveShim(sh.name); err != nil {
+		log.G(ctx).WithError(err).Warn("shim pool: remove this shim's record")
 	}
 	if err := pl.Prune(); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: remove the empty pool")
 	}
-	log.G(ctx).WithField("shim", sh.name).Info("last pod gone: shared shim exits")
-	pod.RemoveSockets([]string{me.Address})
 	s.exitAfterReply()
 }
 

@@ -72,6 +72,7 @@ func TestShimsAndPods(t *testing.T) {
 	if err := p.Prune(); err != nil {
 		t.Fatal(err)
 	}
+	p.Unlock() // a pruned pool goes at Unlock, its hold's last step
 	if _, err := os.Stat(filepath.Dir(dir)); !os.IsNotExist(err) {
 		t.Fatalf("empty pool left: %v", err)
 	}

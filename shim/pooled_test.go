@@ -1,0 +1,187 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+)
+
+// pooledStart runs `shim start` for pods of a shared-shim handler, with
+// shim servers that are listeners of the test.
+type pooledStart struct {
+	ctx         context.Context
+	opts        *bootapi.BootstrapParams
+	runtimeOpts options.Options
+	socketDir   string
+	// dir is the handler's pool.
+	dir string
+
+	mu sync.Mutex
+	// spawned are the servers started; listeners, their sockets.
+	spawned   []server
+	listeners map[string]net.Listener
+	// beforeSpawn, when set, runs as a server is started; an error fails
+	// the start.
+	beforeSpawn func(srv server) error
+}
+
+func newPooledStart(t *testing.T, podsPerShim uint32) *pooledStart {
+	t.Helper()
+	// Socket paths have a length limit: keep the directory short.
+	socketDir, err := os.MkdirTemp("", "pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(socketDir) })
+	t.Chdir(t.TempDir()) // the pod's bundle
+	ps := &pooledStart{
+		ctx:         namespaces.WithNamespace(context.Background(), "pool-test"),
+		opts:        &bootapi.BootstrapParams{ContainerdGrpcAddress: "/run/test/containerd.sock", SocketDir: &socketDir},
+		runtimeOpts: options.Default(),
+		socketDir:   socketDir,
+		listeners:   map[string]net.Listener{},
+	}
+	ps.runtimeOpts.PodsPerShim = podsPerShim
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps.dir = pool.Dir(socketDir, pool.Key(ps.opts.ContainerdGrpcAddress, "pool-test", self, ps.runtimeOpts.Encode()))
+	spawnShared = func(_ context.Context, _ *bootapi.BootstrapParams, _ options.Options, _ string, srv server) error {
+		ps.mu.Lock()
+		hook := ps.beforeSpawn
+		ps.mu.Unlock()
+		if hook != nil {
+			if err := hook(srv); err != nil {
+				return err
+			}
+		}
+		l, err := net.Listen("unix", socketPath(srv.address))
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { l.Close() })
+		go func() {
+			for {
+				c, err := l.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
+		ps.mu.Lock()
+		ps.spawned = append(ps.spawned, srv)
+		ps.listeners[srv.address] = l
+		ps.mu.Unlock()
+		return nil
+	}
+	t.Cleanup(func() { spawnShared = spawn })
+	return ps
+}
+
+func (ps *pooledStart) start(id string) (string, error) {
+	return (&Manager{}).startPooled(ps.ctx, ps.opts, ps.runtimeOpts, id, ps.socketDir)
+}
+
+// shims lists the pool's shims.
+func (ps *pooledStart) shims(t *testing.T) []pool.Shim {
+	t.Helper()
+	pl, err := pool.Lock(ps.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pl.Unlock()
+	shims, err := pl.Shims()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return shims
+}
+
+// A pool holding a shim's record with no address (a start killed while it
+// wrote it) does not fail the handler's next pods.
+func TestStartOverAnIncompleteRecord(t *testing.T) {
+	ps := newPooledStart(t, 3)
+	if err := os.MkdirAll(filepath.Join(ps.dir, "100", "pods"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"pod-a", "pod-b"} {
+		if _, err := ps.start(id); err != nil {
+			t.Fatalf("start %s with an incomplete record in the pool: %v", id, err)
+		}
+	}
+	shims := ps.shims(t)
+	if len(shims) != 1 || len(shims[0].Pods) != 2 || len(ps.spawned) != 1 {
+		t.Errorf("shims %+v, %d spawned: want the two pods on one new shim", shims, len(ps.spawned))
+	}
+	if _, err := os.Lstat(filepath.Join(ps.dir, "100")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the incomplete record is left: %v", err)
+	}
+}
+
+// A start records a new shim before it starts it, so that a start killed
+// in between leaves a record that a later start cleans up, never a shim
+// no record names.
+func TestStartRecordsTheShimBeforeItRuns(t *testing.T) {
+	ps := newPooledStart(t, 3)
+	recorded := false
+	ps.beforeSpawn = func(srv server) error {
+		for _, kv := range srv.env {
+			if name, ok := strings.CutPrefix(kv, pool.NameEnv+"="); ok {
+				address, err := os.ReadFile(filepath.Join(ps.dir, name, "address"))
+				recorded = err == nil && string(address) == srv.address
+			}
+		}
+		return nil
+	}
+	if _, err := ps.start("pod-a"); err != nil {
+		t.Fatal(err)
+	}
+	if !recorded {
+		t.Fatal("the shim ran before the pool recorded it")
+	}
+}
+
+// A shim that failed to start leaves no record.
+func TestStartThatFailsLeavesNoRecord(t *testing.T) {
+	ps := newPooledStart(t, 3)
+	ps.beforeSpawn = func(server) error { return errors.New("exec failed") }
+	if _, err := ps.start("pod-a"); err == nil {
+		t.Fatal("start succeeded with a shim that failed to start")
+	}
+	if shims := ps.shims(t); len(shims) != 0 {
+		t.Errorf("records of shims that never ran: %+v", shims)
+	}
+}
+
+// What a start killed after recording a shim and before starting it
+// leaves (a record no one listens at, with no pod) goes at the next start.
+func TestStartAfterAStartKilledBeforeSpawn(t *testing.T) {
+	ps := newPooledStart(t, 3)
+	pl, err := pool.Lock(ps.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.AddShim("100", "unix://"+filepath.Join(ps.socketDir, "never-started")); err != nil {
+		t.Fatal(err)
+	}
+	pl.Unlock()
+	if _, err := ps.start("pod-a"); err != nil {
+		t.Fatal(err)
+	}
+	if shims := ps.shims(t); len(shims) != 1 || shims[0].Name == "100" {
+		t.Errorf("shims %+v: want only the new one", shims)
+	}
+}
