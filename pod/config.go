@@ -172,3 +172,10 @@ func checkNetNS(path string) error {
 	}
 	return nil
 }
+
+// selinuxEnabled tells whether SELinux is enabled on the host: its
+// filesystem is mounted where libselinux looks. A variable, for tests.
+var selinuxEnabled = func() bool {
+	_, err := os.Stat("/sys/fs/selinux/enforce")
+	return err == nil
+}
