@@ -122,6 +122,7 @@ func TestSandboxSecurityRefusals(t *testing.T) {
 			pc.Linux.SecurityContext.Seccomp = nil // the deprecated path counts only without it
 		}
 		_, err := newCRIPod(t, pc)
+		t.Logf("%s: %v", tc.name, err)
 		if !tc.kind(err) || !strings.Contains(errText(err), tc.field) {
 			t.Errorf("%s: got %v, want an error of its kind naming %s", tc.name, err, tc.field)
 		}
