@@ -8,9 +8,9 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// The few fields of CRI's runtime.v1.PodSandboxConfig (k8s.io/cri-api,
-// api.proto) the pause task follows, read straight off the wire. Decoding
-// through the generated types would make every pod's shim build the
+// The fields of CRI's runtime.v1.PodSandboxConfig (k8s.io/cri-api,
+// api.proto) the pause task follows or checks, read straight off the wire.
+// Decoding through the generated types would make every pod's shim build the
 // descriptors of the whole CRI API on first use: ~1 MB of memory per pod,
 // measured, for a handful of fields.
 const (
