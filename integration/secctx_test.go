@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -22,12 +24,12 @@ func TestCRISandboxSecurityContext(t *testing.T) {
 	sc.Seccomp = &cri.SecurityProfile{ProfileType: cri.SecurityProfile_RuntimeDefault}
 	sc.SupplementalGroups = []int64{3000}
 	pod := runCRIPod(t, ctx, rt, config, "pause")
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pod.pausePid(t, ctx)))
+	procStatus, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pod.pausePid(t, ctx)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string]string{"Uid": "1234 1234 1234 1234", "Gid": "2345 2345 2345 2345", "Groups": ""}
-	for _, line := range strings.Split(string(status), "\n") {
+	for _, line := range strings.Split(string(procStatus), "\n") {
 		key, value, _ := strings.Cut(line, ":")
 		if w, ok := want[key]; ok && strings.Join(strings.Fields(value), " ") != w {
 			t.Errorf("pause task's %s: %q, want %q", key, value, w)
@@ -42,7 +44,8 @@ func TestCRISandboxSecurityContext(t *testing.T) {
 		_, _ = rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: resp.PodSandboxId})
 		t.Fatal("a Localhost seccomp profile for the sandbox was accepted")
 	}
-	if !strings.Contains(err.Error(), "linux.security_context.seccomp") {
-		t.Errorf("RunPodSandbox error does not name the field: %v", err)
+	t.Logf("refused: %v", err)
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "linux.security_context.seccomp") {
+		t.Errorf("RunPodSandbox error is not InvalidArgument naming the field: %v", err)
 	}
 }
