@@ -8,9 +8,9 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// The few fields of CRI's runtime.v1.PodSandboxConfig (k8s.io/cri-api,
-// api.proto) the pause task follows, read straight off the wire. Decoding
-// through the generated types would make every pod's shim build the
+// The fields of CRI's runtime.v1.PodSandboxConfig (k8s.io/cri-api,
+// api.proto) the pause task follows or checks, read straight off the wire.
+// Decoding through the generated types would make every pod's shim build the
 // descriptors of the whole CRI API on first use: ~1 MB of memory per pod,
 // measured, for a handful of fields.
 const (
@@ -35,7 +35,27 @@ const (
 	linuxSecurityContext = 2 // LinuxSandboxSecurityContext
 	linuxSysctls         = 3 // map<string, string>
 
-	securityNamespaceOptions = 1 // NamespaceOption
+	securityNamespaceOptions         = 1  // NamespaceOption
+	securitySELinux                  = 2  // SELinuxOption
+	securityRunAsUser                = 3  // Int64Value
+	securityReadonlyRootfs           = 4  // bool
+	securitySupplementalGroups       = 5  // repeated int64
+	securityPrivileged               = 6  // bool
+	securitySeccompProfilePath       = 7  // string (deprecated)
+	securityRunAsGroup               = 8  // Int64Value
+	securitySeccomp                  = 9  // SecurityProfile
+	securityAppArmor                 = 10 // SecurityProfile
+	securitySupplementalGroupsPolicy = 11 // SupplementalGroupsPolicy
+
+	int64Value = 1 // int64
+
+	selinuxUser  = 1 // string
+	selinuxRole  = 2
+	selinuxType  = 3
+	selinuxLevel = 4
+
+	profileType         = 1 // ProfileType
+	profileLocalhostRef = 2 // string
 
 	namespaceNetwork = 1 // NamespaceMode
 	namespacePID     = 2
@@ -79,6 +99,28 @@ type criPodConfig struct {
 	IPC             uint64
 	// Userns is the pod's user namespace request; nil: none (the host's).
 	Userns *usernsConfig
+	// Security is the rest of the sandbox's security context.
+	Security sandboxSecurity
+}
+
+// sandboxSecurity is CRI's LinuxSandboxSecurityContext but its namespace
+// options. checkSecurity says what becomes of each field.
+type sandboxSecurity struct {
+	SELinux                  *seLinuxOption
+	RunAsUser, RunAsGroup    *int64
+	ReadonlyRootfs           bool
+	SupplementalGroups       []int64
+	SupplementalGroupsPolicy uint64
+	Privileged               bool
+	Seccomp, AppArmor        *securityProfile
+	SeccompProfilePath       string
+}
+
+type seLinuxOption struct{ User, Role, Type, Level string }
+
+type securityProfile struct {
+	Type         uint64 // ProfileType
+	LocalhostRef string
 }
 
 type usernsConfig struct {
@@ -109,7 +151,7 @@ func decodeCRIPodConfig(b []byte) (*criPodConfig, error) {
 				case num == metadataNamespace && typ == protowire.BytesType:
 					c.Namespace = string(v)
 				case num == metadataAttempt && typ == protowire.VarintType:
-					c.Attempt = n
+					c.Attempt = uint64(uint32(n))
 				}
 				return nil
 			})
@@ -161,25 +203,123 @@ func (c *criPodConfig) decodeLinux(b []byte) error {
 		case linuxSysctls:
 			return mapEntry(v, &c.Sysctls)
 		case linuxSecurityContext:
+			return c.decodeSecurity(v)
+		}
+		return nil
+	})
+}
+
+// enum is a varint as protobuf reads an enum: its low 32 bits, signed.
+func enum(n uint64) uint64 { return uint64(int32(n)) }
+
+func (c *criPodConfig) decodeSecurity(b []byte) error {
+	s := &c.Security
+	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
+		if typ == protowire.VarintType {
+			switch num {
+			case securityReadonlyRootfs:
+				s.ReadonlyRootfs = n != 0
+			case securityPrivileged:
+				s.Privileged = n != 0
+			case securitySupplementalGroups:
+				s.SupplementalGroups = append(s.SupplementalGroups, int64(n))
+			case securitySupplementalGroupsPolicy:
+				s.SupplementalGroupsPolicy = enum(n)
+			}
+			return nil
+		}
+		if typ != protowire.BytesType {
+			return nil
+		}
+		switch num {
+		case securityNamespaceOptions:
+			return c.decodeNamespaces(v)
+		case securitySELinux:
+			if s.SELinux == nil { // a message field seen again merges
+				s.SELinux = &seLinuxOption{}
+			}
 			return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-				if num != securityNamespaceOptions || typ != protowire.BytesType {
+				if typ != protowire.BytesType {
 					return nil
 				}
-				return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
-					switch {
-					case num == namespaceUserns && typ == protowire.BytesType:
-						return c.decodeUserns(v)
-					case typ != protowire.VarintType:
-					case num == namespaceNetwork:
-						c.Network = n
-					case num == namespacePID:
-						c.PID = n
-					case num == namespaceIPC:
-						c.IPC = n
-					}
-					return nil
-				})
+				switch num {
+				case selinuxUser:
+					s.SELinux.User = string(v)
+				case selinuxRole:
+					s.SELinux.Role = string(v)
+				case selinuxType:
+					s.SELinux.Type = string(v)
+				case selinuxLevel:
+					s.SELinux.Level = string(v)
+				}
+				return nil
 			})
+		case securityRunAsUser:
+			return decodeInt64Value(v, &s.RunAsUser)
+		case securityRunAsGroup:
+			return decodeInt64Value(v, &s.RunAsGroup)
+		case securitySupplementalGroups: // packed
+			for len(v) > 0 {
+				g, l := protowire.ConsumeVarint(v)
+				if l < 0 {
+					return errMalformed
+				}
+				s.SupplementalGroups = append(s.SupplementalGroups, int64(g))
+				v = v[l:]
+			}
+		case securitySeccompProfilePath:
+			s.SeccompProfilePath = string(v)
+		case securitySeccomp:
+			return decodeProfile(v, &s.Seccomp)
+		case securityAppArmor:
+			return decodeProfile(v, &s.AppArmor)
+		}
+		return nil
+	})
+}
+
+func (c *criPodConfig) decodeNamespaces(b []byte) error {
+	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
+		switch {
+		case num == namespaceUserns && typ == protowire.BytesType:
+			return c.decodeUserns(v)
+		case typ != protowire.VarintType:
+		case num == namespaceNetwork:
+			c.Network = enum(n)
+		case num == namespacePID:
+			c.PID = enum(n)
+		case num == namespaceIPC:
+			c.IPC = enum(n)
+		}
+		return nil
+	})
+}
+
+// decodeInt64Value reads an Int64Value into **p, made if nil.
+func decodeInt64Value(b []byte, p **int64) error {
+	if *p == nil {
+		*p = new(int64)
+	}
+	return fields(b, func(num protowire.Number, typ protowire.Type, _ []byte, n uint64) error {
+		if num == int64Value && typ == protowire.VarintType {
+			**p = int64(n)
+		}
+		return nil
+	})
+}
+
+// decodeProfile reads a SecurityProfile into **p, made if nil.
+func decodeProfile(b []byte, p **securityProfile) error {
+	if *p == nil {
+		*p = &securityProfile{}
+	}
+	sp := *p
+	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
+		switch {
+		case num == profileType && typ == protowire.VarintType:
+			sp.Type = enum(n)
+		case num == profileLocalhostRef && typ == protowire.BytesType:
+			sp.LocalhostRef = string(v)
 		}
 		return nil
 	})
@@ -215,14 +355,14 @@ func (c *criPodConfig) decodeUserns(b []byte) error {
 	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
 		switch {
 		case num == usernsMode && typ == protowire.VarintType:
-			u.Mode = n
+			u.Mode = enum(n)
 		case (num == usernsUIDs || num == usernsGIDs) && typ == protowire.BytesType:
 			var m idMapping
 			err := fields(v, func(num protowire.Number, typ protowire.Type, _ []byte, n uint64) error {
 				if typ != protowire.VarintType {
 					return nil
 				}
-				switch num {
+				switch n = uint64(uint32(n)); num { // uint32 fields
 				case mappingHostID:
 					m.HostID = n
 				case mappingContainerID:

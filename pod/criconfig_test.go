@@ -33,6 +33,23 @@ func samplePodConfig() *cri.PodSandboxConfig {
 	}
 }
 
+// securePodConfig is samplePodConfig with every field of the sandbox's
+// security context set.
+func securePodConfig() *cri.PodSandboxConfig {
+	c := samplePodConfig()
+	sc := c.Linux.SecurityContext
+	sc.SelinuxOptions = &cri.SELinuxOption{User: "system_u", Role: "system_r", Type: "container_t", Level: "s0:c1,c2"}
+	sc.RunAsGroup = &cri.Int64Value{Value: 3000}
+	sc.ReadonlyRootfs = true
+	sc.SupplementalGroups = []int64{2000, 4000}
+	sc.SupplementalGroupsPolicy = cri.SupplementalGroupsPolicy_Strict
+	sc.Privileged = true
+	sc.Seccomp = &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Localhost, LocalhostRef: "/var/lib/kubelet/seccomp/p.json"}
+	sc.Apparmor = &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Unconfined}
+	sc.SeccompProfilePath = "runtime/default" //nolint:staticcheck // deprecated, still sent
+	return c
+}
+
 // agree checks the wire decoder against the generated one.
 func agree(t *testing.T, want *cri.PodSandboxConfig, got *criPodConfig) {
 	t.Helper()
@@ -51,6 +68,7 @@ func agree(t *testing.T, want *cri.PodSandboxConfig, got *criPodConfig) {
 		!slices.EqualFunc(got.Userns.UIDs, uns.GetUids(), sameMapping) || !slices.EqualFunc(got.Userns.GIDs, uns.GetGids(), sameMapping)) {
 		t.Fatalf("decoded userns %+v, want %v", got.Userns, uns)
 	}
+	agreeSecurity(t, want.GetLinux().GetSecurityContext(), &got.Security)
 	if dns := want.GetDnsConfig(); (dns == nil) != (got.DNS == nil) ||
 		dns != nil && (!slices.Equal(got.DNS.Servers, dns.Servers) || !slices.Equal(got.DNS.Searches, dns.Searches) || !slices.Equal(got.DNS.Options, dns.Options)) {
 		t.Fatalf("decoded DNS %+v, want %v", got.DNS, dns)
@@ -58,36 +76,65 @@ func agree(t *testing.T, want *cri.PodSandboxConfig, got *criPodConfig) {
 }
 
 func TestDecodeCRIPodConfig(t *testing.T) {
-	want := samplePodConfig()
-	b, err := proto.Marshal(want)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := decodeCRIPodConfig(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	agree(t, want, got)
-	if _, err := decodeCRIPodConfig(b[:len(b)-3]); err == nil {
-		t.Error("truncated message decoded without error")
+	for _, want := range []*cri.PodSandboxConfig{samplePodConfig(), securePodConfig()} {
+		b, err := proto.Marshal(want)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeCRIPodConfig(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		agree(t, want, got)
+		if _, err := decodeCRIPodConfig(b[:len(b)-3]); err == nil {
+			t.Error("truncated message decoded without error")
+		}
 	}
 }
 
 // FuzzDecodeCRIPodConfig: whatever protobuf accepts as a PodSandboxConfig,
 // the wire decoder reads the same way, and it never panics on the rest.
 func FuzzDecodeCRIPodConfig(f *testing.F) {
-	b, _ := proto.Marshal(samplePodConfig())
-	f.Add(b)
+	for _, c := range []*cri.PodSandboxConfig{samplePodConfig(), securePodConfig()} {
+		b, _ := proto.Marshal(c)
+		f.Add(b)
+	}
 	f.Add([]byte{})
 	f.Add([]byte{0x42, 0x02, 0x0a, 0x00})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		got, err := decodeCRIPodConfig(data)
 		var want cri.PodSandboxConfig
-		if proto.Unmarshal(data, &want) != nil || err != nil {
+		if proto.Unmarshal(data, &want) != nil {
 			return
+		}
+		if err != nil {
+			t.Fatalf("protobuf reads %v, the wire decoder fails: %v", &want, err)
 		}
 		agree(t, &want, got)
 	})
+}
+
+// agreeSecurity checks the wire decoder's security context against the
+// generated one's.
+func agreeSecurity(t *testing.T, want *cri.LinuxSandboxSecurityContext, got *sandboxSecurity) {
+	t.Helper()
+	int64s := func(p *int64, v *cri.Int64Value) bool {
+		return (p == nil) == (v == nil) && (p == nil || *p == v.GetValue())
+	}
+	profiles := func(p *securityProfile, sp *cri.SecurityProfile) bool {
+		return (p == nil) == (sp == nil) && (p == nil || p.Type == uint64(sp.GetProfileType()) && p.LocalhostRef == sp.GetLocalhostRef())
+	}
+	se := want.GetSelinuxOptions()
+	if !int64s(got.RunAsUser, want.GetRunAsUser()) || !int64s(got.RunAsGroup, want.GetRunAsGroup()) ||
+		got.ReadonlyRootfs != want.GetReadonlyRootfs() || got.Privileged != want.GetPrivileged() ||
+		!slices.Equal(got.SupplementalGroups, want.GetSupplementalGroups()) ||
+		got.SupplementalGroupsPolicy != uint64(want.GetSupplementalGroupsPolicy()) ||
+		!profiles(got.Seccomp, want.GetSeccomp()) || !profiles(got.AppArmor, want.GetApparmor()) ||
+		got.SeccompProfilePath != want.GetSeccompProfilePath() || //nolint:staticcheck // deprecated, still sent
+		(got.SELinux == nil) != (se == nil) ||
+		se != nil && *got.SELinux != (seLinuxOption{User: se.GetUser(), Role: se.GetRole(), Type: se.GetType(), Level: se.GetLevel()}) {
+		t.Fatalf("decoded security context %+v, want %v", got, want)
+	}
 }
 
 func sameMapping(a idMapping, b *cri.IDMapping) bool {

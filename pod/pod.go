@@ -161,7 +161,7 @@ func newPod(host *Host, sp Spec) (*Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	uid, gid := host.Options.PauseUID, host.Options.PauseGID
+	uid, gid := cfg.pauseIDs(host.Options.PauseUID, host.Options.PauseGID)
 	p := &Pod{
 		id:        sp.ID,
 		bundle:    sp.Bundle,
@@ -185,8 +185,9 @@ func newPod(host *Host, sp Spec) (*Pod, error) {
 		creating: map[string]chan struct{}{},
 	}
 	if u := cfg.Userns; u != nil {
-		// Inside the pod's user namespace the pause task takes the highest
-		// mapped IDs up to 65535, never the pod's root.
+		// Inside the pod's user namespace the pause task takes the pod's
+		// run-as IDs (mapped: parsePodConfig checked), else the highest
+		// mapped IDs up to PauseUID and PauseGID, never the pod's root.
 		p.pauseCfg.UIDMappings = []syscall.SysProcIDMap{{ContainerID: int(u.UIDs[0].ContainerID), HostID: int(u.UIDs[0].HostID), Size: int(u.UIDs[0].Length)}}
 		p.pauseCfg.GIDMappings = []syscall.SysProcIDMap{{ContainerID: int(u.GIDs[0].ContainerID), HostID: int(u.GIDs[0].HostID), Size: int(u.GIDs[0].Length)}}
 		p.pauseCfg.UID = uint32(min(u.UIDs[0].Length-1, uint64(uid)))
