@@ -54,6 +54,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
@@ -300,21 +301,25 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 		if err := files.create(p.cfg.CRI, p.cfg.HostIPC); err != nil {
 			return nil, rec, err
 		}
+		failpoint.Inject(failpoint.PodStartAfterFiles)
 	}
 	if rec.OwnsPodCgroup {
 		if _, err := newCgroup(rec.PodCgroup); err != nil {
 			return nil, rec, err
 		}
+		failpoint.Inject(failpoint.PodStartAfterCgroup)
 	}
 	proc, err := p.host.startPause(p.pauseCfg)
 	if err != nil {
 		return nil, rec, err
 	}
+	failpoint.Inject(failpoint.PodStartAfterPause)
 	rec.PausePid = proc.Pid
 	rec.PauseStartTime, _ = procStartTime(proc.Pid)
 	if err := rec.save(p.bundle); err != nil {
 		return nil, rec, err
 	}
+	failpoint.Inject(failpoint.PodStartAfterState)
 	return proc, rec, nil
 }
 
@@ -332,6 +337,7 @@ func (p *Pod) placePause(ctx context.Context, proc *pause.Process) {
 		if err := startScope(ctx, p.rec.PauseUnit, p.rec.PodSlice, proc.Pids); err != nil && !proc.Exited() {
 			log.G(ctx).WithError(err).Warn("move pause task into its scope")
 		}
+		failpoint.Inject(failpoint.PodPauseAfterScope)
 		return
 	}
 	if p.rec.PauseCgroup == "" {
@@ -343,6 +349,7 @@ func (p *Pod) placePause(ctx context.Context, proc *pause.Process) {
 			err = cg.AddProc(uint64(pid))
 		}
 	}
+	failpoint.Inject(failpoint.PodPauseAfterCgroup)
 	if err != nil && !proc.Exited() {
 		log.G(ctx).WithError(err).Warn("move pause task into its cgroup")
 	}
@@ -416,6 +423,7 @@ func (p *Pod) Stop(ctx context.Context, timeout time.Duration) error {
 		timeout = time.Duration(p.host.Options.DefaultStopTimeout)
 	}
 	p.stopMembers(ctx, timeout)
+	failpoint.Inject(failpoint.PodStopAfterMembers)
 	p.mu.Lock()
 	proc := p.pause
 	p.mu.Unlock()
@@ -440,6 +448,7 @@ func (p *Pod) Shutdown(ctx context.Context) error {
 		}
 		p.Forget(id)
 	}
+	failpoint.Inject(failpoint.PodShutdownAfterMembers)
 	p.cleanup(ctx) // quiesced: nothing else changes the pod now
 	return p.transition(ctx, state.shutDown)
 }
@@ -535,6 +544,7 @@ func (p *Pod) cleanup(ctx context.Context) {
 		_ = proc.Signal(syscall.SIGKILL)
 		<-proc.Done()
 	}
+	failpoint.Inject(failpoint.PodCleanupAfterPause)
 	if placed != nil {
 		<-placed // its cgroup is made before it is removed
 	}
@@ -556,6 +566,7 @@ func (p *Pod) Admit(ctx context.Context, id, configPath string) (cgroupsPath str
 	if cgroupsPath, err = joinPod(configPath, id, p); err != nil {
 		return "", err
 	}
+	failpoint.Inject(failpoint.PodAdmitAfterSpec)
 	p.countOOMBaseline()
 	p.members[id] = struct{}{}
 	p.creating[id] = make(chan struct{})

@@ -15,6 +15,8 @@ import (
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 )
 
 // stateFile in the sandbox bundle lets `shim delete` clean up a pod whose
@@ -57,6 +59,7 @@ func (s record) cleanup(ctx context.Context, bundle string) {
 			waitGone(s.PausePid, s.PauseStartTime, 2*time.Second)
 		}
 	}
+	failpoint.Inject(failpoint.RecordCleanupAfterKill)
 	for _, unit := range []string{s.PauseUnit, s.PodUnit} {
 		if unit == "" {
 			continue
@@ -75,9 +78,11 @@ func (s record) cleanup(ctx context.Context, bundle string) {
 			logger.WithError(err).Warn("remove pod cgroup")
 		}
 	}
+	failpoint.Inject(failpoint.RecordCleanupAfterCgroups)
 	if err := s.Files.remove(); err != nil {
 		logger.WithError(err).Warn("remove pod files")
 	}
+	failpoint.Inject(failpoint.RecordCleanupAfterFiles)
 	RemoveSockets(s.Sockets)
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/log"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
 )
@@ -52,6 +53,7 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 		return "", err
 	}
 	defer pl.Unlock()
+	failpoint.Inject(failpoint.PoolStartAfterLock)
 	address, err := shim.CreateSocketAddress(ctx, socketDir, grpcAddress, id, false)
 	if err != nil {
 		return "", err
@@ -84,14 +86,17 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 	if err := os.Symlink(socketPath(host.Address), socketPath(address)); err != nil {
 		return "", fmt.Errorf("pod socket: %w", err)
 	}
+	failpoint.Inject(failpoint.PoolStartAfterSymlink)
 	if err := pl.Assign(host.Name, id); err != nil {
 		_ = shim.RemoveSocket(address)
 		return "", err
 	}
+	failpoint.Inject(failpoint.PoolStartAfterAssign)
 	// `shim delete` finds the pool from the bundle (the working directory).
 	if err := os.WriteFile(pool.BundleFile, []byte(dir), 0o600); err != nil {
 		return "", err
 	}
+	failpoint.Inject(failpoint.PoolStartEnd)
 	log.G(ctx).WithFields(log.Fields{"shim": host.Name, "pods": len(host.Pods) + 1}).Debug("pod given to a shared shim")
 	return address, nil
 }
@@ -140,6 +145,7 @@ func addShim(ctx context.Context, pl *pool.Pool, opts *bootapi.BootstrapParams, 
 	if err := pl.AddShim(name, address); err != nil {
 		return nil, err
 	}
+	failpoint.Inject(failpoint.PoolStartAfterShimRecord)
 	return &pool.Shim{Name: name, Address: address}, nil
 }
 

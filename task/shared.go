@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
 )
@@ -113,12 +114,14 @@ func (s *Service) retireAnd(ctx context.Context, change func(*pool.Pool, pool.Sh
 	if me, err = change(pl, me); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: release pod")
 	}
+	failpoint.Inject(failpoint.PoolRetireAfterRelease)
 	if s.pods.Live() {
 		return
 	}
 	if retired, err := pl.Retire(sh.name); err != nil || !retired {
 		return // pods given to it are still to come
 	}
+	failpoint.Inject(failpoint.PoolRetireAfterRetire)
 	if err := pl.Prune(); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: remove the empty pool")
 	}
