@@ -31,8 +31,10 @@ type kubelet struct {
 	events     []string
 	configs    []*cri.PodSandboxConfig
 	containers []string
-	// ownBefore are the shim's own pod cgroups before the case.
+	// ownBefore are the shim's own pod cgroups before the case, baseline
+	// what was left before it (see leftSince).
 	ownBefore map[string]bool
+	baseline  []string
 }
 
 func (k *kubelet) note(format string, args ...any) {
@@ -67,11 +69,14 @@ func call[R any](k *kubelet, f func(context.Context) (R, error)) (R, error) {
 // runPodWithContainer brings up the pod with a running container, as the
 // kubelet would: a pod that fails to start is started again, a pod that
 // is not ready is removed and started again, a container that fails is
-// created again; three rounds at most.
+// created again; five rounds at most, a second apart.
 func (k *kubelet) runPodWithContainer(config *cri.PodSandboxConfig) {
 	t := k.t
 	id := ""
-	for round := 1; round <= 3; round++ {
+	for round := 1; round <= 5; round++ {
+		if round > 1 {
+			time.Sleep(time.Second)
+		}
 		if id == "" {
 			resp, err := call(k, func(ctx context.Context) (*cri.RunPodSandboxResponse, error) {
 				return k.rt.RunPodSandbox(ctx, &cri.RunPodSandboxRequest{Config: config, RuntimeHandler: k.handler})
@@ -82,12 +87,9 @@ func (k *kubelet) runPodWithContainer(config *cri.PodSandboxConfig) {
 			}
 			id = resp.PodSandboxId
 		}
-		cid, err := k.startContainer(id, config)
-		if err == nil {
-			k.containers = append(k.containers, cid)
+		if err := k.startContainer(id, config, round); err == nil {
 			return
 		}
-		k.note("round %d: container in pod %s: %v", round, id, err)
 		st, err := call(k, func(ctx context.Context) (*cri.PodSandboxStatusResponse, error) {
 			return k.rt.PodSandboxStatus(ctx, &cri.PodSandboxStatusRequest{PodSandboxId: id})
 		})
@@ -97,25 +99,35 @@ func (k *kubelet) runPodWithContainer(config *cri.PodSandboxConfig) {
 			id = ""
 		}
 	}
-	t.Errorf("no running pod with a container after three rounds on %s:\n  %s", k.handler, strings.Join(k.events, "\n  "))
+	t.Errorf("no running pod with a container after five rounds on %s:\n  %s", k.handler, strings.Join(k.events, "\n  "))
 }
 
-func (k *kubelet) startContainer(pod string, config *cri.PodSandboxConfig) (string, error) {
+// startContainer creates and starts the pod's container, its attempt-th;
+// one that fails to start is removed, as the kubelet does before trying
+// again.
+func (k *kubelet) startContainer(pod string, config *cri.PodSandboxConfig, attempt int) error {
 	resp, err := call(k, func(ctx context.Context) (*cri.CreateContainerResponse, error) {
 		return k.rt.CreateContainer(ctx, &cri.CreateContainerRequest{PodSandboxId: pod, SandboxConfig: config,
-			Config: &cri.ContainerConfig{Metadata: &cri.ContainerMetadata{Name: "c"}, Image: &cri.ImageSpec{Image: busyboxImage},
-				Command: []string{"/bin/sleep", "100000"}, LogPath: "c.log"}})
+			Config: &cri.ContainerConfig{Metadata: &cri.ContainerMetadata{Name: "c", Attempt: uint32(attempt)}, Image: &cri.ImageSpec{Image: busyboxImage},
+				Command: []string{"/bin/sleep", "100000"}, LogPath: fmt.Sprintf("c-%d.log", attempt)}})
 	})
 	if err != nil {
-		return "", fmt.Errorf("CreateContainer: %w", err)
+		k.note("attempt %d: CreateContainer in pod %s: %v", attempt, pod, err)
+		return err
 	}
 	k.containers = append(k.containers, resp.ContainerId)
 	if _, err := call(k, func(ctx context.Context) (*cri.StartContainerResponse, error) {
 		return k.rt.StartContainer(ctx, &cri.StartContainerRequest{ContainerId: resp.ContainerId})
 	}); err != nil {
-		return "", fmt.Errorf("StartContainer: %w", err)
+		k.note("attempt %d: StartContainer %s: %v", attempt, resp.ContainerId, err)
+		if _, rerr := call(k, func(ctx context.Context) (*cri.RemoveContainerResponse, error) {
+			return k.rt.RemoveContainer(ctx, &cri.RemoveContainerRequest{ContainerId: resp.ContainerId})
+		}); rerr != nil {
+			k.note("attempt %d: RemoveContainer %s: %v", attempt, resp.ContainerId, rerr)
+		}
+		return err
 	}
-	return resp.ContainerId, nil
+	return nil
 }
 
 // checkAgreement waits until what CRI says runs does run: a ready pod's
@@ -195,6 +207,14 @@ func infoPid(info string) int {
 // removeAll stops and removes every pod CRI lists, as the kubelet does for
 // pods being deleted, then their cgroups.
 func (k *kubelet) removeAll() {
+	k.removePods()
+	for _, config := range k.configs {
+		k.removeCgroup(config)
+	}
+}
+
+// removePods stops and removes every pod CRI lists.
+func (k *kubelet) removePods() {
 	pods, err := call(k, func(ctx context.Context) (*cri.ListPodSandboxResponse, error) {
 		return k.rt.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{})
 	})
@@ -205,27 +225,36 @@ func (k *kubelet) removeAll() {
 	for _, p := range pods.Items {
 		k.removePod(p.Id)
 	}
-	for _, config := range k.configs {
-		k.removeCgroup(config)
-	}
 }
 
-// removePod stops and removes a pod, each call tried three times.
+// kubeletPatience is how long the kubelet goes on retrying a pod's stop
+// or removal (its sync loop would go on for ever, every few seconds).
+const kubeletPatience = 20 * time.Second
+
+// removePod stops and removes a pod, each call retried every second for
+// kubeletPatience.
 func (k *kubelet) removePod(id string) {
 	try := func(what string, f func(context.Context) error) {
 		var err error
-		for attempt := 1; attempt <= 3; attempt++ {
+		start := time.Now()
+		for attempt := 1; ; attempt++ {
 			if err = func() error {
 				ctx, cancel := context.WithTimeout(k.ctx, time.Minute)
 				defer cancel()
 				return f(ctx)
 			}(); err == nil {
+				if attempt > 1 {
+					k.note("%s %s succeeded at attempt %d, after %v", what, id, attempt, time.Since(start).Round(100*time.Millisecond))
+				}
 				return
 			}
 			k.note("%s %s (attempt %d): %v", what, id, attempt, err)
-			time.Sleep(500 * time.Millisecond)
+			if time.Since(start) > kubeletPatience {
+				break
+			}
+			time.Sleep(time.Second)
 		}
-		k.t.Errorf("%s %s fails: %v", what, id, err)
+		k.t.Errorf("%s %s still fails after %v: %v", what, id, kubeletPatience, err)
 	}
 	try("StopPodSandbox", func(ctx context.Context) error {
 		_, err := k.rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: id})
@@ -331,11 +360,12 @@ func (sw *crashSweep) residue(t *testing.T, ctx context.Context, rt cri.RuntimeS
 // sweepUp removes what a case left, once its leaks are recorded, so that
 // the next case starts clean: the pods CRI still lists, then by pid the
 // sweep's shim processes and the pause tasks they left, the mounts under
-// the sweep's containerd, its cgroups, shim sockets and pools.
+// the sweep's containerd, its cgroups, shim sockets and pools, and CRI's
+// directories of pods it no longer knows.
 func (sw *crashSweep) sweepUp(t *testing.T, k *kubelet) {
 	t.Helper()
 	k.strict = false
-	k.removeAll()
+	k.removePods()
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
 		pid, _ := strconv.Atoi(filepath.Base(p))
@@ -361,9 +391,15 @@ func (sw *crashSweep) sweepUp(t *testing.T, k *kubelet) {
 	for dir := range ownedCgroupsSince(k.ownBefore) {
 		removeTree(dir)
 	}
-	entries, _ := os.ReadDir(filepath.Join(sw.env.Dir, "s"))
-	for _, e := range entries {
-		_ = os.RemoveAll(filepath.Join(sw.env.Dir, "s", e.Name()))
+	for _, dir := range []string{
+		filepath.Join(sw.env.Dir, "s"),
+		filepath.Join(sw.env.Dir, "state", "io.containerd.grpc.v1.cri", "sandboxes"),
+		filepath.Join(sw.env.Dir, "root", "io.containerd.grpc.v1.cri", "sandboxes"),
+	} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			_ = os.RemoveAll(filepath.Join(dir, e.Name()))
+		}
 	}
 }
 
