@@ -73,8 +73,9 @@ func rearm() {
 		if !ok {
 			continue
 		}
-		// gofail reports a bad term on stdout, which is `shim start`'s
-		// answer to containerd: say it on stderr too.
+		// gofail reports a bad term on stdout only; the shim's log is its
+		// stderr. (In `shim start` containerd reads both as the answer,
+		// so a bad term fails the start loudly.)
 		if err := gofail.Enable(name, t); err != nil {
 			fmt.Fprintf(os.Stderr, "failpoint %s=%s: %v\n", name, t, err)
 			continue
