@@ -12,6 +12,9 @@ OUTPUT    ?= $(CURDIR)/_output
 
 PAUSE_ELF := pod/pause/pause.elf
 SHIM      := bin/containerd-shim-pause-v2
+# The same shim with its failpoints compiled in (internal/failpoint), for
+# the crash-point sweep; never installed.
+SHIM_FAILPOINTS := bin/containerd-shim-pause-v2-failpoints
 LDFLAGS   := -s -w \
   -X github.com/containerd/containerd/v2/version.Version=$(VERSION) \
   -X github.com/containerd/containerd/v2/version.Revision=$(REVISION) \
@@ -22,7 +25,7 @@ PAUSE_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 
 export PATH := $(DEPS_DIR)/bin:$(PATH)
 
-.PHONY: all build pause deps test unit integration demo install uninstall lint clean image soak bench fuzz conformance deps-conformance conformance-fast test-node deps-node conformance-node deps-k8s e2e deps-k8s-conformance e2e-conformance
+.PHONY: all build build-failpoints pause deps test unit integration demo install uninstall lint clean image soak bench fuzz conformance deps-conformance conformance-fast test-node deps-node conformance-node deps-k8s e2e deps-k8s-conformance e2e-conformance
 
 all: build
 
@@ -34,6 +37,10 @@ pause: $(PAUSE_ELF)
 
 build: $(PAUSE_ELF)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(SHIM) ./cmd/containerd-shim-pause-v2
+	@! grep -qa gofail $(SHIM) || { echo "$(SHIM) carries failpoints"; exit 1; }
+
+build-failpoints: $(PAUSE_ELF)
+	CGO_ENABLED=0 $(GO) build -trimpath -tags failpoints -ldflags '$(LDFLAGS)' -o $(SHIM_FAILPOINTS) ./cmd/containerd-shim-pause-v2
 
 # Tools the tests and the demo run, at pinned versions, into _deps/.
 deps:
@@ -41,6 +48,7 @@ deps:
 
 unit: $(PAUSE_ELF)
 	$(GO) test -race -count=1 $$(go list ./... | grep -v /integration) ./integration/bench/
+	$(GO) test -race -count=1 -tags failpoints ./internal/failpoint/
 	cd hack/chart && $(GO) test -count=1 ./...
 
 # Every fuzz target of the shim's packages, each for FUZZTIME (make unit runs
@@ -55,8 +63,8 @@ fuzz: $(PAUSE_ELF)
 	  done; \
 	done
 
-integration: build deps
-	mkdir -p $(OUTPUT) && DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) test -count=1 -timeout 30m -v ./integration/... 2>&1 | tee $(OUTPUT)/integration.log; exit $${PIPESTATUS[0]}
+integration: build build-failpoints deps
+	mkdir -p $(OUTPUT) && DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) SHIM_FAILPOINTS_BINARY=$(CURDIR)/$(SHIM_FAILPOINTS) $(GO) test -count=1 -timeout 30m -v ./integration/... 2>&1 | tee $(OUTPUT)/integration.log; exit $${PIPESTATUS[0]}
 
 test: lint unit integration conformance-fast
 
@@ -66,6 +74,7 @@ demo: build deps
 lint: $(PAUSE_ELF)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags failpoints ./...
 	$(GO) vet -tags e2e ./integration/e2e/
 	cd hack/chart && $(GO) vet ./...
 

@@ -55,6 +55,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
@@ -344,18 +345,21 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 			return nil, rec, err
 		}
 		passStep("pod files made")
+		failpoint.Inject(failpoint.PodStartAfterFiles)
 	}
 	if rec.OwnsPodCgroup {
 		if _, err := newCgroup(rec.PodCgroup); err != nil {
 			return nil, rec, err
 		}
 		passStep("pod cgroup made")
+		failpoint.Inject(failpoint.PodStartAfterCgroup)
 	}
 	proc, err := p.host.startPause(p.pauseCfg)
 	if err != nil {
 		return nil, rec, err
 	}
 	passStep("pause task started")
+	failpoint.Inject(failpoint.PodStartAfterPause)
 	start, err := procStartTime(proc.Pid)
 	if err == nil && start == 0 {
 		err = errors.New("start time 0")
@@ -371,6 +375,7 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 		return nil, rec, fmt.Errorf("record pause task of sandbox %s: %w", p.id, err)
 	}
 	passStep("pause task recorded")
+	failpoint.Inject(failpoint.PodStartAfterState)
 	return proc, rec, nil
 }
 
@@ -398,6 +403,7 @@ func (p *Pod) placePause(ctx context.Context, proc *pause.Process) {
 		if err := startScope(ctx, p.rec.PauseUnit, p.rec.PodSlice, proc.Pids); err != nil && !proc.Exited() {
 			log.G(ctx).WithError(err).Warn("move pause task into its scope")
 		}
+		failpoint.Inject(failpoint.PodPauseAfterScope)
 		return
 	}
 	if p.rec.PauseCgroup == "" {
@@ -409,6 +415,7 @@ func (p *Pod) placePause(ctx context.Context, proc *pause.Process) {
 			err = cg.AddProc(uint64(pid))
 		}
 	}
+	failpoint.Inject(failpoint.PodPauseAfterCgroup)
 	// ESRCH: it died meanwhile (a stop), before its reaper said so.
 	if err != nil && !proc.Exited() && !errors.Is(err, syscall.ESRCH) {
 		log.G(ctx).WithError(err).Warn("move pause task into its cgroup")
@@ -483,6 +490,7 @@ func (p *Pod) Stop(ctx context.Context, timeout time.Duration) error {
 		timeout = time.Duration(p.host.Options.DefaultStopTimeout)
 	}
 	p.stopMembers(ctx, timeout)
+	failpoint.Inject(failpoint.PodStopAfterMembers)
 	p.mu.Lock()
 	proc := p.pause
 	p.mu.Unlock()
@@ -507,6 +515,7 @@ func (p *Pod) Shutdown(ctx context.Context) error {
 		}
 		p.Forget(id)
 	}
+	failpoint.Inject(failpoint.PodShutdownAfterMembers)
 	p.cleanup(ctx) // quiesced: nothing else changes the pod now
 	return p.transition(ctx, state.shutDown)
 }
@@ -605,6 +614,7 @@ func (p *Pod) cleanup(ctx context.Context) {
 			_ = proc.Signal(syscall.SIGKILL)
 			<-proc.Done()
 		}
+		failpoint.Inject(failpoint.PodCleanupAfterPause)
 		if placed != nil {
 			<-placed // its cgroup is made before it is removed
 		}
@@ -628,6 +638,7 @@ func (p *Pod) Admit(ctx context.Context, id, configPath string) (cgroupsPath str
 	if cgroupsPath, err = joinPod(configPath, id, p); err != nil {
 		return "", err
 	}
+	failpoint.Inject(failpoint.PodAdmitAfterSpec)
 	p.countOOMBaseline()
 	p.members[id] = struct{}{}
 	p.creating[id] = make(chan struct{})

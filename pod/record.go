@@ -17,6 +17,8 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 )
 
 // stateFile in the sandbox bundle lets `shim delete` clean up a pod whose
@@ -67,6 +69,7 @@ func (s record) cleanup(ctx context.Context) {
 		// the pid alone may name another process by now.
 		logger.WithField("pid", s.PausePid).Warn("pause task recorded without its start time: not killed")
 	}
+	failpoint.Inject(failpoint.RecordCleanupAfterKill)
 	for _, unit := range []string{s.PauseUnit, s.PodUnit} {
 		if unit == "" {
 			continue
@@ -85,9 +88,11 @@ func (s record) cleanup(ctx context.Context) {
 			logger.WithError(err).Warn("remove pod cgroup")
 		}
 	}
+	failpoint.Inject(failpoint.RecordCleanupAfterCgroups)
 	if err := s.Files.remove(); err != nil {
 		logger.WithError(err).Warn("remove pod files")
 	}
+	failpoint.Inject(failpoint.RecordCleanupAfterFiles)
 }
 
 // CleanupBundle is `shim delete` for a sandbox bundle: it reports whether the

@@ -27,6 +27,7 @@ import (
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
 )
@@ -180,6 +181,7 @@ func spawn(ctx context.Context, opts *bootapi.BootstrapParams, runtimeOpts optio
 	// The server has its own copy of the socket: keep the path.
 	listener.SetUnlinkOnClose(false)
 	listener.Close()
+	failpoint.Inject(failpoint.ShimStartAfterSpawn)
 	return nil
 }
 
@@ -246,11 +248,14 @@ func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 		return shim.StopStatus{}, err
 	}
 	bundle := filepath.Join(filepath.Dir(cwd), id)
+	failpoint.Inject(failpoint.ShimDeleteBegin)
 	leavePool(ctx, bundle, id)
+	failpoint.Inject(failpoint.ShimDeleteAfterPool)
 	isPod, err := pod.CleanupBundle(ctx, bundle)
 	if err != nil {
 		log.G(ctx).WithError(err).WithField("sandbox", id).Warn("clean up pod")
 	}
+	failpoint.Inject(failpoint.ShimDeleteEnd)
 	if isPod {
 		return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(unix.SIGKILL)}, nil
 	}

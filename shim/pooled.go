@@ -14,6 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/log"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
 )
@@ -52,6 +53,7 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 		return "", err
 	}
 	defer pl.Unlock()
+	failpoint.Inject(failpoint.PoolStartAfterLock)
 	address, err := shim.CreateSocketAddress(ctx, socketDir, grpcAddress, id, false)
 	if err != nil {
 		return "", err
@@ -84,15 +86,18 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 	if err := os.WriteFile(pool.BundleFile, []byte(dir), 0o600); err != nil {
 		return "", err
 	}
+	failpoint.Inject(failpoint.PoolStartAfterBundleFile)
 	if err := pl.Assign(host.Name, id); err != nil {
 		return "", err
 	}
+	failpoint.Inject(failpoint.PoolStartAfterAssign)
 	if err := linkPodSocket(address, host.Address); err != nil {
 		if _, rerr := pl.Release(*host, id); rerr != nil {
 			log.G(ctx).WithError(rerr).Warn("shim pool: release a pod that did not start")
 		}
 		return "", err
 	}
+	failpoint.Inject(failpoint.PoolStartEnd)
 	log.G(ctx).WithFields(log.Fields{"shim": host.Name, "pods": len(host.Pods) + 1}).Debug("pod given to a shared shim")
 	return address, nil
 }
@@ -137,6 +142,7 @@ func addShim(ctx context.Context, pl *pool.Pool, opts *bootapi.BootstrapParams, 
 	if err := pl.AddShim(name, address); err != nil {
 		return nil, err
 	}
+	failpoint.Inject(failpoint.PoolStartAfterShimRecord)
 	srv := server{
 		id: shimID, address: address,
 		procs: min(runtime.NumCPU(), 4), // a P per CPU, up to 4

@@ -22,6 +22,7 @@ import (
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
 )
 
@@ -45,10 +46,12 @@ func (x *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.Create
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	failpoint.Inject(failpoint.SandboxCreateBegin)
 	p, err := x.s.pods.Create(ctx, pod.Spec{ID: r.SandboxID, Namespace: ns, Bundle: r.BundlePath, Options: r.Options, NetNSPath: r.NetnsPath})
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	failpoint.Inject(failpoint.SandboxCreateEnd)
 	log.G(podContext(ctx, p)).WithFields(p.Describe()).Info("sandbox created")
 	return &sandboxAPI.CreateSandboxResponse{}, nil
 }
@@ -59,10 +62,12 @@ func (x *sandboxService) StartSandbox(ctx context.Context, r *sandboxAPI.StartSa
 		return nil, errgrpc.ToGRPC(err)
 	}
 	ctx = podContext(ctx, p)
+	failpoint.Inject(failpoint.SandboxStartBegin)
 	pid, err := p.Start(ctx, shimSockets(ctx, x.s.socketDir, x.s.grpcAddress, r.SandboxID))
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	failpoint.Inject(failpoint.SandboxStartEnd)
 	log.G(ctx).WithField("pid", pid).Info("sandbox started")
 	return &sandboxAPI.StartSandboxResponse{
 		Pid:       uint32(pid),
@@ -86,9 +91,11 @@ func (x *sandboxService) StopSandbox(ctx context.Context, r *sandboxAPI.StopSand
 		return nil, errgrpc.ToGRPC(err)
 	}
 	ctx = podContext(ctx, p)
+	failpoint.Inject(failpoint.SandboxStopBegin)
 	if err := p.Stop(ctx, time.Duration(r.TimeoutSecs)*time.Second); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	failpoint.Inject(failpoint.SandboxStopEnd)
 	log.G(ctx).WithField("took", time.Since(start)).Info("sandbox stopped")
 	return &sandboxAPI.StopSandboxResponse{}, nil
 }
@@ -157,9 +164,11 @@ func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.Shut
 		return nil, errgrpc.ToGRPC(err)
 	}
 	ctx = podContext(ctx, p)
+	failpoint.Inject(failpoint.SandboxShutdownBegin)
 	if err := p.Shutdown(ctx); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	failpoint.Inject(failpoint.SandboxShutdownEnd)
 	log.G(ctx).WithField("took", time.Since(start)).Info("sandbox shut down")
 	x.s.podGone(ctx, r.SandboxID, p.Bundle())
 	return &sandboxAPI.ShutdownSandboxResponse{}, nil

@@ -32,6 +32,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
 )
@@ -138,8 +139,10 @@ func (t *taskService) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) 
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
+	failpoint.Inject(failpoint.TaskCreateAfterAdmit)
 	ctx = log.WithLogger(ctx, log.G(ctx).WithField("container", r.ID))
 	resp, err := t.create(ctx, r, cgroupsPath)
+	failpoint.Inject(failpoint.TaskCreateAfterRunc)
 	if p != nil {
 		p.Created(r.ID, err == nil)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
 )
@@ -123,6 +124,7 @@ func (s *Service) retireAnd(ctx context.Context, change func(*pool.Pool, pool.Sh
 	if me, err = change(pl, me); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: release pod")
 	}
+	failpoint.Inject(failpoint.PoolRetireAfterRelease)
 	if s.pods.Live() || len(me.Pods) > 0 {
 		return // pods given to it are still to come
 	}
@@ -137,6 +139,7 @@ func (s *Service) retireAnd(ctx context.Context, change func(*pool.Pool, pool.Sh
 	if err := pl.RemoveShim(sh.name); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: remove this shim's record")
 	}
+	failpoint.Inject(failpoint.PoolRetireAfterRetire)
 	if err := pl.Prune(); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: remove the empty pool")
 	}

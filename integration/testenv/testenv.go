@@ -91,6 +91,12 @@ func WithDefaultRuntime(handler string) Option {
 	return func(e *Env) { e.defaultRuntime = handler }
 }
 
+// WithEnv adds variables (KEY=value) to containerd's environment, which
+// every shim process it starts inherits; a later PATH wins over the test's.
+func WithEnv(kv ...string) Option {
+	return func(e *Env) { e.extraEnv = append(e.extraEnv, kv...) }
+}
+
 // Runtime is a CRI runtime handler on this shim.
 type Runtime struct {
 	Name string
@@ -131,6 +137,7 @@ type Env struct {
 	sharedHost     bool
 	podSubnet      string
 	defaultRuntime string
+	extraEnv       []string
 }
 
 // Prerequisites says what is missing to run a private containerd here (""
@@ -273,6 +280,9 @@ func (env *Env) launch() error {
 	}
 	cmd := exec.Command("containerd", "--config", env.config)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	if len(env.extraEnv) > 0 {
+		cmd.Env = append(os.Environ(), env.extraEnv...)
+	}
 	// Its own process group, so a signal to the test binary's group does not
 	// reach it; it is stopped by pid.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -610,6 +620,20 @@ func (env *Env) Leaks() []string {
 	leaks = append(leaks, env.removeBridge()...)
 	leaks = append(leaks, env.findHostLeaks()...)
 	return append(leaks, systemdLeaks()...)
+}
+
+// Residue lists what Leaks would, but leaves containerd running: for a
+// test that checks after each of its cases on one containerd.
+func (env *Env) Residue() []string {
+	leaks := env.findLeaks()
+	if !env.sharedHost {
+		leaks = append(leaks, newEntries(env.netnsBefore, netnsEntries(), "netns")...)
+	}
+	leaks = append(leaks, env.findHostLeaks()...)
+	if SystemdDriver() {
+		leaks = append(leaks, LoadedUnits("cri-containerd-*", "pause-*.slice", "pauseit-*-pod*")...)
+	}
+	return leaks
 }
 
 // ShimProcesses counts the running processes of the shim under test.
