@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,6 +60,7 @@ func NewManager(name string) *Manager {
 // Start returns the address of the shim that serves this task or pod,
 // starting that shim unless one already listens there.
 func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *bootapi.BootstrapResult, retErr error) {
+	defer logAside()()
 	result := &bootapi.BootstrapResult{Version: 3, Protocol: "ttrpc"}
 	id := opts.GetInstanceID()
 	// Options are checked at every start, so a bad options table fails
@@ -102,6 +104,34 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 	}
 	result.Address = address
 	return result, nil
+}
+
+// logAside sends the log away from `start`'s standard error, and returns
+// what puts it back: containerd reads start's standard output and error
+// together as its answer, so a line logged there fails the pod's start.
+// The lines go to the bundle's log pipe when containerd reads it (it opens
+// it before it runs start), else nowhere.
+func logAside() (restore func()) {
+	logger := log.L.Logger
+	prev := logger.Out
+	// Non-blocking to open (a pipe nobody reads is refused, not waited
+	// for), blocking to write (logrus reports a short write on stderr).
+	fd, err := unix.Open("log", unix.O_WRONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err == nil {
+		if err = unix.SetNonblock(fd, false); err != nil {
+			unix.Close(fd)
+		}
+	}
+	if err != nil {
+		logger.SetOutput(io.Discard)
+		return func() { logger.SetOutput(prev) }
+	}
+	pipe := os.NewFile(uintptr(fd), "log")
+	logger.SetOutput(pipe)
+	return func() {
+		logger.SetOutput(prev)
+		pipe.Close()
+	}
 }
 
 // errShimRuns is spawn's answer when a live shim already listens at the
