@@ -66,7 +66,8 @@ type Options struct {
 	// ShimCgroup is an existing cgroup the shim server is moved into.
 	ShimCgroup string `json:",omitempty"`
 	// PauseUID and PauseGID are the credentials of the pause task (inside
-	// the pod's user namespace when it has one).
+	// the pod's user namespace when it has one) when the pod names none of
+	// its own (a CRI pod's run_as_user and run_as_group, other than 0).
 	PauseUID uint32
 	PauseGID uint32
 	// DefaultStopTimeout is how long StopSandbox waits for the containers
