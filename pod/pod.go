@@ -56,6 +56,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
+	procfs "github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
@@ -360,7 +361,7 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 	}
 	passStep("pause task started")
 	failpoint.Inject(failpoint.PodStartAfterPause)
-	start, err := procStartTime(proc.Pid)
+	start, err := procfs.StartTime(proc.Pid)
 	if err == nil && start == 0 {
 		err = errors.New("start time 0")
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
 )
 
 // TestCleanupBundleKillsRecordedPauseIdempotently is `shim delete` after a
@@ -24,7 +26,7 @@ func TestCleanupBundleKillsRecordedPauseIdempotently(t *testing.T) {
 	done := make(chan struct{})
 	go func() { _ = sleeper.Wait(); close(done) }()
 	t.Cleanup(func() { _ = sleeper.Process.Kill() })
-	start, err := procStartTime(sleeper.Process.Pid)
+	start, err := proc.StartTime(sleeper.Process.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}

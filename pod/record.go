@@ -8,7 +8,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
 )
 
 // stateFile in the sandbox bundle lets `shim delete` clean up a pod whose
@@ -120,38 +120,12 @@ func CleanupBundle(ctx context.Context, bundle string) (bool, error) {
 	return true, nil
 }
 
-// procStartTime is the start time of pid in clock ticks since boot (field 22
-// of /proc/PID/stat): with the pid it names one process for good.
-func procStartTime(pid int) (uint64, error) {
-	start, _, err := procStat(pid)
-	return start, err
-}
-
-// procStat reads a process's start time and state letter ('Z' for a zombie).
-func procStat(pid int) (start uint64, state byte, err error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, err
-	}
-	// The command name may hold spaces; the fields after it are plain.
-	i := strings.LastIndexByte(string(data), ')')
-	if i < 0 {
-		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	fields := strings.Fields(string(data[i+1:]))
-	if len(fields) < 20 {
-		return 0, 0, fmt.Errorf("malformed /proc/%d/stat", pid)
-	}
-	start, err = strconv.ParseUint(fields[19], 10, 64)
-	return start, fields[0][0], err
-}
-
 // waitGone waits until pid no longer names the process that started at
 // start; a zombie is gone for this purpose (its parent reaps it).
 func waitGone(pid int, start uint64, timeout time.Duration) {
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
-		st, state, err := procStat(pid)
-		if err != nil || st != start || state == 'Z' {
+		st, err := proc.ReadStat(pid)
+		if err != nil || st.Start != start || st.State == 'Z' {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -266,7 +240,7 @@ func killRecorded(pid int, start uint64, timeout time.Duration) error {
 		return fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
 	defer unix.Close(fd)
-	if st, err := procStartTime(pid); err != nil || st != start {
+	if st, err := proc.StartTime(pid); err != nil || st != start {
 		return nil // another process, or none: the pause task is gone
 	}
 	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
@@ -295,7 +269,7 @@ var pidfdOpen = unix.PidfdOpen
 // killByPid is killRecorded without a pidfd: between the check of the
 // start time and the signal, the pid could in principle be reused.
 func killByPid(pid int, start uint64, timeout time.Duration) error {
-	if st, err := procStartTime(pid); err != nil || st != start {
+	if st, err := proc.StartTime(pid); err != nil || st != start {
 		return nil
 	}
 	if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {

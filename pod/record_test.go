@@ -13,6 +13,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
 )
 
 // sleeper runs a process the test kills at its end, and reports its exit.
@@ -45,7 +47,7 @@ func TestKillRecordedWithAndWithoutPidfd(t *testing.T) {
 			}
 			t.Cleanup(func() { pidfdOpen = unix.PidfdOpen })
 			cmd, done := sleeper(t)
-			start, err := procStartTime(cmd.Process.Pid)
+			start, err := proc.StartTime(cmd.Process.Pid)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,7 +130,7 @@ func TestCleanupBundleRefusesMalformedRecords(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			// Each record names a live process, with one part out of shape.
 			cmd, done := sleeper(t)
-			start, err := procStartTime(cmd.Process.Pid)
+			start, err := proc.StartTime(cmd.Process.Pid)
 			if err != nil {
 				t.Fatal(err)
 			}

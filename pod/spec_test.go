@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
@@ -193,14 +194,14 @@ func TestPodConfigFromBundle(t *testing.T) {
 }
 
 func TestProcStartTime(t *testing.T) {
-	a, err := procStartTime(os.Getpid())
+	a, err := proc.StartTime(os.Getpid())
 	if err != nil || a == 0 {
 		t.Fatalf("%d %v", a, err)
 	}
-	if b, _ := procStartTime(os.Getpid()); a != b {
+	if b, _ := proc.StartTime(os.Getpid()); a != b {
 		t.Errorf("start time changed: %d %d", a, b)
 	}
-	if _, err := procStartTime(1 << 30); err == nil {
+	if _, err := proc.StartTime(1 << 30); err == nil {
 		t.Error("no error for a pid that does not exist")
 	}
 }

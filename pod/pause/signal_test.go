@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
 )
 
 // TestSignalSparesAProcessThatReusedThePid: with -U the pod's PID 1 is the
@@ -72,7 +74,7 @@ func TestSignalReachesTheUsernsPauseTask(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopAtEnd(t, p)
-	if _, start, err := procStat(p.Pid); err != nil || start != p.StartTime {
+	if start, err := proc.StartTime(p.Pid); err != nil || start != p.StartTime {
 		t.Errorf("StartTime %d, /proc/%d/stat says %d (%v)", p.StartTime, p.Pid, start, err)
 	}
 	if err := p.Signal(syscall.SIGTERM); err != nil {

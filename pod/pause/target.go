@@ -3,13 +3,12 @@ package pause
 import (
 	"errors"
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
 )
 
 // target names one process for signals, proof against pid reuse: a pid
@@ -38,7 +37,7 @@ func (t *target) signal(sig syscall.Signal) error {
 	} else {
 		// Between the check and kill(2) the pid could still change hands:
 		// the narrow race that only a pidfd closes.
-		if _, start, serr := procStat(t.pid); serr != nil || start != t.start {
+		if start, serr := proc.StartTime(t.pid); serr != nil || start != t.start {
 			return nil
 		}
 		err = unix.Kill(t.pid, sig)
@@ -55,7 +54,7 @@ func (t *target) alive() bool {
 	if t.fd >= 0 {
 		return unix.PidfdSendSignal(t.fd, 0, nil, 0) == nil
 	}
-	_, start, err := procStat(t.pid)
+	start, err := proc.StartTime(t.pid)
 	return err == nil && start == t.start
 }
 
@@ -96,36 +95,13 @@ func adopt(pid int, parent *target) (*target, error) {
 // readStart records the process's start time and returns its parent's pid.
 // With a pidfd, the read is checked to be of the pidfd's process.
 func (t *target) readStart() (ppid int, err error) {
-	ppid, start, err := procStat(t.pid)
+	st, err := proc.ReadStat(t.pid)
 	if err == nil && t.fd >= 0 && !t.alive() {
 		err = fmt.Errorf("pid %d exited", t.pid)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("identify the pause task: %w", err)
 	}
-	t.start = start
-	return ppid, nil
-}
-
-// procStat reads a process's parent pid and start time (fields 4 and 22 of
-// /proc/PID/stat). A start time of 0 is refused: a caller comparing start
-// times would take every unreadable one for a match.
-func procStat(pid int) (ppid int, start uint64, err error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, err
-	}
-	// The command name (field 2) may hold spaces and parentheses: the
-	// fields that follow start after its last ')'.
-	i := strings.LastIndexByte(string(data), ')')
-	fields := strings.Fields(string(data[i+1:]))
-	if i < 0 || len(fields) < 20 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields, want at least 22", pid, len(fields)+2)
-	}
-	ppid, perr := strconv.Atoi(fields[1])
-	start, serr := strconv.ParseUint(fields[19], 10, 64)
-	if perr != nil || serr != nil || start == 0 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: parent %q, start time %q: %w", pid, fields[1], fields[19], errdefs.ErrFailedPrecondition)
-	}
-	return ppid, start, nil
+	t.start = st.Start
+	return st.PPid, nil
 }
