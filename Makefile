@@ -133,13 +133,13 @@ bench: build deps
 deps-node:
 	DEPS_DIR=$(DEPS_DIR) ./hack/deps.sh node
 
-test-node: build deps deps-conformance deps-node deps-k8s
+test-node: build build-failpoints deps deps-conformance deps-node deps-k8s
 	DEPS_DIR=$(DEPS_DIR) ./hack/node/payload.sh $(OUTPUT)/node-payload
 	./hack/node/test.sh $(OUTPUT)/node-payload 2>&1 | tee $(OUTPUT)/test-node.log; exit $${PIPESTATUS[0]}
 
 # All of critest on the node's systemd handlers (runc with SystemdCgroup and
 # pause-systemd); about 15 minutes under emulation, so not in CI.
-conformance-node: build deps deps-conformance deps-node deps-k8s
+conformance-node: build build-failpoints deps deps-conformance deps-node deps-k8s
 	DEPS_DIR=$(DEPS_DIR) ./hack/node/payload.sh $(OUTPUT)/node-payload conformance
 	NODE_TIMEOUT=100m ./hack/node/test.sh $(OUTPUT)/node-payload 2>&1 | tee $(OUTPUT)/conformance-node.log; exit $${PIPESTATUS[0]}
 

@@ -19,7 +19,7 @@ for tool in containerd ctr containerd-shim-runc-v2 runc crictl critest crane bus
 	etcd kube-apiserver kubelet kubectl; do
 	cp "$deps/bin/$tool" "$dir/bin/"
 done
-cp "$repo/bin/containerd-shim-pause-v2" "$dir/bin/"
+cp "$repo/bin/containerd-shim-pause-v2" "$repo/bin/containerd-shim-pause-v2-failpoints" "$dir/bin/"
 # The test images' busybox: the host's static one, as on the host suite.
 cp "$(command -v busybox)" "$dir/bin/busybox"
 

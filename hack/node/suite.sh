@@ -36,6 +36,11 @@ if [ "$mode" = conformance ]; then
 	focus=
 else
 	(cd repo/integration && ./integration.test -test.v -test.count=1 -test.timeout 40m -test.run "$tests") || rc=1
+	# A subset of the crash-point sweep (the host's sweeps every point in
+	# both shim modes): the shim killed on the systemd driver's path, once
+	# its pod's slice is made and once its pause task's scope is.
+	(cd repo/integration && SHIM_FAILPOINTS_BINARY=$node/bin/containerd-shim-pause-v2-failpoints ./integration.test -test.v -test.count=1 -test.timeout 20m \
+		-test.run '^TestCrashPoints$/^pause$/^(podStartAfterCgroup|podPauseAfterScope)$') || rc=1
 	# A one-node cluster (etcd, kube-apiserver, the kubelet on the systemd
 	# driver over cgroup v2) and make e2e's scenarios, on RuntimeClass
 	# pause and on runc, with the suite's leak check (pod slices included).
