@@ -230,3 +230,18 @@ func removeStaleTemp(path string) {
 		_ = os.Remove(path)
 	}
 }
+
+// RecordShimSockets is `shim start`'s record of the sockets it makes for
+// pod id, whose bundle is bundle, before it makes them: containerd runs no
+// `shim delete` after a start that failed (it only removes the bundle),
+// so a start killed once it has made the pod's socket, or a server that
+// dies before it serves, would leave it with no owner. The copy lets a
+// later sweep remove it where nobody listens; the pod's own record, once
+// saved, takes its place.
+func RecordShimSockets(bundle, id string, sockets []string) error {
+	s := record{ID: id, Sockets: sockets}
+	if err := s.check(); err != nil {
+		return fmt.Errorf("shim sockets of %s: %w: %w", id, err, errdefs.ErrInvalidArgument)
+	}
+	return saveOrphan(bundle, s)
+}

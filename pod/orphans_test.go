@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -238,5 +239,58 @@ func TestShutdownDropsTheCopy(t *testing.T) {
 	}
 	if _, err := os.Stat(orphanPath(sp.Bundle)); err == nil {
 		t.Error("the copy of the record is left after shutdown")
+	}
+}
+
+// TestSweepRemovesSocketsOfAFailedStart: containerd runs no `shim delete`
+// after a `shim start` that failed, and removes the bundle: the socket the
+// start made goes at the next sweep if nobody listens there, and stays
+// while a shim serves it.
+func TestSweepRemovesSocketsOfAFailedStart(t *testing.T) {
+	dir := t.TempDir()
+	// Short: a socket's path has room for 107 bytes.
+	sockDir, err := os.MkdirTemp("/tmp", "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(sockDir) })
+	var bundles, socks []string
+	for _, id := range []string{"dead", "live"} {
+		bundle := filepath.Join(dir, "state", "io.containerd.runtime.v2.task", testNamespace, id)
+		if err := os.MkdirAll(bundle, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		sock := filepath.Join(sockDir, fmt.Sprintf("%x", sha256.Sum256([]byte(id))))
+		if err := RecordShimSockets(bundle, id, []string{"unix://" + sock}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.Remove(orphanPath(bundle)) })
+		bundles, socks = append(bundles, bundle), append(socks, sock)
+	}
+	if err := os.WriteFile(socks[0], nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("unix", socks[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	for _, b := range bundles {
+		if err := os.RemoveAll(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	SweepOrphans(context.Background(), nil)
+	if _, err := os.Stat(socks[0]); err == nil {
+		t.Error("the socket of a failed start is left after the sweep")
+	}
+	if _, err := os.Stat(orphanPath(bundles[0])); err == nil {
+		t.Error("the copy of a failed start is left after the sweep")
+	}
+	if _, err := os.Stat(socks[1]); err != nil {
+		t.Errorf("the sweep removed a socket a shim serves: %v", err)
+	}
+	if err := RecordShimSockets(bundles[0], "dead", []string{"unix:///not/a/shim/socket"}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("a socket address that is not a shim's: %v, want ErrInvalidArgument", err)
 	}
 }
