@@ -171,7 +171,7 @@ func newPod(host *Host, sp Spec) (*Pod, error) {
 		cfg:       cfg,
 		createdAt: time.Now(),
 		host:      host,
-		rec:       record{ID: sp.ID},
+		rec:       record{ID: sp.ID, bundle: sp.Bundle},
 		pauseCfg: pause.Config{
 			NetNSPath:  cfg.NetNSPath,
 			NewNetwork: !cfg.HostNetwork && cfg.NetNSPath == "",

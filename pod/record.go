@@ -36,9 +36,18 @@ type record struct {
 	Files podFiles `json:"files"`
 	// Sockets are the shim's: a shim killed outright cannot remove them.
 	Sockets []string `json:"sockets,omitempty"`
+	// bundle is the pod's bundle, which names the copy of the record kept
+	// outside it (see orphanDir).
+	bundle string
 }
 
+// save writes the record to the bundle, and its copy outside the bundle
+// first: whatever pod.json names, a copy names too, for the pod to be found
+// once containerd has removed the bundle.
 func (s record) save(bundle string) error {
+	if err := saveOrphan(bundle, s); err != nil {
+		return fmt.Errorf("copy of pod state: %w", err)
+	}
 	data, err := json.Marshal(s)
 	if err != nil {
 		return err
@@ -50,19 +59,32 @@ func (s record) save(bundle string) error {
 	return os.Rename(tmp, filepath.Join(bundle, stateFile))
 }
 
-// cleanup removes what the pod made: it kills the pause task if it is still
+// cleanup removes what the pod made (see release) and then the copy of its
+// record outside the bundle, unless some of it could not be removed: the
+// copy then lets a later `shim delete` try again once the bundle is gone.
+func (s record) cleanup(ctx context.Context) error {
+	err := s.release(ctx)
+	if err == nil && s.bundle != "" {
+		dropOrphan(ctx, s.bundle)
+	}
+	return err
+}
+
+// release removes what the pod made: it kills the pause task if it is still
 // the process recorded, stops the pod's units and removes its cgroups and
 // files. A start records all it will make before it makes it, so some of
 // it may never have been made: that is skipped. It is idempotent: `shim
 // delete` may run it after the shim did. The shim's sockets are not the
 // pod's to remove: the shim serves them until it exits (CleanupBundle
 // removes them once it is gone).
-func (s record) cleanup(ctx context.Context) {
+func (s record) release(ctx context.Context) error {
 	logger := log.G(ctx).WithField("sandbox", s.ID)
+	var errs []error
 	switch {
 	case s.PausePid > 0 && s.PauseStartTime != 0:
 		if err := killRecorded(s.PausePid, s.PauseStartTime, 2*time.Second); err != nil {
 			logger.WithError(err).WithField("pid", s.PausePid).Warn("kill pause task")
+			errs = append(errs, err)
 		}
 	case s.PausePid > 0:
 		// Written by a shim that did not refuse an unknown start time:
@@ -76,23 +98,28 @@ func (s record) cleanup(ctx context.Context) {
 		}
 		if err := stopUnit(ctx, unit); err != nil {
 			logger.WithError(err).WithField("unit", unit).Warn("stop systemd unit")
+			errs = append(errs, err)
 		}
 	}
 	if s.PauseCgroup != "" {
 		if err := DeleteCgroup(s.PauseCgroup); err != nil {
 			logger.WithError(err).Warn("remove pause cgroup")
+			errs = append(errs, err)
 		}
 	}
 	if s.OwnsPodCgroup && s.PodCgroup != "" {
 		if err := DeleteCgroup(s.PodCgroup); err != nil {
 			logger.WithError(err).Warn("remove pod cgroup")
+			errs = append(errs, err)
 		}
 	}
 	failpoint.Inject(failpoint.RecordCleanupAfterCgroups)
 	if err := s.Files.remove(); err != nil {
 		logger.WithError(err).Warn("remove pod files")
+		errs = append(errs, err)
 	}
 	failpoint.Inject(failpoint.RecordCleanupAfterFiles)
+	return errors.Join(errs...)
 }
 
 // CleanupBundle is `shim delete` for a sandbox bundle: it reports whether the
@@ -115,8 +142,13 @@ func CleanupBundle(ctx context.Context, bundle string) (bool, error) {
 	if err != nil {
 		return true, err
 	}
-	s.cleanup(ctx)
+	// The copy of the record goes last: a delete killed before it leaves
+	// the copy for the next delete to finish the work.
+	cerr := s.release(ctx)
 	RemoveSockets(s.Sockets)
+	if cerr == nil {
+		dropOrphan(ctx, bundle)
+	}
 	return true, nil
 }
 

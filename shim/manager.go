@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -31,6 +32,7 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
 )
 
 // RuntimeName is the containerd runtime type this shim serves.
@@ -271,7 +273,9 @@ func serveCommand(ctx context.Context, srv server, containerdAddress string, deb
 }
 
 // Stop is `shim delete`: for a pod's bundle it kills what the pod left and
-// removes its cgroups; a container's bundle is runc.v2's.
+// removes its cgroups and its sockets; a container's bundle is runc.v2's.
+// It also finishes the work of any earlier delete of a pod that was killed
+// before it ended (see pod.SweepOrphans): containerd runs delete only once.
 func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
 	cwd, err := os.Getwd()
 	if err != nil {
@@ -279,7 +283,9 @@ func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	}
 	bundle := filepath.Join(filepath.Dir(cwd), id)
 	failpoint.Inject(failpoint.ShimDeleteBegin)
-	leavePool(ctx, bundle, id)
+	if dir, ok := poolOfBundle(bundle); ok {
+		leavePool(ctx, dir, id)
+	}
 	failpoint.Inject(failpoint.ShimDeleteAfterPool)
 	isPod, err := pod.CleanupBundle(ctx, bundle)
 	if err != nil {
@@ -287,7 +293,43 @@ func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	}
 	failpoint.Inject(failpoint.ShimDeleteEnd)
 	if isPod {
+		// A shim that died before its pod had a record left the pod's
+		// address, which no record names.
+		pod.RemoveDeadSockets(podSockets(ctx, bundle, id))
+		pod.SweepOrphans(ctx, leavePool)
 		return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(unix.SIGKILL)}, nil
 	}
 	return m.Shim.Stop(ctx, id)
+}
+
+// poolOfBundle is the pool directory a pod's bundle names (pool.BundleFile),
+// if it names one: the pod was given to a shared shim.
+func poolOfBundle(bundle string) (string, bool) {
+	data, err := os.ReadFile(filepath.Join(bundle, pool.BundleFile))
+	if err != nil {
+		return "", false
+	}
+	return string(data), true
+}
+
+// podSockets are the addresses of pod id's sockets (the debug one too), as
+// `shim start` made them: in the socket directory the bundle's link "s"
+// names, from containerd's address (the -address flag pkg/shim registers),
+// as pkg/shim's own cleanup finds a task's.
+func podSockets(ctx context.Context, bundle, id string) []string {
+	dir, err := os.Readlink(filepath.Join(bundle, "s"))
+	if err != nil {
+		dir = filepath.Join(defaults.DefaultStateDir, "s")
+	}
+	var grpcAddress string
+	if f := flag.Lookup("address"); f != nil {
+		grpcAddress = f.Value.String()
+	}
+	var addrs []string
+	for _, debug := range []bool{false, true} {
+		if address, err := shim.CreateSocketAddress(ctx, dir, grpcAddress, id, debug); err == nil {
+			addrs = append(addrs, address)
+		}
+	}
+	return addrs
 }

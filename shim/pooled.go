@@ -177,13 +177,9 @@ func socketPath(address string) string { return strings.TrimPrefix(address, "uni
 // leavePool is `shim delete`'s share for a pod of a shared shim: a shim
 // that died cannot take its pods out of the pool, so delete does, and takes
 // the shim out with its last pod. A live shim has taken the pod out itself
-// when the pod shut down.
-func leavePool(ctx context.Context, bundle, id string) {
-	data, err := os.ReadFile(filepath.Join(bundle, pool.BundleFile))
-	if err != nil {
-		return
-	}
-	dir := string(data)
+// when the pod shut down. dir is the pool's directory, as the pod's bundle
+// (pool.BundleFile) or the copy of its record names it.
+func leavePool(ctx context.Context, dir, id string) {
 	if _, err := os.Stat(dir); err != nil {
 		return // the pool's last shim removed it
 	}
