@@ -37,6 +37,11 @@ import (
 // never share a name.
 var orphanDir = filepath.Join(pause.CacheDir, "pods")
 
+// SetOrphanDir moves the record copies to dir. For the tests of other
+// packages: a copy they left where a real `shim delete` sweeps would be
+// swept (or kept, with its bundle's directory gone) on the host.
+func SetOrphanDir(dir string) { orphanDir = dir }
+
 // staleTemp is the age after which a temporary copy is a save that was
 // killed: a save writes and renames it at once.
 const staleTemp = time.Minute

@@ -96,6 +96,14 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 	if err != nil {
 		return nil, err
 	}
+	if isSandboxBundle() {
+		// Recorded before it is made: containerd runs no `shim delete`
+		// after a failed start, and a server that dies before it serves
+		// would leave its socket with no owner.
+		if err := recordPodSocket(id, address); err != nil {
+			return nil, err
+		}
+	}
 	if err := spawn(ctx, opts, runtimeOpts, socketDir, server{id: id, address: address, procs: 1}); err != nil {
 		if errors.Is(err, errShimRuns) {
 			// The pod's shim already runs: its containers share it.
@@ -106,6 +114,17 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 	}
 	result.Address = address
 	return result, nil
+}
+
+// recordPodSocket records the socket of pod id, whose bundle is the
+// working directory, for a later `shim delete` to remove where nobody
+// listens (pod.RecordShimSockets).
+func recordPodSocket(id, address string) error {
+	bundle, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	return pod.RecordShimSockets(bundle, id, []string{address})
 }
 
 // logAside sends the log away from `start`'s standard error, and returns

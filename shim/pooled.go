@@ -91,6 +91,9 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 		return "", err
 	}
 	failpoint.Inject(failpoint.PoolStartAfterAssign)
+	if err := recordPodSocket(id, address); err != nil {
+		return "", err
+	}
 	if err := linkPodSocket(address, host.Address); err != nil {
 		if _, rerr := pl.Release(*host, id); rerr != nil {
 			log.G(ctx).WithError(rerr).Warn("shim pool: release a pod that did not start")

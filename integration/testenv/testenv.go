@@ -9,6 +9,7 @@ package testenv
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -504,6 +505,28 @@ func (env *Env) findLeaks() []string {
 	return leaks
 }
 
+// recordCopyDir holds the shims' copies of their pods' records (package
+// pod's orphanDir): each names its bundle.
+const recordCopyDir = "/run/containerd-shim-pause-v2/pods"
+
+// recordCopies names, as leaks, the pod record copies of this containerd's
+// bundles: `shim delete` (or the sweep of a later one) removes each.
+func (env *Env) recordCopies() []string {
+	var leaks []string
+	files, _ := filepath.Glob(filepath.Join(recordCopyDir, "*.json"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		var copy struct{ Bundle string }
+		if json.Unmarshal(data, &copy) == nil && strings.HasPrefix(copy.Bundle, env.Dir+"/") {
+			leaks = append(leaks, "pod record copy "+f+" of "+copy.Bundle)
+		}
+	}
+	return leaks
+}
+
 // findHostLeaks looks on the host, once containerd is gone, for the shim's
 // processes, pause tasks, runc containers, mounts and cgroups.
 func (env *Env) findHostLeaks() []string {
@@ -523,6 +546,7 @@ func (env *Env) findHostLeaks() []string {
 		}
 	}
 	leaks = append(leaks, dirEntries(filepath.Join("/run/containerd/runc", env.Namespace), "runc container")...)
+	leaks = append(leaks, env.recordCopies()...)
 	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
 		s := bufio.NewScanner(f)
 		for s.Scan() {

@@ -1,0 +1,9 @@
+package task
+
+import (
+	"testing"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/podtest"
+)
+
+func TestMain(m *testing.M) { podtest.Main(m) }
