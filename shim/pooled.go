@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
@@ -116,15 +117,23 @@ func roomIn(ctx context.Context, pl *pool.Pool, shims []pool.Shim, max int) (*po
 		if shim.CanConnect(s.Address) {
 			return s, nil
 		}
-		if len(s.Pods) == 0 {
-			log.G(ctx).WithField("shim", s.Name).Info("removing a dead shared shim")
-			_ = shim.RemoveSocket(s.Address)
-			if err := pl.RemoveShim(s.Name); err != nil {
-				return nil, err
-			}
+		if err := removeIfDead(ctx, pl, *s); err != nil {
+			return nil, err
 		}
 	}
 	return nil, nil
+}
+
+// removeIfDead removes shim s from the pool, with its socket, if it serves
+// no pod and nobody listens at its address: a start killed before the
+// shim listened, or a shim killed as it left its pool, left it so.
+func removeIfDead(ctx context.Context, pl *pool.Pool, s pool.Shim) error {
+	if len(s.Pods) > 0 || shim.CanConnect(s.Address) {
+		return nil
+	}
+	log.G(ctx).WithField("shim", s.Name).Info("removing a dead shared shim")
+	_ = shim.RemoveSocket(s.Address)
+	return pl.RemoveShim(s.Name)
 }
 
 // spawnShared starts a shared shim's server; tests stand in for it.
@@ -179,7 +188,8 @@ func socketPath(address string) string { return strings.TrimPrefix(address, "uni
 
 // leavePool is `shim delete`'s share for a pod of a shared shim: a shim
 // that died cannot take its pods out of the pool, so delete does, and takes
-// the shim out with its last pod. A live shim has taken the pod out itself
+// out every dead shim left with no pod (this one with its last pod, or one
+// killed as it left the pool). A live shim has taken the pod out itself
 // when the pod shut down. dir is the pool's directory, as the pod's bundle
 // (pool.BundleFile) or the copy of its record names it.
 func leavePool(ctx context.Context, dir, id string) {
@@ -198,16 +208,15 @@ func leavePool(ctx context.Context, dir, id string) {
 	if err != nil {
 		return
 	}
-	s, held := pool.Holder(shims, id)
-	if !held || shim.CanConnect(s.Address) {
-		return
-	}
-	if s, err = pl.Release(s, id); err != nil {
-		log.G(ctx).WithError(err).Warn("shim pool: release pod of a dead shim")
-		return
-	}
-	if len(s.Pods) == 0 {
-		_ = shim.RemoveSocket(s.Address)
-		_ = pl.RemoveShim(s.Name)
+	for _, s := range shims {
+		if slices.Contains(s.Pods, id) && !shim.CanConnect(s.Address) {
+			if s, err = pl.Release(s, id); err != nil {
+				log.G(ctx).WithError(err).Warn("shim pool: release pod of a dead shim")
+				return
+			}
+		}
+		if err := removeIfDead(ctx, pl, s); err != nil {
+			log.G(ctx).WithError(err).Warn("shim pool: remove a dead shim")
+		}
 	}
 }

@@ -185,3 +185,30 @@ func TestStartAfterAStartKilledBeforeSpawn(t *testing.T) {
 		t.Errorf("shims %+v: want only the new one", shims)
 	}
 }
+
+// A shared shim killed after it took its last pod out of its record, but
+// before it removed its socket and record, leaves both with nobody at the
+// address: the `shim delete` that follows for that pod removes them, and
+// the pool, rather than leaving them for a start that may never come.
+func TestShimDeleteRemovesADeadShimWithNoPod(t *testing.T) {
+	ps := newPooledStart(t, 2)
+	dead := filepath.Join(ps.socketDir, "dead")
+	if err := os.WriteFile(dead, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := pool.Lock(ps.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.AddShim("100", "unix://"+dead); err != nil {
+		t.Fatal(err)
+	}
+	pl.Unlock()
+	leavePool(ps.ctx, ps.dir, "pod-a")
+	if _, err := os.Lstat(dead); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the dead shim's socket is left: %v", err)
+	}
+	if _, err := os.Lstat(ps.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the pool of a dead shim with no pod is left: %v", err)
+	}
+}

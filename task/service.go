@@ -286,7 +286,7 @@ func (t *taskService) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) 
 		return &ptypes.Empty{}, nil
 	}
 	if t.s.shared != nil {
-		t.s.retire(ctx, "")
+		t.s.retire(ctx, "", "")
 		return &ptypes.Empty{}, nil
 	}
 	return t.TTRPCTaskService.Shutdown(ctx, r)

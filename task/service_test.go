@@ -540,8 +540,15 @@ func TestSharedShimLeavesItsPoolWithItsLastPod(t *testing.T) {
 	pl.Unlock()
 	ts.s.shared = &sharedShim{dir: dir, name: "me"}
 	ctx := testCtx()
+	// containerd makes a pod's bundle, beside the others, before its start.
+	bundles := t.TempDir()
+	for _, id := range []string{"a", "b", "coming"} {
+		if err := os.Mkdir(filepath.Join(bundles, id), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, id := range []string{"a", "b"} {
-		if _, err := ts.sb.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: id, BundlePath: t.TempDir()}); err != nil {
+		if _, err := ts.sb.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: id, BundlePath: filepath.Join(bundles, id)}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := ts.sb.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: id}); err != nil {

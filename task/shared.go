@@ -58,19 +58,49 @@ func (s *Service) podGone(ctx context.Context, id, bundle string) {
 		return
 	}
 	// Retire first: its lines go to the log containerd still reads.
-	s.retire(ctx, id)
+	s.retire(ctx, id, bundle)
 	s.moveLog(ctx, bundle)
 }
 
-// retire takes pod id (if any) out of the pool and, when the shim has no
-// pod left, the shim too, which then exits.
-func (s *Service) retire(ctx context.Context, id string) {
+// retire takes pod id (if any) out of the pool, with the pods given to
+// the shim that will never come (see dropGone; bundle, if known, is the
+// leaving pod's, beside theirs) and, when the shim has no pod left, the
+// shim too, which then exits.
+func (s *Service) retire(ctx context.Context, id, bundle string) {
 	s.retireAnd(ctx, func(pl *pool.Pool, me pool.Shim) (pool.Shim, error) {
-		if id == "" {
+		if id != "" {
+			var err error
+			if me, err = pl.Release(me, id); err != nil {
+				return me, err
+			}
+		}
+		if bundle == "" {
 			return me, nil
 		}
-		return pl.Release(me, id)
+		return s.dropGone(ctx, pl, me, filepath.Dir(bundle))
 	})
+}
+
+// dropGone takes out of the shim's record the pods given to it that have
+// not come and whose bundle, in bundles, is gone: containerd makes a pod's
+// bundle before its start and removes it, running no `shim delete`, when
+// the start fails (killed after it gave the pod to this shim), so such a
+// pod never comes, and the shim need not wait a StartTimeout for it.
+func (s *Service) dropGone(ctx context.Context, pl *pool.Pool, me pool.Shim, bundles string) (pool.Shim, error) {
+	for _, id := range me.Pods {
+		if _, err := s.pods.Get(id); err == nil {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(bundles, id)); !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		log.G(ctx).WithField("sandbox", id).Info("a pod given to this shim has no bundle left: dropped")
+		var err error
+		if me, err = pl.Release(me, id); err != nil {
+			return me, err
+		}
+	}
+	return me, nil
 }
 
 // expireUnclaimed drops, every half StartTimeout, the pods a start gave

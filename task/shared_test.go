@@ -58,7 +58,7 @@ func socketGone(t *testing.T, ts *testService) {
 // (its periodic check, or a task Shutdown) instead of staying for ever.
 func TestSharedShimWithoutRecordExits(t *testing.T) {
 	ts := sharedService(t, false)
-	ts.s.retire(testCtx(), "")
+	ts.s.retire(testCtx(), "", "")
 	if !ts.exited() {
 		t.Fatal("a shared shim with no record and no pod stays")
 	}
@@ -76,7 +76,7 @@ func TestSharedShimWithoutRecordExitsAfterItsPods(t *testing.T) {
 	if _, err := ts.sb.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: "a"}); err != nil {
 		t.Fatal(err)
 	}
-	ts.s.retire(ctx, "")
+	ts.s.retire(ctx, "", "")
 	if ts.exited() {
 		t.Fatal("a shared shim with no record exited under a live pod")
 	}
@@ -85,6 +85,46 @@ func TestSharedShimWithoutRecordExitsAfterItsPods(t *testing.T) {
 	}
 	if !ts.exited() {
 		t.Fatal("a shared shim with no record stays after its last pod")
+	}
+	socketGone(t, ts)
+}
+
+// A pod given to a shared shim whose start was then killed never comes,
+// and containerd removes its bundle (it runs no `shim delete` after a
+// failed start): when the shim's last live pod leaves, it does not wait a
+// StartTimeout for that pod, it takes it out of its record and exits.
+func TestSharedShimDropsAPodWhoseBundleIsGone(t *testing.T) {
+	ts := sharedService(t, true)
+	ctx := testCtx()
+	bundles := t.TempDir()
+	live := filepath.Join(bundles, "a")
+	if err := os.Mkdir(live, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := pool.Lock(ts.s.shared.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.AddShim("me", ts.s.shared.address); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"a", "never-came"} {
+		if err := pl.Assign("me", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pl.Unlock()
+	if _, err := ts.sb.CreateSandbox(ctx, &sandboxAPI.CreateSandboxRequest{SandboxID: "a", BundlePath: live}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.sb.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.sb.ShutdownSandbox(ctx, &sandboxAPI.ShutdownSandboxRequest{SandboxID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	if !ts.exited() {
+		t.Fatal("the shared shim waits for a pod whose bundle containerd has removed")
 	}
 	socketGone(t, ts)
 }
