@@ -145,7 +145,7 @@ func (o orphan) check(path string) error {
 // and then the copy. A copy whose bundle exists is its pod's, and left
 // alone; so is one it cannot trust. A cleanup that fails keeps the copy,
 // for the next sweep to try again.
-func SweepOrphans(ctx context.Context, leavePool func(ctx context.Context, dir, id string)) {
+func SweepOrphans(ctx context.Context, leavePool func(ctx context.Context, dir, id, bundle string)) {
 	entries, err := os.ReadDir(orphanDir)
 	if err != nil {
 		if !errors.Is(err, os.ErrNotExist) {
@@ -163,7 +163,7 @@ func SweepOrphans(ctx context.Context, leavePool func(ctx context.Context, dir, 
 	}
 }
 
-func sweepOrphan(ctx context.Context, path string, leavePool func(ctx context.Context, dir, id string)) {
+func sweepOrphan(ctx context.Context, path string, leavePool func(ctx context.Context, dir, id, bundle string)) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return // another sweep took it
@@ -181,7 +181,7 @@ func sweepOrphan(ctx context.Context, path string, leavePool func(ctx context.Co
 	logger.Info("cleaning up a pod whose shim delete did not end")
 	err = o.Record.release(ctx)
 	if o.Pool != "" && leavePool != nil {
-		leavePool(ctx, o.Pool, o.Record.ID)
+		leavePool(ctx, o.Pool, o.Record.ID, o.Bundle)
 	}
 	RemoveDeadSockets(o.Record.Sockets)
 	if err != nil {

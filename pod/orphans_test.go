@@ -165,7 +165,7 @@ func TestSweepLeavesUntrustedCopies(t *testing.T) {
 				t.Fatal(err)
 			}
 			var left []string
-			SweepOrphans(context.Background(), func(_ context.Context, dir, _ string) { left = append(left, dir) })
+			SweepOrphans(context.Background(), func(_ context.Context, dir, _, _ string) { left = append(left, dir) })
 			if _, err := os.Stat(files); err != nil {
 				t.Errorf("the sweep acted on an untrusted copy: %v", err)
 			}
@@ -194,7 +194,7 @@ func TestSweepLeavesThePool(t *testing.T) {
 		t.Fatal(err)
 	}
 	var left [][2]string
-	SweepOrphans(context.Background(), func(_ context.Context, dir, id string) { left = append(left, [2]string{dir, id}) })
+	SweepOrphans(context.Background(), func(_ context.Context, dir, id, _ string) { left = append(left, [2]string{dir, id}) })
 	if len(left) != 1 || left[0] != [2]string{poolDir, "pooled"} {
 		t.Errorf("pools left: %v, want %s for pod pooled", left, poolDir)
 	}

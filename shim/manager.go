@@ -303,7 +303,7 @@ func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	bundle := filepath.Join(filepath.Dir(cwd), id)
 	failpoint.Inject(failpoint.ShimDeleteBegin)
 	if dir, ok := poolOfBundle(bundle); ok {
-		leavePool(ctx, dir, id)
+		leavePool(ctx, dir, id, bundle)
 	}
 	failpoint.Inject(failpoint.ShimDeleteAfterPool)
 	isPod, err := pod.CleanupBundle(ctx, bundle)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
 
 	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
@@ -192,7 +191,7 @@ func socketPath(address string) string { return strings.TrimPrefix(address, "uni
 // killed as it left the pool). A live shim has taken the pod out itself
 // when the pod shut down. dir is the pool's directory, as the pod's bundle
 // (pool.BundleFile) or the copy of its record names it.
-func leavePool(ctx context.Context, dir, id string) {
+func leavePool(ctx context.Context, dir, id, bundle string) {
 	if _, err := os.Stat(dir); err != nil {
 		return // the pool's last shim removed it
 	}
@@ -208,9 +207,19 @@ func leavePool(ctx context.Context, dir, id string) {
 	if err != nil {
 		return
 	}
+	bundles := filepath.Dir(bundle)
 	for _, s := range shims {
-		if slices.Contains(s.Pods, id) && !shim.CanConnect(s.Address) {
-			if s, err = pl.Release(s, id); err != nil {
+		if shim.CanConnect(s.Address) {
+			continue
+		}
+		// A dead shim's pod is released by its own delete, or, with its
+		// bundle gone, by this one: a start killed after it gave the pod
+		// to the shim is followed by no delete, only by the bundle's removal.
+		for _, pod := range s.Pods {
+			if _, err := os.Lstat(filepath.Join(bundles, pod)); pod != id && !errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			if s, err = pl.Release(s, pod); err != nil {
 				log.G(ctx).WithError(err).Warn("shim pool: release pod of a dead shim")
 				return
 			}

@@ -204,11 +204,45 @@ func TestShimDeleteRemovesADeadShimWithNoPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	pl.Unlock()
-	leavePool(ps.ctx, ps.dir, "pod-a")
+	leavePool(ps.ctx, ps.dir, "pod-a", filepath.Join(t.TempDir(), "pod-a"))
 	if _, err := os.Lstat(dead); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the dead shim's socket is left: %v", err)
 	}
 	if _, err := os.Lstat(ps.dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the pool of a dead shim with no pod is left: %v", err)
+	}
+}
+
+// A shared shim that died holding a pod whose start was killed after it
+// gave the pod away (no `shim delete` ever comes for that pod: containerd
+// only removes its bundle) is taken out of the pool by the `shim delete`
+// of any other pod of the pool, once that pod's bundle is gone.
+func TestShimDeleteReleasesPodsOfADeadShimWhoseBundleIsGone(t *testing.T) {
+	ps := newPooledStart(t, 2)
+	bundles := t.TempDir()
+	dead := filepath.Join(ps.socketDir, "dead")
+	if err := os.WriteFile(dead, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(bundles, "still-here"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	pl, err := pool.Lock(ps.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []error{pl.AddShim("100", "unix://"+dead), pl.Assign("100", "never-came"), pl.AddShim("200", "unix://"+dead+"2"), pl.Assign("200", "still-here")} {
+		if step != nil {
+			t.Fatal(step)
+		}
+	}
+	pl.Unlock()
+	leavePool(ps.ctx, ps.dir, "other", filepath.Join(bundles, "other"))
+	shims := ps.shims(t)
+	if len(shims) != 1 || shims[0].Name != "200" {
+		t.Errorf("pool after the delete: %+v, want only shim 200 (its pod's bundle is still there: its own delete will come)", shims)
+	}
+	if _, err := os.Lstat(dead); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the dead shim's socket is left: %v", err)
 	}
 }

@@ -527,14 +527,20 @@ func (env *Env) recordCopies() []string {
 	return leaks
 }
 
+// awaitShimExits gives the shims a moment to exit: a shim exits a moment
+// after answering ShutdownSandbox, and removes the last of its sockets
+// (pkg/shim's) as it does. A shim that stays is a leak of its own.
+func (env *Env) awaitShimExits() {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && env.ShimProcesses() > 0; {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // findHostLeaks looks on the host, once containerd is gone, for the shim's
 // processes, pause tasks, runc containers, mounts and cgroups.
 func (env *Env) findHostLeaks() []string {
 	var leaks []string
-	// A shim exits a moment after answering ShutdownSandbox.
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && env.ShimProcesses() > 0; {
-		time.Sleep(50 * time.Millisecond)
-	}
+	env.awaitShimExits()
 	procs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, p := range procs {
 		pid, _ := strconv.Atoi(filepath.Base(p))
@@ -634,6 +640,7 @@ func subdirs(dir, what string) []string {
 // containers, mounts, cgroups, network namespaces and the CNI bridge.
 func (env *Env) Leaks() []string {
 	var leaks []string
+	env.awaitShimExits() // before their sockets are listed
 	if env.Client != nil {
 		leaks = env.findLeaks()
 	}
@@ -649,6 +656,7 @@ func (env *Env) Leaks() []string {
 // Residue lists what Leaks would, but leaves containerd running: for a
 // test that checks after each of its cases on one containerd.
 func (env *Env) Residue() []string {
+	env.awaitShimExits() // before their sockets are listed
 	leaks := env.findLeaks()
 	if !env.sharedHost {
 		leaks = append(leaks, newEntries(env.netnsBefore, netnsEntries(), "netns")...)
