@@ -77,6 +77,7 @@ lint: $(PAUSE_ELF)
 	$(GO) vet -tags failpoints ./...
 	$(GO) vet -tags e2e ./integration/e2e/
 	cd hack/chart && $(GO) vet ./...
+	$(GO) test -count=1 ./docs/
 
 # The shim, and a containerd drop-in declaring the CRI handler "pause" with
 # the installed shim's absolute path (containerd then needs no PATH for it).
