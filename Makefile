@@ -1,4 +1,4 @@
-# containerd-shim-pause-v2 — see README.md for what each target does.
+# containerd-shim-pause-v2 — see docs/development.md for what each target does.
 SHELL := /bin/bash
 
 GO        ?= go
