@@ -148,6 +148,34 @@ func procStatus(t *testing.T, pid int, field string) string {
 
 // children lists the pids whose parent is pid, and how many are zombies.
 func children(pid int) (all, zombies int) {
+	for _, st := range childStats(pid) {
+		all++
+		if st.state == "Z" {
+			zombies++
+		}
+	}
+	return all, zombies
+}
+
+// childPids lists the pids of pid's children that are not zombies.
+func childPids(pid int) []int {
+	var pids []int
+	for _, st := range childStats(pid) {
+		if st.state != "Z" {
+			pids = append(pids, st.pid)
+		}
+	}
+	return pids
+}
+
+type childStat struct {
+	pid   int
+	state string
+}
+
+// childStats reads the pid and state of each of pid's children.
+func childStats(pid int) []childStat {
+	var kids []childStat
 	procs, _ := filepath.Glob("/proc/[0-9]*/stat")
 	for _, p := range procs {
 		data, err := os.ReadFile(p)
@@ -158,13 +186,11 @@ func children(pid int) (all, zombies int) {
 		i := strings.LastIndexByte(s, ')')
 		f := strings.Fields(s[i+1:])
 		if len(f) > 2 && f[1] == strconv.Itoa(pid) {
-			all++
-			if f[0] == "Z" {
-				zombies++
-			}
+			child, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+			kids = append(kids, childStat{pid: child, state: f[0]})
 		}
 	}
-	return all, zombies
+	return kids
 }
 
 func TestPodSharesNamespacesAndLoopback(t *testing.T) {
@@ -236,27 +262,34 @@ func TestZombiesAreReaped(t *testing.T) {
 	runPod(t, "reap", podSpec("reap"))
 	pause := pausePid(t, ctx, "reap")
 	// Each subshell exits at once, so its sleep is orphaned and re-parented
-	// to the pod's PID 1, the pause task, which must reap it when it exits.
+	// to the pod's PID 1, the pause task. The orphans live until the test
+	// kills them, however slowly a loaded machine spawns them: the pause
+	// task must then reap every one.
 	const orphans = 1000
 	runInPod(t, "reap", "reap-orphans", "/bin/sh", "-c",
-		fmt.Sprintf("i=0; while [ $i -lt %d ]; do (sleep 8 &); i=$((i+1)); done; sleep 1000", orphans))
-	deadline := time.Now().Add(60 * time.Second)
-	adopted := 0
-	for time.Now().Before(deadline) && adopted < orphans {
-		adopted, _ = children(pause)
+		fmt.Sprintf("i=0; while [ $i -lt %d ]; do (sleep 1000 &); i=$((i+1)); done; sleep 1000", orphans))
+	deadline := time.Now().Add(3 * time.Minute)
+	var adopted []int
+	for time.Now().Before(deadline) && len(adopted) < orphans {
+		adopted = childPids(pause)
 		time.Sleep(50 * time.Millisecond)
 	}
-	if adopted < orphans {
-		t.Fatalf("pause task adopted %d orphans, want %d", adopted, orphans)
+	if len(adopted) < orphans {
+		t.Fatalf("pause task adopted %d orphans, want %d", len(adopted), orphans)
 	}
-	for time.Now().Before(deadline) {
+	for _, pid := range adopted {
+		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+			t.Fatalf("kill orphan %d: %v", pid, err)
+		}
+	}
+	for deadline = time.Now().Add(time.Minute); time.Now().Before(deadline); {
 		if all, _ := children(pause); all == 0 {
 			return
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	all, zombies := children(pause)
-	t.Fatalf("pause task still has %d children (%d zombies) after the orphans exited", all, zombies)
+	t.Fatalf("pause task still has %d children (%d zombies) after the orphans were killed", all, zombies)
 }
 
 func TestPlainContainerDropIn(t *testing.T) {
