@@ -44,6 +44,13 @@ go_install() { # name version tags package
 	stamp "$name" "$version"
 }
 
+# `deps.sh pause`: only the compilers of the committed pause binaries
+# (hack/pause.sh), for make pause and make lint.
+if [ "${1:-}" = pause ]; then
+	apt_install gcc gcc-aarch64-linux-gnu qemu-user-static
+	exit 0
+fi
+
 apt_install libseccomp-dev pkg-config busybox-static iproute2 gcc containernetworking-plugins \
 	gcc-aarch64-linux-gnu qemu-user-static
 

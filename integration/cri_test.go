@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -329,9 +330,9 @@ func exerciseCRIPod(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClie
 func TestCRIPodsandboxMode(t *testing.T) {
 	ctx := requireEnv(t)
 	rt, img := criClients(t)
-	binary, err := os.ReadFile("../pod/pause/pause.elf")
+	binary, err := os.ReadFile("../pod/pause/pause_" + runtime.GOARCH + ".elf")
 	if err != nil {
-		t.Fatalf("pause binary (make build): %v", err)
+		t.Fatalf("pause binary: %v", err)
 	}
 	archive := filepath.Join(t.TempDir(), "pause.tar")
 	if err := testimage.WriteArchive(testimage.Pause(pauseImage, binary), archive); err != nil {

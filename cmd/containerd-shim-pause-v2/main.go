@@ -12,5 +12,6 @@ import (
 )
 
 func main() {
+	pauseshim.StampVersion()
 	shim.RunShim(context.Background(), pauseshim.NewManager(pauseshim.RuntimeName))
 }

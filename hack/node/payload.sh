@@ -24,7 +24,7 @@ cp "$repo/bin/containerd-shim-pause-v2" "$repo/bin/containerd-shim-pause-v2-fail
 cp "$(command -v busybox)" "$dir/bin/busybox"
 
 cp -r "$repo/deploy" "$dir/repo/"
-cp "$repo/pod/pause/pause.elf" "$dir/repo/pod/pause/"
+cp "$repo"/pod/pause/pause_*.elf "$dir/repo/pod/pause/"
 (cd "$repo" && go test -c -o "$dir/repo/integration/integration.test" ./integration)
 mkdir -p "$dir/repo/integration/e2e"
 (cd "$repo" && go test -c -tags e2e -o "$dir/repo/integration/e2e/e2e.test" ./integration/e2e)

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -117,8 +118,8 @@ func prerequisites(repo string) (shim, missing string) {
 			return "", tool + " is not installed (run `make deps-k8s`)"
 		}
 	}
-	if _, err := os.Stat(filepath.Join(repo, "pod", "pause", "pause.elf")); err != nil {
-		return "", "no pause binary for the runc handler's pause image (run `make build`)"
+	if _, err := os.Stat(filepath.Join(repo, "pod", "pause", "pause_"+runtime.GOARCH+".elf")); err != nil {
+		return "", "no pause binary for the runc handler's pause image on " + runtime.GOARCH
 	}
 	return shim, ""
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +41,7 @@ func ensurePauseImage(t *testing.T) {
 	if pauseImage.imported {
 		return
 	}
-	binary, err := os.ReadFile(filepath.Join(c.repo, "pod", "pause", "pause.elf"))
+	binary, err := os.ReadFile(filepath.Join(c.repo, "pod", "pause", "pause_"+runtime.GOARCH+".elf"))
 	if err != nil {
 		t.Fatalf("handler runc's pause image: %v", err)
 	}

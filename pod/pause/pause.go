@@ -10,7 +10,6 @@ package pause
 import (
 	"bytes"
 	"crypto/sha256"
-	_ "embed"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -31,11 +30,6 @@ import (
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 )
-
-// The binary is built from c/pause.c by `make build`.
-//
-//go:embed pause.elf
-var binary []byte
 
 // readyTimeout bounds the pause task's setup (join netns, hostname, lo up).
 const readyTimeout = 10 * time.Second
