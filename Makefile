@@ -25,7 +25,7 @@ PAUSE_CFLAGS := -Os -static -nostdlib -ffreestanding -fno-stack-protector \
 
 export PATH := $(DEPS_DIR)/bin:$(PATH)
 
-.PHONY: all build build-failpoints pause deps test unit integration demo install uninstall lint clean image soak bench fuzz conformance deps-conformance conformance-fast test-node deps-node conformance-node deps-k8s e2e deps-k8s-conformance e2e-conformance
+.PHONY: all build build-failpoints pause deps deps-helm test unit integration demo install uninstall lint clean image soak bench fuzz conformance deps-conformance conformance-fast test-node deps-node conformance-node deps-k8s e2e deps-k8s-conformance e2e-conformance
 
 all: build
 
@@ -46,8 +46,13 @@ build-failpoints: $(PAUSE_ELF)
 deps:
 	DEPS_DIR=$(DEPS_DIR) ./hack/deps.sh
 
-unit: $(PAUSE_ELF)
-	$(GO) test -race -count=1 $$(go list ./... | grep -v /integration) ./integration/bench/
+# helm, at the pinned version, into _deps/ (deploy/'s chart test runs
+# `helm template`); built once per pin.
+deps-helm:
+	DEPS_DIR=$(DEPS_DIR) ./hack/deps.sh helm
+
+unit: $(PAUSE_ELF) deps-helm
+	HELM=$(DEPS_DIR)/bin/helm $(GO) test -race -count=1 $$(go list ./... | grep -v /integration) ./integration/bench/ ./integration/testimage/...
 	$(GO) test -race -count=1 -tags failpoints ./internal/failpoint/
 	cd hack/chart && $(GO) test -count=1 ./...
 
@@ -89,10 +94,12 @@ install: build
 		deploy/containerd-pause.toml > $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
 	chmod 0644 $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
 
-# The DaemonSet installer's image (deploy/installer.yaml) as an OCI archive.
+# The DaemonSets' image (deploy/installer.yaml) as an OCI archive: the shim
+# and the node installer, each at the image's root, nothing else.
 IMAGE ?= containerd-shim-pause-v2-installer:latest
+INSTALLER := bin/containerd-shim-pause-installer
 image: build
-	mkdir -p $(OUTPUT) && $(GO) run ./integration/testimage/mkinstaller $(SHIM) $(IMAGE) $(OUTPUT)/installer-image.tar
+	mkdir -p $(OUTPUT) && $(GO) run ./integration/testimage/mkinstaller $(IMAGE) $(OUTPUT)/installer-image.tar $(SHIM) $(wildcard $(INSTALLER))
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/containerd-shim-pause-v2 $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
