@@ -157,6 +157,7 @@ func TestInstallerDaemonSet(t *testing.T) {
 	}
 	c := spec.Containers[0]
 	checkInstallerContainer(t, c, installerEnv)
+	checkImage(t, c)
 	if want := []string{installerBinary, "install", "--wait"}; !slices.Equal(c.Command, want) || len(c.Args) != 0 {
 		t.Errorf("command %q args %q, want %q", c.Command, c.Args, want)
 	}
@@ -185,6 +186,11 @@ func TestUninstallerDaemonSet(t *testing.T) {
 	if len(spec.InitContainers) != 1 || len(spec.Containers) != 1 {
 		t.Fatalf("containers %d, init containers %d: want one of each", len(spec.Containers), len(spec.InitContainers))
 	}
+	u := ds.Spec.UpdateStrategy
+	if u.Type != appsv1.RollingUpdateDaemonSetStrategyType || u.RollingUpdate == nil || u.RollingUpdate.MaxUnavailable == nil ||
+		u.RollingUpdate.MaxUnavailable.String() != "0" {
+		t.Errorf("update strategy %+v, want RollingUpdate with maxUnavailable 0 (helm --wait then waits for every node)", u)
+	}
 	env := maps.Clone(installerEnv)
 	env["PAUSE_FORCE"] = "false"
 	for _, c := range []struct {
@@ -195,6 +201,7 @@ func TestUninstallerDaemonSet(t *testing.T) {
 		{spec.Containers[0], []string{installerBinary, "uninstall", "--wait"}},
 	} {
 		checkInstallerContainer(t, c.container, env)
+		checkImage(t, c.container)
 		if !slices.Equal(c.container.Command, c.command) || len(c.container.Args) != 0 {
 			t.Errorf("%s: command %q, want %q", c.container.Name, c.container.Command, c.command)
 		}
@@ -228,13 +235,13 @@ func checkNodePod(t *testing.T, ds *appsv1.DaemonSet) corev1.PodSpec {
 	return spec
 }
 
-// checkInstallerContainer checks one container running the installer: the
-// image, privileged, the host's root at /host, its node's name from the
+// checkInstallerContainer checks one container running the installer:
+// privileged, the host's root at /host, its node's name from the
 // downward API, exactly the settings env, small requests.
 func checkInstallerContainer(t *testing.T, c corev1.Container, env map[string]string) {
 	t.Helper()
-	if !strings.HasPrefix(c.Image, installerName+":") || c.ImagePullPolicy != corev1.PullIfNotPresent {
-		t.Errorf("%s: image %q pull %q", c.Name, c.Image, c.ImagePullPolicy)
+	if c.Image == "" {
+		t.Errorf("%s: no image", c.Name)
 	}
 	if c.SecurityContext == nil || c.SecurityContext.Privileged == nil || !*c.SecurityContext.Privileged {
 		t.Errorf("%s: not privileged", c.Name)
@@ -268,6 +275,15 @@ func checkInstallerContainer(t *testing.T, c corev1.Container, env map[string]st
 	}
 	if len(c.Resources.Limits) != 0 {
 		t.Errorf("%s: limits %v: a limit hit during a containerd restart would leave the node half done", c.Name, c.Resources.Limits)
+	}
+}
+
+// checkImage: the manifests run the image `make image` names by default,
+// taken from the node's store when there (a locally loaded image works).
+func checkImage(t *testing.T, c corev1.Container) {
+	t.Helper()
+	if c.Image != installerName+":latest" || c.ImagePullPolicy != corev1.PullIfNotPresent {
+		t.Errorf("%s: image %q pull %q", c.Name, c.Image, c.ImagePullPolicy)
 	}
 }
 
