@@ -21,7 +21,7 @@ LDFLAGS   := -s -w \
 
 export PATH := $(DEPS_DIR)/bin:$(PATH)
 
-.PHONY: all build build-failpoints pause check-pause deps-pause goinstall deps test unit integration demo install uninstall lint clean image soak bench fuzz conformance deps-conformance conformance-fast test-node deps-node conformance-node deps-k8s e2e deps-k8s-conformance e2e-conformance
+.PHONY: all build build-failpoints pause check-pause deps-pause goinstall deps deps-helm test unit integration demo install uninstall lint clean image soak bench fuzz conformance deps-conformance conformance-fast test-node deps-node conformance-node deps-k8s e2e deps-k8s-conformance e2e-conformance
 
 all: build
 
@@ -50,13 +50,18 @@ build-failpoints:
 deps:
 	DEPS_DIR=$(DEPS_DIR) ./hack/deps.sh
 
+# helm, at the pinned version, into _deps/ (deploy/'s chart test runs
+# `helm template`); built once per pin.
+deps-helm:
+	DEPS_DIR=$(DEPS_DIR) ./hack/deps.sh helm
+
 # The packages whose tests start no namespaced process also run as arm64
 # builds under qemu user emulation (qemu-user refuses clone's namespace
 # flags, so the pause task's own tests run natively; its filters are checked
 # for both architectures by TestSeccompFiltersPerArchitecture).
 ARM64_UNIT := ./options/ ./shim/... ./internal/proc/
-unit: deps-pause
-	$(GO) test -race -count=1 $$(go list ./... | grep -v /integration) ./integration/bench/
+unit: deps-pause deps-helm
+	HELM=$(DEPS_DIR)/bin/helm $(GO) test -race -count=1 $$(go list ./... | grep -v /integration) ./integration/bench/ ./integration/testimage/...
 	GOARCH=arm64 CGO_ENABLED=0 $(GO) test -count=1 -exec qemu-aarch64-static $(ARM64_UNIT)
 	$(GO) test -race -count=1 -tags failpoints ./internal/failpoint/
 	cd hack/chart && $(GO) test -count=1 ./...
@@ -104,10 +109,12 @@ install: build
 		deploy/containerd-pause.toml > $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
 	chmod 0644 $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
 
-# The DaemonSet installer's image (deploy/installer.yaml) as an OCI archive.
+# The DaemonSets' image (deploy/installer.yaml) as an OCI archive: the shim
+# and the node installer, each at the image's root, nothing else.
 IMAGE ?= containerd-shim-pause-v2-installer:latest
+INSTALLER := bin/containerd-shim-pause-installer
 image: build
-	mkdir -p $(OUTPUT) && $(GO) run ./integration/testimage/mkinstaller $(SHIM) $(IMAGE) $(OUTPUT)/installer-image.tar
+	mkdir -p $(OUTPUT) && $(GO) run ./integration/testimage/mkinstaller $(IMAGE) $(OUTPUT)/installer-image.tar $(SHIM) $(wildcard $(INSTALLER))
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/containerd-shim-pause-v2 $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml

@@ -11,6 +11,7 @@ CONTAINERD_VERSION=v2.4.2
 RUNC_VERSION=v1.5.2
 CRICTL_VERSION=v1.34.0
 CRANE_VERSION=v0.22.1
+HELM_VERSION=v3.21.4
 BUSYBOX_VERSION=1.35.0
 BUSYBOX_DEBIAN=1:1.35.0-4+deb12u1
 DEPS_DIR=${DEPS_DIR:-$(pwd)/_deps}
@@ -48,6 +49,16 @@ go_install() { # name version tags package
 # (hack/pause.sh), for make pause and make lint.
 if [ "${1:-}" = pause ]; then
 	apt_install gcc gcc-aarch64-linux-gnu qemu-user-static
+	exit 0
+fi
+
+# `deps.sh helm`: only helm, which deploy/'s chart test runs (`helm template`):
+# built from its module at the pinned version, like the tools above; the
+# rest of this script's installs are not needed for that test.
+if [ "${1:-}" = helm ]; then
+	start=$SECONDS
+	go_install helm "$HELM_VERSION" "" helm.sh/helm/v3/cmd/helm
+	echo "deps: helm $HELM_VERSION in $BIN ($((SECONDS - start)) s)"
 	exit 0
 fi
 

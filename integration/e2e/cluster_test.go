@@ -383,7 +383,11 @@ fileCheckFrequency: 2s
 	c.kubeletArgs = []string{"--config", configPath, "--kubeconfig", kubeconfig,
 		"--container-runtime-endpoint", "unix://" + c.env.Address,
 		"--root-dir", filepath.Join(c.dir, "kubelet"), "--cert-dir", filepath.Join(c.dir, "kubelet-pki"),
-		"--hostname-override", nodeName, "--v", "2"}
+		"--hostname-override", nodeName, "--v", "2",
+		// The label the node installer sets once CRI lists the handlers,
+		// which deploy/'s RuntimeClasses select: this host's containerd
+		// has them from the start (the tests install no DaemonSet).
+		"--node-labels", "containerd-shim-pause-v2/ready=true"}
 	kubelet, err := c.start("kubelet", c.kubeletArgs...)
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
-// Command mkinstaller writes the installer image of deploy/installer.yaml
-// as an OCI archive: busybox (for sh, cp, sed, sleep), the shim, the
-// containerd drop-in and deploy/install.sh. No registry, no Docker engine.
+// Command mkinstaller writes the installer image of deploy/installer.yaml as
+// an OCI archive: the files it is given (the shim and the node installer),
+// each at the image's root, and nothing else: no shell, no libc (both are
+// static). The DaemonSets name the command. No registry, no Docker engine.
 package main
 
 import (
@@ -12,35 +13,30 @@ import (
 )
 
 func main() {
-	if len(os.Args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: mkinstaller SHIM IMAGE-NAME ARCHIVE")
+	if len(os.Args) < 4 {
+		fmt.Fprintln(os.Stderr, "usage: mkinstaller IMAGE-NAME ARCHIVE FILE...")
 		os.Exit(2)
 	}
-	if err := run(os.Args[1], os.Args[2], os.Args[3]); err != nil {
+	if err := run(os.Args[1], os.Args[2], os.Args[3:]); err != nil {
 		fmt.Fprintln(os.Stderr, "mkinstaller:", err)
 		os.Exit(1)
 	}
 }
 
-func run(shim, name, archive string) error {
-	img, err := testimage.Busybox(name, "sh", "cp", "sed", "mv", "echo", "sleep", "mkdir", "chmod")
-	if err != nil {
-		return err
-	}
-	for _, f := range []struct {
-		src, dst string
-		mode     int64
-	}{
-		{shim, "containerd-shim-pause-v2", 0o755},
-		{filepath.Join("deploy", "containerd-pause.toml"), "containerd-pause.toml", 0o644},
-		{filepath.Join("deploy", "install.sh"), "install.sh", 0o755},
-	} {
-		data, err := os.ReadFile(f.src)
+func run(name, archive string, files []string) error {
+	img := testimage.Image{Name: name}
+	seen := map[string]bool{}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
 		if err != nil {
 			return err
 		}
-		img.Files = append(img.Files, testimage.File{Path: f.dst, Data: data, Mode: f.mode})
+		base := filepath.Base(f)
+		if seen[base] {
+			return fmt.Errorf("two files named %s", base)
+		}
+		seen[base] = true
+		img.Files = append(img.Files, testimage.File{Path: base, Data: data, Mode: 0o755})
 	}
-	img.Cmd = []string{"/bin/sh", "/install.sh", "/host"}
 	return testimage.WriteArchive(img, archive)
 }
