@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cri"
 )
 
 // criDirName is the CRI plugin's directory under containerd's root and state.
@@ -45,7 +46,7 @@ func criDirs(containerdRoot, bundle, id string) (podFiles, error) {
 // create writes the pod's hostname, hosts and resolv.conf and mounts its
 // /dev/shm (unless the pod shares the host's IPC namespace, whose /dev/shm
 // CRI then mounts).
-func (f podFiles) create(pc *criPodConfig, hostIPC bool) (retErr error) {
+func (f podFiles) create(pc *cri.PodConfig, hostIPC bool) (retErr error) {
 	defer func() {
 		if retErr != nil {
 			f.remove()
@@ -94,7 +95,7 @@ func (f podFiles) create(pc *criPodConfig, hostIPC bool) (retErr error) {
 }
 
 // resolvConf is the pod's resolv.conf: CRI's DNSConfig, or the host's.
-func resolvConf(dns *dnsConfig) ([]byte, error) {
+func resolvConf(dns *cri.DNSConfig) ([]byte, error) {
 	if dns == nil {
 		data, err := os.ReadFile("/etc/resolv.conf")
 		if errors.Is(err, os.ErrNotExist) {

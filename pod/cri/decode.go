@@ -1,4 +1,6 @@
-package pod
+// Package cri reads the fields of CRI's PodSandboxConfig the shim uses straight off
+// the wire, and writes the pod's verbose status in the JSON form CRI keeps.
+package cri
 
 import (
 	"errors"
@@ -77,12 +79,12 @@ const (
 // Values of CRI's NamespaceMode; CONTAINER (1) and TARGET (3) need nothing
 // of the pod, but for a user namespace, where they are refused.
 const (
-	modePod  = 0
-	modeNode = 2
+	ModePod  = 0
+	ModeNode = 2
 )
 
-// criPodConfig is what the shim reads of a PodSandboxConfig.
-type criPodConfig struct {
+// PodConfig is what the shim reads of a PodSandboxConfig.
+type PodConfig struct {
 	// Name and Namespace are the Kubernetes pod's, for the logs.
 	Name, Namespace string
 	UID             string
@@ -91,54 +93,54 @@ type criPodConfig struct {
 	LogDirectory    string
 	Labels          map[string]string
 	Annotations     map[string]string
-	DNS             *dnsConfig
+	DNS             *DNSConfig
 	CgroupParent    string
 	Sysctls         map[string]string
 	Network         uint64 // NamespaceMode
 	PID             uint64
 	IPC             uint64
 	// Userns is the pod's user namespace request; nil: none (the host's).
-	Userns *usernsConfig
+	Userns *Userns
 	// Security is the rest of the sandbox's security context.
-	Security sandboxSecurity
+	Security Security
 }
 
-// sandboxSecurity is CRI's LinuxSandboxSecurityContext but its namespace
+// Security is CRI's LinuxSandboxSecurityContext but its namespace
 // options. checkSecurity says what becomes of each field.
-type sandboxSecurity struct {
-	SELinux                  *seLinuxOption
+type Security struct {
+	SELinux                  *SELinuxOption
 	RunAsUser, RunAsGroup    *int64
 	ReadonlyRootfs           bool
 	SupplementalGroups       []int64
 	SupplementalGroupsPolicy uint64
 	Privileged               bool
-	Seccomp, AppArmor        *securityProfile
+	Seccomp, AppArmor        *Profile
 	SeccompProfilePath       string
 }
 
-type seLinuxOption struct{ User, Role, Type, Level string }
+type SELinuxOption struct{ User, Role, Type, Level string }
 
-type securityProfile struct {
+type Profile struct {
 	Type         uint64 // ProfileType
 	LocalhostRef string
 }
 
-type usernsConfig struct {
+type Userns struct {
 	Mode       uint64
-	UIDs, GIDs []idMapping
+	UIDs, GIDs []IDMapping
 }
 
-type idMapping struct{ HostID, ContainerID, Length uint64 }
+type IDMapping struct{ HostID, ContainerID, Length uint64 }
 
-type dnsConfig struct {
+type DNSConfig struct {
 	Servers, Searches, Options []string
 }
 
 var errMalformed = errors.New("malformed protobuf")
 
 // decodeCRIPodConfig reads a serialized runtime.v1.PodSandboxConfig.
-func decodeCRIPodConfig(b []byte) (*criPodConfig, error) {
-	c := &criPodConfig{}
+func Decode(b []byte) (*PodConfig, error) {
+	c := &PodConfig{}
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
 		switch {
 		case num == podConfigMetadata && typ == protowire.BytesType:
@@ -165,7 +167,7 @@ func decodeCRIPodConfig(b []byte) (*criPodConfig, error) {
 			return mapEntry(v, &c.Annotations)
 		case num == podConfigDNS && typ == protowire.BytesType:
 			if c.DNS == nil { // a repeated message field merges
-				c.DNS = &dnsConfig{}
+				c.DNS = &DNSConfig{}
 			}
 			return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 				if typ != protowire.BytesType {
@@ -192,7 +194,7 @@ func decodeCRIPodConfig(b []byte) (*criPodConfig, error) {
 	return c, nil
 }
 
-func (c *criPodConfig) decodeLinux(b []byte) error {
+func (c *PodConfig) decodeLinux(b []byte) error {
 	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if typ != protowire.BytesType {
 			return nil
@@ -212,7 +214,7 @@ func (c *criPodConfig) decodeLinux(b []byte) error {
 // enum is a varint as protobuf reads an enum: its low 32 bits, signed.
 func enum(n uint64) uint64 { return uint64(int32(n)) }
 
-func (c *criPodConfig) decodeSecurity(b []byte) error {
+func (c *PodConfig) decodeSecurity(b []byte) error {
 	s := &c.Security
 	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
 		if typ == protowire.VarintType {
@@ -236,7 +238,7 @@ func (c *criPodConfig) decodeSecurity(b []byte) error {
 			return c.decodeNamespaces(v)
 		case securitySELinux:
 			if s.SELinux == nil { // a message field seen again merges
-				s.SELinux = &seLinuxOption{}
+				s.SELinux = &SELinuxOption{}
 			}
 			return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 				if typ != protowire.BytesType {
@@ -278,7 +280,7 @@ func (c *criPodConfig) decodeSecurity(b []byte) error {
 	})
 }
 
-func (c *criPodConfig) decodeNamespaces(b []byte) error {
+func (c *PodConfig) decodeNamespaces(b []byte) error {
 	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
 		switch {
 		case num == namespaceUserns && typ == protowire.BytesType:
@@ -309,9 +311,9 @@ func decodeInt64Value(b []byte, p **int64) error {
 }
 
 // decodeProfile reads a SecurityProfile into **p, made if nil.
-func decodeProfile(b []byte, p **securityProfile) error {
+func decodeProfile(b []byte, p **Profile) error {
 	if *p == nil {
-		*p = &securityProfile{}
+		*p = &Profile{}
 	}
 	sp := *p
 	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
@@ -347,9 +349,9 @@ func mapEntry(b []byte, m *map[string]string) error {
 	return nil
 }
 
-func (c *criPodConfig) decodeUserns(b []byte) error {
+func (c *PodConfig) decodeUserns(b []byte) error {
 	if c.Userns == nil {
-		c.Userns = &usernsConfig{}
+		c.Userns = &Userns{}
 	}
 	u := c.Userns
 	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
@@ -357,7 +359,7 @@ func (c *criPodConfig) decodeUserns(b []byte) error {
 		case num == usernsMode && typ == protowire.VarintType:
 			u.Mode = enum(n)
 		case (num == usernsUIDs || num == usernsGIDs) && typ == protowire.BytesType:
-			var m idMapping
+			var m IDMapping
 			err := fields(v, func(num protowire.Number, typ protowire.Type, _ []byte, n uint64) error {
 				if typ != protowire.VarintType {
 					return nil
@@ -388,14 +390,14 @@ func (c *criPodConfig) decodeUserns(b []byte) error {
 // check answers a pod's user namespace request: the host's (NODE, or none),
 // or one of the pod's own (POD) with one mapping each for UIDs and GIDs that
 // maps container ID 0, as CRI requires of runc.
-func (u *usernsConfig) check() error {
-	if u == nil || u.Mode == modeNode {
+func (u *Userns) Check() error {
+	if u == nil || u.Mode == ModeNode {
 		return nil
 	}
-	if u.Mode != modePod {
+	if u.Mode != ModePod {
 		return fmt.Errorf("user namespace mode %d is not supported for a pod, only POD or NODE: %w", u.Mode, errdefs.ErrInvalidArgument)
 	}
-	for _, m := range [][]idMapping{u.UIDs, u.GIDs} {
+	for _, m := range [][]IDMapping{u.UIDs, u.GIDs} {
 		if len(m) != 1 {
 			return fmt.Errorf("user namespace: exactly one ID mapping line is supported, got %d: %w", len(m), errdefs.ErrInvalidArgument)
 		}
