@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/containerd/errdefs"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 )
 
 // podCgroups is where the pod lives. PodCgroup is its cgroup path (for
@@ -35,11 +37,11 @@ const criScopePrefix = "cri-containerd"
 // keep cgroup v2's no-internal-processes rule.
 func cgroupLayout(id, namespace string, cfg *podConfig, systemdDriver bool) (podCgroups, error) {
 	sliced := func(field, slice string, owned bool) (podCgroups, error) {
-		expanded, err := expandSlice(slice)
+		expanded, err := cgroups.ExpandSlice(slice)
 		if err != nil {
 			return podCgroups{}, fmt.Errorf("%s: %w", field, err)
 		}
-		if expanded, err = cleanCgroupPath(field, expanded); err != nil {
+		if expanded, err = cgroups.CleanPath(field, expanded); err != nil {
 			return podCgroups{}, err
 		}
 		l := podCgroups{PodCgroup: expanded, PodSlice: slice, PauseUnit: criScopePrefix + "-" + id + ".scope"}
@@ -52,22 +54,22 @@ func cgroupLayout(id, namespace string, cfg *podConfig, systemdDriver bool) (pod
 		return l, nil
 	}
 	switch {
-	case cfg.CgroupParent != "" && isSlice(cfg.CgroupParent):
+	case cfg.CgroupParent != "" && cgroups.IsSlice(cfg.CgroupParent):
 		// A slice's name, or the expanded path the kubelet sends
 		// ("/kubepods.slice/…/x.slice"): its last element.
 		if strings.Contains(cfg.CgroupParent, "/") {
-			if _, err := cleanCgroupPath(fieldCgroupParent, cfg.CgroupParent); err != nil {
+			if _, err := cgroups.CleanPath(fieldCgroupParent, cfg.CgroupParent); err != nil {
 				return podCgroups{}, err
 			}
 		}
 		return sliced(fieldCgroupParent, path.Base(cfg.CgroupParent), false)
 	case cfg.CgroupParent != "":
-		parent, err := cleanCgroupPath(fieldCgroupParent, cfg.CgroupParent)
+		parent, err := cgroups.CleanPath(fieldCgroupParent, cfg.CgroupParent)
 		if err != nil {
 			return podCgroups{}, err
 		}
 		return podCgroups{PodCgroup: parent, PauseCgroup: path.Join(parent, id)}, nil
-	case cfg.CgroupsPath != "" && isSlice(cfg.CgroupsPath) && !strings.Contains(cfg.CgroupsPath, "/"):
+	case cfg.CgroupsPath != "" && cgroups.IsSlice(cfg.CgroupsPath) && !strings.Contains(cfg.CgroupsPath, "/"):
 		return sliced(fieldCgroupsPath, cfg.CgroupsPath, true)
 	case strings.Contains(cfg.CgroupsPath, ":"):
 		return podCgroups{}, fmt.Errorf("%s %q: a pod's cgroup in systemd form is a slice (name.slice), its containers get the scopes: %w", fieldCgroupsPath, cfg.CgroupsPath, errdefs.ErrInvalidArgument)
@@ -75,13 +77,13 @@ func cgroupLayout(id, namespace string, cfg *podConfig, systemdDriver bool) (pod
 		// The shim makes this cgroup and removes it with the pod: it must
 		// name one below the hierarchies' roots, not a relative path,
 		// which each cgroup library resolves its own way.
-		own, err := cleanCgroupPath(fieldCgroupsPath, cfg.CgroupsPath)
+		own, err := cgroups.CleanPath(fieldCgroupsPath, cfg.CgroupsPath)
 		if err != nil {
 			return podCgroups{}, err
 		}
 		return podCgroups{PodCgroup: own, PauseCgroup: path.Join(own, "pause"), OwnsPodCgroup: true}, nil
 	case systemdDriver:
-		return sliced("the pod's slice", "pause-"+unitNameEscape(namespace)+"_"+unitNameEscape(id)+".slice", true)
+		return sliced("the pod's slice", "pause-"+cgroups.UnitNameEscape(namespace)+"_"+cgroups.UnitNameEscape(id)+".slice", true)
 	default:
 		pod := path.Join("/", namespace, id)
 		return podCgroups{PodCgroup: pod, PauseCgroup: path.Join(pod, "pause"), OwnsPodCgroup: true}, nil
@@ -116,11 +118,11 @@ func (l podCgroups) containerCgroup(id string) string {
 }
 
 // cgroup opens the pod's cgroup, for metrics and updates.
-func (p *Pod) cgroup() (cgroup, error) {
+func (p *Pod) cgroup() (cgroups.Cgroup, error) {
 	if p.rec.PodCgroup == "" {
 		return nil, fmt.Errorf("sandbox %q has no cgroup of its own: %w", p.id, errdefs.ErrNotFound)
 	}
-	cg, err := loadCgroup(p.rec.PodCgroup)
+	cg, err := cgroups.Load(p.rec.PodCgroup)
 	if err != nil {
 		return nil, fmt.Errorf("cgroup of sandbox %q: %v: %w", p.id, err, errdefs.ErrNotFound)
 	}

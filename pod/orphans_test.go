@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
 )
@@ -40,7 +41,7 @@ func TestKilledShimDeleteLeavesNothingAfterNextSweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = DeleteCgroup(p.rec.PodCgroup) })
+	t.Cleanup(func() { _ = cgroups.Delete(p.rec.PodCgroup) })
 	t.Cleanup(func() {
 		if proc != nil {
 			_ = proc.Signal(syscall.SIGKILL)

@@ -58,6 +58,7 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	procfs "github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
@@ -203,7 +204,7 @@ func newPod(host *Host, sp Spec) (*Pod, error) {
 		return nil, err
 	}
 	if layout.systemd() {
-		if err := RequireSystemd(fmt.Sprintf("sandbox %s (cgroup %s)", sp.ID, layout.PodSlice)); err != nil {
+		if err := cgroups.RequireSystemd(fmt.Sprintf("sandbox %s (cgroup %s)", sp.ID, layout.PodSlice)); err != nil {
 			return nil, err
 		}
 	}
@@ -349,7 +350,7 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 		failpoint.Inject(failpoint.PodStartAfterFiles)
 	}
 	if rec.OwnsPodCgroup {
-		if _, err := newCgroup(rec.PodCgroup); err != nil {
+		if _, err := cgroups.New(rec.PodCgroup); err != nil {
 			return nil, rec, err
 		}
 		passStep("pod cgroup made")
@@ -401,7 +402,7 @@ func (p *Pod) placePause(ctx context.Context, proc *pause.Process) {
 	defer close(placed)
 	if p.rec.PauseUnit != "" {
 		// The job fails if the pause task has died meanwhile: no scope.
-		if err := startScope(ctx, p.rec.PauseUnit, p.rec.PodSlice, proc.Pids); err != nil && !proc.Exited() {
+		if err := cgroups.StartScope(ctx, p.rec.PauseUnit, p.rec.PodSlice, proc.Pids); err != nil && !proc.Exited() {
 			log.G(ctx).WithError(err).Warn("move pause task into its scope")
 		}
 		failpoint.Inject(failpoint.PodPauseAfterScope)
@@ -410,7 +411,7 @@ func (p *Pod) placePause(ctx context.Context, proc *pause.Process) {
 	if p.rec.PauseCgroup == "" {
 		return
 	}
-	cg, err := newCgroup(p.rec.PauseCgroup)
+	cg, err := cgroups.New(p.rec.PauseCgroup)
 	for _, pid := range proc.Pids {
 		if err == nil {
 			err = cg.AddProc(uint64(pid))

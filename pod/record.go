@@ -19,6 +19,7 @@ import (
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 )
 
 // stateFile in the sandbox bundle lets `shim delete` clean up a pod whose
@@ -96,19 +97,19 @@ func (s record) release(ctx context.Context) error {
 		if unit == "" {
 			continue
 		}
-		if err := stopUnit(ctx, unit); err != nil {
+		if err := cgroups.StopUnit(ctx, unit); err != nil {
 			logger.WithError(err).WithField("unit", unit).Warn("stop systemd unit")
 			errs = append(errs, err)
 		}
 	}
 	if s.PauseCgroup != "" {
-		if err := DeleteCgroup(s.PauseCgroup); err != nil {
+		if err := cgroups.Delete(s.PauseCgroup); err != nil {
 			logger.WithError(err).Warn("remove pause cgroup")
 			errs = append(errs, err)
 		}
 	}
 	if s.OwnsPodCgroup && s.PodCgroup != "" {
-		if err := DeleteCgroup(s.PodCgroup); err != nil {
+		if err := cgroups.Delete(s.PodCgroup); err != nil {
 			logger.WithError(err).Warn("remove pod cgroup")
 			errs = append(errs, err)
 		}
@@ -194,7 +195,7 @@ func (s record) check() error {
 		if cg.path == "" {
 			continue
 		}
-		if clean, err := cleanCgroupPath(cg.field, cg.path); err != nil || clean != cg.path {
+		if clean, err := cgroups.CleanPath(cg.field, cg.path); err != nil || clean != cg.path {
 			return fmt.Errorf("%s %q is not a cgroup path the shim writes", cg.field, cg.path)
 		}
 	}
@@ -205,7 +206,7 @@ func (s record) check() error {
 		return fmt.Errorf("pause_cgroup %q is not in pod_cgroup %q", s.PauseCgroup, s.PodCgroup)
 	}
 	if s.PodSlice != "" {
-		if p, err := expandSlice(s.PodSlice); err != nil || p != s.PodCgroup {
+		if p, err := cgroups.ExpandSlice(s.PodSlice); err != nil || p != s.PodCgroup {
 			return fmt.Errorf("pod_slice %q is not pod_cgroup %q", s.PodSlice, s.PodCgroup)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 )
 
 // sleeper runs a process the test kills at its end, and reports its exit.
@@ -246,7 +247,7 @@ func FuzzCgroupLayout(f *testing.F) {
 		if err := (record{ID: "sb", PausePid: 2, PauseStartTime: 1, podCgroups: l}).check(); err != nil {
 			t.Fatalf("parent %q, path %q: shim delete would refuse the pod's record: %v", parent, own, err)
 		}
-		if clean, err := cleanCgroupPath("cgroup", l.PodCgroup); err != nil || clean != l.PodCgroup {
+		if clean, err := cgroups.CleanPath("cgroup", l.PodCgroup); err != nil || clean != l.PodCgroup {
 			t.Fatalf("DeleteCgroup would refuse the pod cgroup %q: %v", l.PodCgroup, err)
 		}
 	})

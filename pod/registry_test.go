@@ -16,6 +16,7 @@ import (
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/reaptest"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
@@ -33,7 +34,7 @@ func TestRegistryStress(t *testing.T) {
 		t.Skip("needs root: the pods run pause tasks in cgroups of their own")
 	}
 	reaptest.Children(t)
-	t.Cleanup(func() { _ = DeleteCgroup("/" + testNamespace) })
+	t.Cleanup(func() { _ = cgroups.Delete("/" + testNamespace) })
 	opts := options.Default()
 	opts.StartTimeout = options.Duration(300 * time.Millisecond) // some pods are abandoned
 	var (

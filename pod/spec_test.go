@@ -14,6 +14,7 @@ import (
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
@@ -289,11 +290,11 @@ func TestSystemdCgroupLayout(t *testing.T) {
 		t.Errorf("a pod cgroupsPath naming a scope: %v", err)
 	}
 	for _, bad := range []string{"x.scope", "a--b.slice", "-a.slice", ".slice"} {
-		if _, err := expandSlice(bad); err == nil {
-			t.Errorf("expandSlice(%q) accepted", bad)
+		if _, err := cgroups.ExpandSlice(bad); err == nil {
+			t.Errorf("cgroups.ExpandSlice(%q) accepted", bad)
 		}
 	}
-	if p, _ := expandSlice("-.slice"); p != "/" {
+	if p, _ := cgroups.ExpandSlice("-.slice"); p != "/" {
 		t.Errorf("root slice: %s", p)
 	}
 }

@@ -24,6 +24,7 @@ import (
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
@@ -89,7 +90,7 @@ func mounted(t *testing.T, path string) bool {
 // hierarchy, which every pod cgroup joins).
 func cgroupExists(path string) bool {
 	root := "/sys/fs/cgroup/pids"
-	if unified() {
+	if cgroups.Unified() {
 		root = "/sys/fs/cgroup"
 	}
 	_, err := os.Stat(filepath.Join(root, path))
@@ -149,7 +150,7 @@ func TestCrashDuringStartLeavesNothingAfterShimDelete(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = DeleteCgroup(p.rec.PodCgroup) })
+			t.Cleanup(func() { _ = cgroups.Delete(p.rec.PodCgroup) })
 			// The shim's socket, named as containerd names one.
 			sock := filepath.Join(t.TempDir(), fmt.Sprintf("%x", sha256.Sum256([]byte(id))))
 			if err := os.WriteFile(sock, nil, 0o600); err != nil {

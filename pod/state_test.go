@@ -16,6 +16,7 @@ import (
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/reaptest"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
@@ -146,7 +147,7 @@ func testRegistry(t *testing.T, opts options.Options) *Registry {
 		t.Skip("needs root: the pods run pause tasks in namespaces and cgroups of their own")
 	}
 	reaptest.Children(t)
-	t.Cleanup(func() { _ = DeleteCgroup("/" + testNamespace) })
+	t.Cleanup(func() { _ = cgroups.Delete("/" + testNamespace) })
 	return NewRegistry(&Host{Options: opts, Tasks: noTasks{}}, 1)
 }
 

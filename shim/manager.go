@@ -32,6 +32,7 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
 )
 
@@ -72,7 +73,7 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 		return nil, err
 	}
 	if runtimeOpts.SystemdCgroup {
-		if err := pod.RequireSystemd("runtime option SystemdCgroup = true"); err != nil {
+		if err := cgroups.RequireSystemd("runtime option SystemdCgroup = true"); err != nil {
 			return nil, err
 		}
 	}
@@ -222,7 +223,7 @@ func spawn(ctx context.Context, opts *bootapi.BootstrapParams, runtimeOpts optio
 	// The server outlives this process; reap it only if it dies first.
 	go func() { _ = cmd.Wait() }()
 	if path := runtimeOpts.ShimCgroup; path != "" {
-		if err := pod.JoinCgroup(path, cmd.Process.Pid); err != nil {
+		if err := cgroups.Join(path, cmd.Process.Pid); err != nil {
 			return fmt.Errorf("move shim into ShimCgroup: %w", err)
 		}
 	}

@@ -22,7 +22,7 @@ import (
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/reaptest"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
 )
@@ -187,7 +187,7 @@ func newTestServiceWith(t *testing.T, opts options.Options) *testService {
 	reaptest.Children(t)
 	f := &fakeRunc{containers: map[string]chan struct{}{}}
 	s := newService(f, opts, "")
-	t.Cleanup(func() { _ = pod.DeleteCgroup("/" + testNamespace) })
+	t.Cleanup(func() { _ = cgroups.Delete("/" + testNamespace) })
 	return &testService{s: s, runc: f, task: &taskService{TTRPCTaskService: f, s: s}, sb: &sandboxService{s: s}}
 }
 
