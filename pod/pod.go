@@ -59,6 +59,7 @@ import (
 	procfs "github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/files"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
@@ -332,18 +333,18 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 		}
 	}()
 	if p.cfg.FromCRI {
-		files, err := criDirs(p.host.ContainerdRoot, p.bundle, rec.ID)
+		dirs, err := files.Locate(p.host.ContainerdRoot, p.bundle, rec.ID)
 		if err != nil {
 			return nil, rec, err
 		}
-		rec.Files = files
+		rec.Files = dirs
 	}
 	if err := rec.save(p.bundle); err != nil {
 		return nil, rec, fmt.Errorf("record sandbox %s: %w", p.id, err)
 	}
 	passStep("start recorded")
 	if p.cfg.FromCRI {
-		if err := rec.Files.create(p.cfg.CRI, p.cfg.HostIPC); err != nil {
+		if err := rec.Files.Create(p.cfg.CRI, p.cfg.HostIPC); err != nil {
 			return nil, rec, err
 		}
 		passStep("pod files made")

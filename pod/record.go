@@ -20,6 +20,7 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/files"
 )
 
 // stateFile in the sandbox bundle lets `shim delete` clean up a pod whose
@@ -34,7 +35,7 @@ type record struct {
 	PauseStartTime uint64 `json:"pause_start_time,omitempty"`
 	podCgroups
 	// Files are the CRI pod's hostname, hosts, resolv.conf and shm.
-	Files podFiles `json:"files"`
+	Files files.Dirs `json:"files"`
 	// Sockets are the shim's: a shim killed outright cannot remove them.
 	Sockets []string `json:"sockets,omitempty"`
 	// bundle is the pod's bundle, which names the copy of the record kept
@@ -115,7 +116,7 @@ func (s record) release(ctx context.Context) error {
 		}
 	}
 	failpoint.Inject(failpoint.RecordCleanupAfterCgroups)
-	if err := s.Files.remove(); err != nil {
+	if err := s.Files.Remove(); err != nil {
 		logger.WithError(err).Warn("remove pod files")
 		errs = append(errs, err)
 	}
@@ -230,10 +231,10 @@ func (s record) check() error {
 }
 
 // isCRISandboxDir tells whether dir is <dir>/io.containerd.grpc.v1.cri/sandboxes/<id>
-// (see criDirs), whole and clean.
+// (see files.Locate), whole and clean.
 func isCRISandboxDir(dir, id string) bool {
 	return filepath.IsAbs(dir) && filepath.Clean(dir) == dir &&
-		strings.HasSuffix(dir, string(filepath.Separator)+filepath.Join(criDirName, "sandboxes", id))
+		strings.HasSuffix(dir, string(filepath.Separator)+filepath.Join(files.CRIDirName, "sandboxes", id))
 }
 
 // isShimSocket tells whether address is what shim.CreateSocketAddress

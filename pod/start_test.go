@@ -25,6 +25,7 @@ import (
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/files"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
@@ -51,8 +52,8 @@ func criPodSpec(t *testing.T, r *Registry, id string) Spec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := criDirs(r.Host().ContainerdRoot, bundle, id)
-	shm := filepath.Join(files.VolatileDir, "shm")
+	dirs, _ := files.Locate(r.Host().ContainerdRoot, bundle, id)
+	shm := filepath.Join(dirs.VolatileDir, "shm")
 	// Whatever the test's outcome, its mount must not outlive it (t.TempDir
 	// could not remove it).
 	t.Cleanup(func() { _ = unix.Unmount(shm, unix.MNT_DETACH) })
@@ -166,15 +167,15 @@ func TestCrashDuringStartLeavesNothingAfterShimDelete(t *testing.T) {
 			if _, err := CleanupBundle(context.Background(), sp.Bundle); err != nil {
 				t.Fatalf("shim delete: %v", err)
 			}
-			files := p.rec.Files
-			if files.Dir == "" {
-				files, _ = criDirs(r.Host().ContainerdRoot, sp.Bundle, id)
+			dirs := p.rec.Files
+			if dirs.Dir == "" {
+				dirs, _ = files.Locate(r.Host().ContainerdRoot, sp.Bundle, id)
 			}
-			shm := filepath.Join(files.VolatileDir, "shm")
+			shm := filepath.Join(dirs.VolatileDir, "shm")
 			if mounted(t, shm) {
 				t.Errorf("the pod's /dev/shm %s is still mounted after shim delete", shm)
 			}
-			for _, dir := range []string{files.Dir, files.VolatileDir} {
+			for _, dir := range []string{dirs.Dir, dirs.VolatileDir} {
 				if _, err := os.Stat(dir); err == nil {
 					t.Errorf("the pod's files %s are left after shim delete", dir)
 				}
