@@ -17,7 +17,7 @@ import (
 	"github.com/containerd/log"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // A pod's record has two owners. pod.json lives in the bundle, and

@@ -33,7 +33,7 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // RuntimeName is the containerd runtime type this shim serves.

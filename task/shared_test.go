@@ -10,7 +10,7 @@ import (
 	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // sharedService is a shared shim over fakeRunc whose pool holds another
