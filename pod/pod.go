@@ -1,15 +1,15 @@
-// Package pod is a pod of the shim: its configuration (CRI's
-// PodSandboxConfig, or the spec `ctr sandbox run` writes), its pause task
-// (package pause), its cgroups and files, the state file `shim delete`
-// cleans up from, the containers that joined it, and its lifecycle as a
-// state machine.
+// Package pod runs a shim's pods, each a state machine from CreateSandbox to
+// its removal. A pod's configuration (CRI's PodSandboxConfig, read by package
+// cri, or the spec `ctr sandbox run` writes), its pause task (package pause),
+// its cgroups (package cgroups), its files (package files), the containers
+// that joined it and the state file `shim delete` cleans up from all follow
+// its state.
 //
 // It stands at the top level, beside the ttrpc services (package task) and
 // the bootstrap (package shim), because both need it and neither should need
 // the other: the services drive pods through a Registry, `shim delete`
-// removes what a dead shim's pod left (CleanupBundle), `shim start` checks the
-// systemd driver and moves the shim into its cgroup (RequireSystemd,
-// JoinCgroup). Of this module it imports only options and pause.
+// removes what a dead shim's pod left (CleanupBundle). Of this module it
+// imports its own subpackages, options and pool.
 //
 // A pod's states (state.go), one type each, as runc.v2's process/*_state.go
 // are for a process:

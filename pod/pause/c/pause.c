@@ -8,7 +8,7 @@
  * the kernel shares its pages between all pods; where neither may hold an
  * executable, from a sealed memfd of the shim's own. No image is needed.
  *
- * Usage (set by the shim, see Config.Args in ../pause.go):
+ * Usage (set by the shim, see Config.Args in ../config.go):
  *   pause [-n NETNS] [-l] [-h HOSTNAME] [-s SYSCTL_PATH=VALUE]... [-u UID] [-g GID] [-r]
  *   pause -r -u UID -g GID -U NETNS [-h HOSTNAME] [-s ...]...
  *   pause -v
