@@ -158,8 +158,8 @@ func (p *Pod) abortStart(ctx context.Context, proc *pause.Process, rec record) {
 
 // placePause moves the pause task into its cgroup, off the sandbox start
 // path: on cgroup v1 a first migration waits out an RCU grace period in the
-// kernel (~8 ms measured here), and nothing of the pod's readiness depends on
-// where a process that only sleeps is accounted.
+// kernel, and nothing of the pod's readiness depends on where a process
+// that only sleeps is accounted.
 func (p *Pod) placePause(ctx context.Context, proc *pause.Process) {
 	p.mu.Lock()
 	placed := p.placed

@@ -165,9 +165,8 @@ type server struct {
 	// id names it to pkg/shim; address is its socket's.
 	id, address string
 	// procs is its GOMAXPROCS. A shim of one pod mostly waits on children
-	// and one socket, and each further P costs every pod's shim memory
-	// (1 MB of PSS measured for 2); a shared shim runs many pods' calls at
-	// once, and pays for its Ps once.
+	// and one socket, and each further P costs every pod's shim memory; a
+	// shared shim runs many pods' calls at once, and pays for its Ps once.
 	procs int
 	// env is added to its environment.
 	env []string

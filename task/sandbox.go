@@ -149,8 +149,9 @@ func (x *sandboxService) PingSandbox(ctx context.Context, r *sandboxAPI.PingRequ
 }
 
 // ShutdownSandbox ends the pod for good: whatever still runs is killed, the
-// pod's cgroups and files are removed, and the shim exits once no container
-// is left (containerd deletes the bundle next).
+// pod's cgroups and files are removed (containerd deletes the bundle next).
+// A shim of one pod then exits; a shared shim takes the pod out of its pool,
+// and exits only once it serves no pod (see podGone).
 func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.ShutdownSandboxRequest) (*sandboxAPI.ShutdownSandboxResponse, error) {
 	start := time.Now()
 	p, err := x.s.pods.Get(r.SandboxID)

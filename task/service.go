@@ -37,7 +37,8 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
 )
 
-// Service holds the shim's pods (one for now) and their containers.
+// Service holds the shim's pods (one, or up to PodsPerShim on a shared
+// shim) and their containers.
 type Service struct {
 	runc taskAPI.TTRPCTaskService
 	// grpcAddress is containerd's, for the shim's sockets.

@@ -13,8 +13,8 @@ import (
 // The fields of CRI's runtime.v1.PodSandboxConfig (k8s.io/cri-api,
 // api.proto) the pause task follows or checks, read straight off the wire.
 // Decoding through the generated types would make every pod's shim build the
-// descriptors of the whole CRI API on first use: ~1 MB of memory per pod,
-// measured, for a handful of fields.
+// descriptors of the whole CRI API on first use, memory every pod's shim
+// would pay for a handful of fields.
 const (
 	podConfigMetadata    = 1 // PodSandboxMetadata
 	podConfigHostname    = 2 // string

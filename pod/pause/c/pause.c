@@ -2,7 +2,7 @@
  * pause: the pod's built-in pause task.
  *
  * It is built freestanding (no libc, no heap, one page of code) so that a pod
- * pays a few kilobytes for it instead of the ~700 KB of a static pause image.
+ * pays a few kilobytes for it instead of the size of a static pause image.
  * The shim embeds the binary and runs it from a copy that every shim shares
  * (in /run/containerd-shim-pause-v2, else in containerd's root directory), so
  * the kernel shares its pages between all pods; where neither may hold an
