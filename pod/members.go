@@ -42,7 +42,7 @@ func (p *Pod) memberIDs() []string {
 // container that has already exited answers NotFound, which is fine.
 func (p *Pod) signalMembers(ctx context.Context, sig syscall.Signal) {
 	for _, id := range p.memberIDs() {
-		_, err := p.host.Tasks.Kill(ctx, &taskAPI.KillRequest{ID: id, Signal: uint32(sig), All: sig == syscall.SIGKILL})
+		_, err := p.deps.Tasks.Kill(ctx, &taskAPI.KillRequest{ID: id, Signal: uint32(sig), All: sig == syscall.SIGKILL})
 		if err != nil && !errdefs.IsNotFound(errgrpc.ToNative(err)) {
 			log.G(ctx).WithError(err).WithFields(log.Fields{"container": id, "signal": sig}).Debug("signal container")
 		}
@@ -54,7 +54,7 @@ func (p *Pod) waitMembers(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, id := range p.memberIDs() {
 		wg.Go(func() {
-			_, _ = p.host.Tasks.Wait(ctx, &taskAPI.WaitRequest{ID: id})
+			_, _ = p.deps.Tasks.Wait(ctx, &taskAPI.WaitRequest{ID: id})
 		})
 	}
 	wg.Wait()

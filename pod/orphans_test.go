@@ -33,7 +33,7 @@ func TestKilledShimDeleteLeavesNothingAfterNextSweep(t *testing.T) {
 	id := "orphan"
 	sp := criPodSpec(t, r, id)
 	var proc *pause.Process
-	r.Host().StartPause = func(c pause.Config) (*pause.Process, error) {
+	r.Deps().StartPause = func(c pause.Config) (*pause.Process, error) {
 		var err error
 		proc, err = pause.Start(c)
 		return proc, err

@@ -78,8 +78,9 @@ type Tasks interface {
 	Delete(context.Context, *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error)
 }
 
-// Host is what a shim gives each of its pods.
-type Host struct {
+// Deps are what a shim gives each of its pods: its options, where
+// containerd keeps its data, and the services a pod calls on.
+type Deps struct {
 	// Options are the runtime's, as `shim start` checked them.
 	Options options.Options
 	// ContainerdRoot is containerd's root directory: a CRI pod's files go
@@ -94,9 +95,9 @@ type Host struct {
 	StartPause func(pause.Config) (*pause.Process, error)
 }
 
-func (h *Host) startPause(c pause.Config) (*pause.Process, error) {
-	if h.StartPause != nil {
-		return h.StartPause(c)
+func (d *Deps) startPause(c pause.Config) (*pause.Process, error) {
+	if d.StartPause != nil {
+		return d.StartPause(c)
 	}
 	return pause.Start(c)
 }
@@ -110,7 +111,7 @@ type Pod struct {
 	cfg       *podConfig
 	pauseCfg  pause.Config
 	createdAt time.Time
-	host      *Host
+	deps      *Deps
 
 	mu    sync.Mutex
 	state state
@@ -144,7 +145,7 @@ type Spec struct {
 
 // newPod checks the pod's configuration and prepares (without starting) its
 // pause task.
-func newPod(host *Host, sp Spec) (*Pod, error) {
+func newPod(deps *Deps, sp Spec) (*Pod, error) {
 	// Both name paths (the pod's cgroup, its files): neither may hold a
 	// separator or climb with "..".
 	if err := identifiers.Validate(sp.ID); err != nil {
@@ -157,14 +158,14 @@ func newPod(host *Host, sp Spec) (*Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	uid, gid := cfg.pauseIDs(host.Options.PauseUID, host.Options.PauseGID)
+	uid, gid := cfg.pauseIDs(deps.Options.PauseUID, deps.Options.PauseGID)
 	p := &Pod{
 		id:        sp.ID,
 		bundle:    sp.Bundle,
 		namespace: sp.Namespace,
 		cfg:       cfg,
 		createdAt: time.Now(),
-		host:      host,
+		deps:      deps,
 		rec:       record{ID: sp.ID, bundle: sp.Bundle},
 		pauseCfg: pause.Config{
 			NetNSPath:  cfg.NetNSPath,
@@ -192,7 +193,7 @@ func newPod(host *Host, sp Spec) (*Pod, error) {
 	if err := p.pauseCfg.Validate(); err != nil {
 		return nil, err
 	}
-	layout, err := cgroupLayout(sp.ID, sp.Namespace, cfg, host.Options.SystemdCgroup)
+	layout, err := cgroupLayout(sp.ID, sp.Namespace, cfg, deps.Options.SystemdCgroup)
 	if err != nil {
 		return nil, err
 	}
@@ -210,7 +211,7 @@ func newPod(host *Host, sp Spec) (*Pod, error) {
 func (p *Pod) arm(ctx context.Context) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	timer := time.AfterFunc(time.Duration(p.host.Options.StartTimeout), func() { p.abandon(context.WithoutCancel(ctx)) })
+	timer := time.AfterFunc(time.Duration(p.deps.Options.StartTimeout), func() { p.abandon(context.WithoutCancel(ctx)) })
 	p.state = &createdState{timer: timer}
 }
 

@@ -42,7 +42,7 @@ func TestRegistryStress(t *testing.T) {
 		procs   []*pause.Process
 		starts  atomic.Int64
 	)
-	host := &Host{Options: opts, Tasks: noTasks{}, StartPause: func(c pause.Config) (*pause.Process, error) {
+	deps := &Deps{Options: opts, Tasks: noTasks{}, StartPause: func(c pause.Config) (*pause.Process, error) {
 		// A pause task without namespaces of its own: cheap, and as real
 		// for the registry; one start in five fails.
 		if starts.Add(1)%5 == 0 {
@@ -56,8 +56,8 @@ func TestRegistryStress(t *testing.T) {
 		}
 		return proc, err
 	}}
-	r := NewRegistry(host, 0)
-	host.Abandoned = func(_ context.Context, p *Pod) { _ = r.Remove(p.ID()) }
+	r := NewRegistry(deps, 0)
+	deps.Abandoned = func(_ context.Context, p *Pod) { _ = r.Remove(p.ID()) }
 
 	const ids, workers = 32, 300
 	bundles := make([]string, ids)

@@ -97,7 +97,7 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 		}
 	}()
 	if p.cfg.FromCRI {
-		dirs, err := files.Locate(p.host.ContainerdRoot, p.bundle, rec.ID)
+		dirs, err := files.Locate(p.deps.ContainerdRoot, p.bundle, rec.ID)
 		if err != nil {
 			return nil, rec, err
 		}
@@ -121,7 +121,7 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 		passStep("pod cgroup made")
 		failpoint.Inject(failpoint.PodStartAfterCgroup)
 	}
-	proc, err := p.host.startPause(p.pauseCfg)
+	proc, err := p.deps.startPause(p.pauseCfg)
 	if err != nil {
 		return nil, rec, err
 	}

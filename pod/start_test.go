@@ -36,7 +36,7 @@ import (
 func criPodSpec(t *testing.T, r *Registry, id string) Spec {
 	t.Helper()
 	dir := t.TempDir()
-	r.Host().ContainerdRoot = filepath.Join(dir, "root")
+	r.Deps().ContainerdRoot = filepath.Join(dir, "root")
 	bundle := filepath.Join(dir, "state", "io.containerd.runtime.v2.task", testNamespace, id)
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func criPodSpec(t *testing.T, r *Registry, id string) Spec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dirs, _ := files.Locate(r.Host().ContainerdRoot, bundle, id)
+	dirs, _ := files.Locate(r.Deps().ContainerdRoot, bundle, id)
 	shm := filepath.Join(dirs.VolatileDir, "shm")
 	// Whatever the test's outcome, its mount must not outlive it (t.TempDir
 	// could not remove it).
@@ -142,7 +142,7 @@ func TestCrashDuringStartLeavesNothingAfterShimDelete(t *testing.T) {
 			id := "crash-" + strings.ReplaceAll(step, " ", "-")
 			sp := criPodSpec(t, r, id)
 			var proc *pause.Process
-			r.Host().StartPause = func(c pause.Config) (*pause.Process, error) {
+			r.Deps().StartPause = func(c pause.Config) (*pause.Process, error) {
 				var err error
 				proc, err = pause.Start(c)
 				return proc, err
@@ -169,7 +169,7 @@ func TestCrashDuringStartLeavesNothingAfterShimDelete(t *testing.T) {
 			}
 			dirs := p.rec.Files
 			if dirs.Dir == "" {
-				dirs, _ = files.Locate(r.Host().ContainerdRoot, sp.Bundle, id)
+				dirs, _ = files.Locate(r.Deps().ContainerdRoot, sp.Bundle, id)
 			}
 			shm := filepath.Join(dirs.VolatileDir, "shm")
 			if mounted(t, shm) {
@@ -203,7 +203,7 @@ func TestCrashDuringStartLeavesNothingAfterShimDelete(t *testing.T) {
 // (a retried start, a restart of containerd).
 func TestFailedStartKeepsShimSockets(t *testing.T) {
 	r := testRegistry(t, options.Default())
-	r.Host().StartPause = func(pause.Config) (*pause.Process, error) { return nil, errors.New("no pause task today") }
+	r.Deps().StartPause = func(pause.Config) (*pause.Process, error) { return nil, errors.New("no pause task today") }
 	ctx := podCtx()
 	p, err := r.Create(ctx, Spec{ID: "sockets", Namespace: testNamespace, Bundle: t.TempDir()})
 	if err != nil {
@@ -232,7 +232,7 @@ func TestFailedStartKeepsShimSockets(t *testing.T) {
 // which would keep `shim delete` from ever killing it: the start fails.
 func TestStartRefusesUnknownPauseStartTime(t *testing.T) {
 	r := testRegistry(t, options.Default())
-	r.Host().StartPause = func(c pause.Config) (*pause.Process, error) {
+	r.Deps().StartPause = func(c pause.Config) (*pause.Process, error) {
 		proc, err := pause.Start(c)
 		if err != nil {
 			return nil, err
@@ -268,7 +268,7 @@ func TestImpossibleStartTransitionFailsTheStart(t *testing.T) {
 		p    *Pod
 		proc *pause.Process
 	)
-	r.Host().StartPause = func(c pause.Config) (*pause.Process, error) {
+	r.Deps().StartPause = func(c pause.Config) (*pause.Process, error) {
 		var err error
 		proc, err = pause.Start(c)
 		p.mu.Lock()

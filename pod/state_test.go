@@ -22,7 +22,7 @@ import (
 
 // bare is a pod with no configuration, to walk its states.
 func bare() *Pod {
-	p := &Pod{id: "sb", host: &Host{}, members: map[string]struct{}{}, creating: map[string]chan struct{}{}}
+	p := &Pod{id: "sb", deps: &Deps{}, members: map[string]struct{}{}, creating: map[string]chan struct{}{}}
 	p.state = &createdState{}
 	return p
 }
@@ -148,7 +148,7 @@ func testRegistry(t *testing.T, opts options.Options) *Registry {
 	}
 	reaptest.Children(t)
 	t.Cleanup(func() { _ = cgroups.Delete("/" + testNamespace) })
-	return NewRegistry(&Host{Options: opts, Tasks: noTasks{}}, 1)
+	return NewRegistry(&Deps{Options: opts, Tasks: noTasks{}}, 1)
 }
 
 func podCtx() context.Context { return namespaces.WithNamespace(context.Background(), testNamespace) }
@@ -215,8 +215,8 @@ func TestAbandon(t *testing.T) {
 	opts.StartTimeout = options.Duration(100 * time.Millisecond)
 	r := testRegistry(t, opts)
 	abandoned := make(chan string, 1)
-	r.Host().Abandoned = func(_ context.Context, p *Pod) { abandoned <- p.ID() }
-	r.Host().StartPause = func(pause.Config) (*pause.Process, error) { return nil, errors.New("no pause task today") }
+	r.Deps().Abandoned = func(_ context.Context, p *Pod) { abandoned <- p.ID() }
+	r.Deps().StartPause = func(pause.Config) (*pause.Process, error) { return nil, errors.New("no pause task today") }
 	ctx := podCtx()
 	p, err := r.Create(ctx, Spec{ID: "abandoned", Namespace: testNamespace, Bundle: t.TempDir()})
 	if err != nil {

@@ -83,7 +83,7 @@ func (p *Pod) Status(verbose bool) Status {
 	if verbose {
 		cfg, _ := json.Marshal(p.cfg)
 		st.Info = map[string]string{
-			"info":         p.criInfo(p.host.Options),
+			"info":         p.criInfo(p.deps.Options),
 			"pause_pid":    strconv.Itoa(p.rec.PausePid),
 			"pause_args":   fmt.Sprint(p.pauseCfg.Args()),
 			"pod_cgroup":   p.rec.PodCgroup,

@@ -25,7 +25,7 @@ func (p *Pod) Stop(ctx context.Context, timeout time.Duration) error {
 		return err
 	}
 	if timeout == 0 {
-		timeout = time.Duration(p.host.Options.DefaultStopTimeout)
+		timeout = time.Duration(p.deps.Options.DefaultStopTimeout)
 	}
 	p.stopMembers(ctx, timeout)
 	failpoint.Inject(failpoint.PodStopAfterMembers)
@@ -48,7 +48,7 @@ func (p *Pod) Shutdown(ctx context.Context) error {
 	}
 	p.stopMembers(ctx, 0)
 	for _, id := range p.memberIDs() {
-		if _, err := p.host.Tasks.Delete(ctx, &taskAPI.DeleteRequest{ID: id}); err != nil {
+		if _, err := p.deps.Tasks.Delete(ctx, &taskAPI.DeleteRequest{ID: id}); err != nil {
 			log.G(ctx).WithError(err).WithField("container", id).Warn("delete container left in sandbox")
 		}
 		p.Forget(id)
@@ -114,9 +114,9 @@ func (p *Pod) abandon(ctx context.Context) {
 	if err := p.transition(ctx, state.shutDown); err != nil {
 		log.G(ctx).WithError(err).Error("abandon sandbox")
 	}
-	log.G(ctx).WithField("start_timeout", time.Duration(p.host.Options.StartTimeout)).Warn("sandbox created but never started: removed, shim exits")
-	if p.host.Abandoned != nil {
-		p.host.Abandoned(ctx, p)
+	log.G(ctx).WithField("start_timeout", time.Duration(p.deps.Options.StartTimeout)).Warn("sandbox created but never started: removed, shim exits")
+	if p.deps.Abandoned != nil {
+		p.deps.Abandoned(ctx, p)
 	}
 }
 

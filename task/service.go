@@ -84,7 +84,7 @@ func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Servi
 
 func newService(r taskAPI.TTRPCTaskService, opts options.Options, containerdRoot string) *Service {
 	s := &Service{runc: r, opts: opts}
-	s.pods = pod.NewRegistry(&pod.Host{
+	s.pods = pod.NewRegistry(&pod.Deps{
 		Options:        opts,
 		ContainerdRoot: containerdRoot,
 		Tasks:          r,

@@ -283,7 +283,7 @@ func TestShutdownSandboxLeavesNoContainerBeingCreated(t *testing.T) {
 
 // slowPauseStart makes every pause task take delay to get ready.
 func (ts *testService) slowPauseStart(delay time.Duration) {
-	ts.s.pods.Host().StartPause = func(c pause.Config) (*pause.Process, error) {
+	ts.s.pods.Deps().StartPause = func(c pause.Config) (*pause.Process, error) {
 		time.Sleep(delay)
 		return pause.Start(c)
 	}
@@ -404,7 +404,7 @@ func TestSlowPauseStartBlocksNoOtherCall(t *testing.T) {
 	ts := newTestService(t)
 	ctx := testCtx()
 	entered, release := make(chan struct{}), make(chan struct{})
-	ts.s.pods.Host().StartPause = func(c pause.Config) (*pause.Process, error) {
+	ts.s.pods.Deps().StartPause = func(c pause.Config) (*pause.Process, error) {
 		close(entered)
 		<-release
 		return pause.Start(c)
