@@ -188,7 +188,7 @@ func newTestServiceWith(t *testing.T, opts options.Options) *testService {
 	f := &fakeRunc{containers: map[string]chan struct{}{}}
 	s := newService(f, opts, "")
 	t.Cleanup(func() { _ = cgroups.Delete("/" + testNamespace) })
-	return &testService{s: s, runc: f, task: &taskService{TTRPCTaskService: f, s: s}, sb: &sandboxService{s: s}}
+	return &testService{s: s, runc: f, task: &taskService{TTRPCTaskService: f, svc: s}, sb: &sandboxService{svc: s}}
 }
 
 func testCtx() context.Context {

@@ -26,7 +26,7 @@ func sharedService(t *testing.T, withPods bool) *testService {
 	} else {
 		f := &fakeRunc{containers: map[string]chan struct{}{}}
 		s := newService(f, opts, "")
-		ts = &testService{s: s, runc: f, task: &taskService{TTRPCTaskService: f, s: s}, sb: &sandboxService{s: s}}
+		ts = &testService{s: s, runc: f, task: &taskService{TTRPCTaskService: f, svc: s}, sb: &sandboxService{svc: s}}
 	}
 	dir := pool.Dir(t.TempDir(), "k")
 	pl, err := pool.Lock(dir)
