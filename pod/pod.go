@@ -95,7 +95,8 @@ type Deps struct {
 	StartPause func(pause.Config) (*pause.Process, error)
 }
 
-func (d *Deps) startPause(c pause.Config) (*pause.Process, error) {
+// runPause runs a pause task with StartPause, else pause.Start.
+func (d *Deps) runPause(c pause.Config) (*pause.Process, error) {
 	if d.StartPause != nil {
 		return d.StartPause(c)
 	}

@@ -25,7 +25,7 @@ func (p *Pod) Start(ctx context.Context, sockets []string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	proc, rec, err := p.start(ctx, rec)
+	proc, rec, err := p.setUp(ctx, rec)
 	if terr := p.endStart(ctx, proc, rec, err); terr != nil {
 		if err == nil {
 			// What the start made is published nowhere: it goes now.
@@ -79,7 +79,7 @@ func (p *Pod) endStart(ctx context.Context, proc *pause.Process, rec record, err
 	return nil
 }
 
-// start makes the pod's files and cgroups and runs its pause task in them,
+// setUp makes the pod's files and cgroups and runs its pause task in them,
 // which may take up to the pause task's ready timeout. It runs without the
 // pod's lock, so it fills in rec, a copy of the pod's record, and leaves
 // the pod itself alone: endStart publishes what it made.
@@ -89,7 +89,7 @@ func (p *Pod) endStart(ctx context.Context, proc *pause.Process, rec record, err
 // once it runs, so that `shim delete` finds whatever a shim killed at any
 // step left. On failure it removes what it made, and leaves the shim's
 // sockets, which the shim still serves (another start may come).
-func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record, retErr error) {
+func (p *Pod) setUp(ctx context.Context, rec record) (_ *pause.Process, _ record, retErr error) {
 	var proc *pause.Process
 	defer func() {
 		if retErr != nil {
@@ -121,7 +121,7 @@ func (p *Pod) start(ctx context.Context, rec record) (_ *pause.Process, _ record
 		passStep("pod cgroup made")
 		failpoint.Inject(failpoint.PodStartAfterCgroup)
 	}
-	proc, err := p.deps.startPause(p.pauseCfg)
+	proc, err := p.deps.runPause(p.pauseCfg)
 	if err != nil {
 		return nil, rec, err
 	}
@@ -206,7 +206,7 @@ func (p *Pod) watchPause(ctx context.Context, proc *pause.Process) {
 
 // Wait waits for the pod's pause task to exit, and returns its status.
 func (p *Pod) Wait(ctx context.Context) (int, time.Time, error) {
-	proc, err := p.startedPause(ctx)
+	proc, err := p.settledPause(ctx)
 	if err != nil {
 		return 0, time.Time{}, err
 	}
@@ -222,9 +222,9 @@ func (p *Pod) Wait(ctx context.Context) (int, time.Time, error) {
 	return status, at, nil
 }
 
-// startedPause is the pod's pause task once the start under way, if any,
+// settledPause is the pod's pause task once the start under way, if any,
 // has ended: nil if the pod has not started.
-func (p *Pod) startedPause(ctx context.Context) (*pause.Process, error) {
+func (p *Pod) settledPause(ctx context.Context) (*pause.Process, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for {
