@@ -198,12 +198,12 @@ func newPod(deps *Deps, sp Spec) (*Pod, error) {
 	if err != nil {
 		return nil, err
 	}
-	if layout.systemd() {
+	if layout.Systemd() {
 		if err := cgroups.RequireSystemd(fmt.Sprintf("sandbox %s (cgroup %s)", sp.ID, layout.PodSlice)); err != nil {
 			return nil, err
 		}
 	}
-	p.rec.podCgroups = layout
+	p.rec.Layout = layout
 	return p, nil
 }
 

@@ -33,7 +33,7 @@ type record struct {
 	ID             string `json:"id"`
 	PausePid       int    `json:"pause_pid,omitempty"`
 	PauseStartTime uint64 `json:"pause_start_time,omitempty"`
-	podCgroups
+	cgroups.Layout
 	// Files are the CRI pod's hostname, hosts, resolv.conf and shm.
 	Files files.Dirs `json:"files"`
 	// Sockets are the shim's: a shim killed outright cannot remove them.
@@ -211,10 +211,10 @@ func (s record) check() error {
 			return fmt.Errorf("pod_slice %q is not pod_cgroup %q", s.PodSlice, s.PodCgroup)
 		}
 	}
-	if s.PauseUnit != "" && s.PauseUnit != criScopePrefix+"-"+s.ID+".scope" {
+	if s.PauseUnit != "" && s.PauseUnit != cgroups.ScopePrefix+"-"+s.ID+".scope" {
 		return fmt.Errorf("pause_unit %q is not the pod's scope", s.PauseUnit)
 	}
-	if s.PodUnit != "" && (s.PodUnit != s.PodSlice || reservedSlices[s.PodUnit]) {
+	if s.PodUnit != "" && (s.PodUnit != s.PodSlice || cgroups.ReservedSlice(s.PodUnit)) {
 		return fmt.Errorf("pod_unit %q is not a slice of a pod", s.PodUnit)
 	}
 	for _, dir := range []string{s.Files.Dir, s.Files.VolatileDir} {

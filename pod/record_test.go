@@ -198,7 +198,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			}
 		}
 		for _, unit := range []string{s.PauseUnit, s.PodUnit} {
-			if strings.Contains(unit, "/") || unit != "" && !strings.HasSuffix(unit, ".scope") && !strings.HasSuffix(unit, ".slice") || reservedSlices[unit] {
+			if strings.Contains(unit, "/") || unit != "" && !strings.HasSuffix(unit, ".scope") && !strings.HasSuffix(unit, ".slice") || cgroups.ReservedSlice(unit) {
 				t.Fatalf("accepted unit %q", unit)
 			}
 		}
@@ -244,7 +244,7 @@ func FuzzCgroupLayout(f *testing.F) {
 				t.Fatalf("parent %q, path %q: cgroup %q outside the hierarchies", parent, own, cg)
 			}
 		}
-		if err := (record{ID: "sb", PausePid: 2, PauseStartTime: 1, podCgroups: l}).check(); err != nil {
+		if err := (record{ID: "sb", PausePid: 2, PauseStartTime: 1, Layout: l}).check(); err != nil {
 			t.Fatalf("parent %q, path %q: shim delete would refuse the pod's record: %v", parent, own, err)
 		}
 		if clean, err := cgroups.CleanPath("cgroup", l.PodCgroup); err != nil || clean != l.PodCgroup {

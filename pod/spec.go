@@ -41,7 +41,7 @@ func joinPod(configPath, id string, p *Pod) (string, error) {
 		}
 		return spec.Linux.CgroupsPath, checkPodMembership(&spec, p.cfg)
 	}
-	out, cgroupsPath, err := rewriteSpecJSON(data, p.pause.Pid, p.cfg, p.rec.containerCgroup(id))
+	out, cgroupsPath, err := rewriteSpecJSON(data, p.pause.Pid, p.cfg, p.rec.ContainerCgroup(id))
 	if err != nil {
 		return "", err
 	}
