@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/identifiers"
-	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
@@ -21,6 +20,7 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/files"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // stateFile in the sandbox bundle lets `shim delete` clean up a pod whose
@@ -147,7 +147,7 @@ func CleanupBundle(ctx context.Context, bundle string) (bool, error) {
 	// The copy of the record goes last: a delete killed before it leaves
 	// the copy for the next delete to finish the work.
 	cerr := s.release(ctx)
-	RemoveSockets(s.Sockets)
+	pool.RemoveSockets(s.Sockets)
 	if cerr == nil {
 		dropOrphan(ctx, bundle)
 	}
@@ -311,11 +311,4 @@ func killByPid(pid int, start uint64, timeout time.Duration) error {
 	}
 	waitGone(pid, start, timeout)
 	return nil
-}
-
-// RemoveSockets removes shim sockets; a socket already gone is fine.
-func RemoveSockets(addrs []string) {
-	for _, a := range addrs {
-		_ = shim.RemoveSocket(a)
-	}
 }

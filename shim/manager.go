@@ -314,7 +314,7 @@ func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	if isPod {
 		// A shim that died before its pod had a record left the pod's
 		// address, which no record names.
-		pod.RemoveDeadSockets(podSockets(ctx, bundle, id))
+		pool.RemoveDeadSockets(podSockets(ctx, bundle, id))
 		pod.SweepOrphans(ctx, leavePool)
 		return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(unix.SIGKILL)}, nil
 	}

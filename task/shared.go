@@ -13,7 +13,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
@@ -46,7 +45,7 @@ func sharedFromEnv() *sharedShim {
 // shim takes the pod out of its pool, and exits only once it has no pod
 // left and none on its way (a start that gave it one holds the pool).
 func (s *Service) podGone(ctx context.Context, id, bundle string) {
-	pod.RemoveSockets(shimSockets(ctx, s.socketDir, s.grpcAddress, id))
+	pool.RemoveSockets(shimSockets(ctx, s.socketDir, s.grpcAddress, id))
 	if err := s.pods.Remove(id); err != nil {
 		log.G(ctx).WithError(err).Warn("forget sandbox")
 	}
@@ -164,7 +163,7 @@ func (s *Service) updateRecord(ctx context.Context, change func(*pool.Pool, pool
 	// never a socket no record names. Unreachable without its socket, the
 	// shim exits even if its record stays.
 	if own.Address != "" {
-		pod.RemoveSockets([]string{own.Address})
+		pool.RemoveSockets([]string{own.Address})
 	}
 	if err := locked.RemoveShim(sh.name); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: remove this shim's record")
