@@ -59,7 +59,7 @@ deps-helm:
 # builds under qemu user emulation (qemu-user refuses clone's namespace
 # flags, so the pause task's own tests run natively; its filters are checked
 # for both architectures by TestSeccompFiltersPerArchitecture).
-ARM64_UNIT := ./options/ ./shim/... ./internal/proc/
+ARM64_UNIT := ./options/ ./shim/... ./pool/... ./internal/proc/
 unit: deps-pause deps-helm
 	HELM=$(DEPS_DIR)/bin/helm $(GO) test -race -count=1 $$(go list ./... | grep -v /integration) ./integration/bench/ ./integration/testimage/...
 	GOARCH=arm64 CGO_ENABLED=0 $(GO) test -count=1 -exec qemu-aarch64-static $(ARM64_UNIT)

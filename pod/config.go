@@ -14,6 +14,8 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cri"
 )
 
 // podConfig is what a pod asks of its pause task. It comes from CRI's
@@ -38,14 +40,14 @@ type podConfig struct {
 	// FromCRI: CRI sets the containers' namespace joins itself.
 	FromCRI bool
 	// Userns is the pod's own user namespace (CRI's POD mode), or nil.
-	Userns *usernsConfig `json:",omitempty"`
+	Userns *cri.Userns `json:",omitempty"`
 	// RunAsUser and RunAsGroup are the pod's run_as_user and run_as_group
 	// when the pause task takes them (never 0), else nil: the runtime's
 	// PauseUID and PauseGID then.
 	RunAsUser  *uint32 `json:",omitempty"`
 	RunAsGroup *uint32 `json:",omitempty"`
 	// CRI is the pod's CRI configuration (DNS, hostname files).
-	CRI *criPodConfig `json:"-"`
+	CRI *cri.PodConfig `json:"-"`
 }
 
 const criConfigType = "runtime.v1.PodSandboxConfig"
@@ -82,31 +84,31 @@ func fromOptions(options *anypb.Any) (*podConfig, error) {
 	if options.GetTypeUrl() != criConfigType {
 		return nil, fmt.Errorf("sandbox options of type %q: want %s: %w", options.GetTypeUrl(), criConfigType, errdefs.ErrInvalidArgument)
 	}
-	pc, err := decodeCRIPodConfig(options.GetValue())
+	pc, err := cri.Decode(options.GetValue())
 	if err != nil {
 		return nil, err
 	}
-	if err := pc.Userns.check(); err != nil {
+	if err := pc.Userns.Check(); err != nil {
 		return nil, err
 	}
-	if err := pc.checkSecurity(); err != nil {
+	if err := checkSecurity(pc); err != nil {
 		return nil, err
 	}
 	cfg := &podConfig{
 		FromCRI:      true,
 		CRI:          pc,
 		Hostname:     pc.Hostname,
-		HostNetwork:  pc.Network == modeNode,
-		HostIPC:      pc.IPC == modeNode,
-		HostPID:      pc.PID == modeNode,
-		SharePID:     pc.PID == modePod,
+		HostNetwork:  pc.Network == cri.ModeNode,
+		HostIPC:      pc.IPC == cri.ModeNode,
+		HostPID:      pc.PID == cri.ModeNode,
+		SharePID:     pc.PID == cri.ModePod,
 		Sysctls:      pc.Sysctls,
 		CgroupParent: pc.CgroupParent,
 	}
-	if pc.Userns != nil && pc.Userns.Mode == modePod {
+	if pc.Userns != nil && pc.Userns.Mode == cri.ModePod {
 		cfg.Userns = pc.Userns
 	}
-	var uids, gids []idMapping
+	var uids, gids []cri.IDMapping
 	if u := cfg.Userns; u != nil {
 		uids, gids = u.UIDs, u.GIDs
 	}
@@ -217,7 +219,7 @@ func securityField(name string) string { return "linux.security_context." + name
 // user namespace it never takes the pod's root either. Any other ID must be
 // one the kernel can take: in a user namespace (mapped: its one mapping), one
 // the mapping covers.
-func runAs(field string, id *int64, mapped []idMapping) (*uint32, error) {
+func runAs(field string, id *int64, mapped []cri.IDMapping) (*uint32, error) {
 	if id == nil || *id == 0 {
 		return nil, nil
 	}
@@ -270,7 +272,7 @@ const (
 //     root, which it cannot write to.
 //   - supplemental_groups, supplemental_groups_policy: the containers'
 //     groups; the pause task drops all supplemental groups.
-func (c *criPodConfig) checkSecurity() error {
+func checkSecurity(c *cri.PodConfig) error {
 	s := &c.Security
 	if s.RunAsGroup != nil && s.RunAsUser == nil {
 		// CRI: "the runtime MUST error".
@@ -293,7 +295,7 @@ func (c *criPodConfig) checkSecurity() error {
 	if err := checkProfile("apparmor", s.AppArmor, "the pause task takes no AppArmor profile: its seccomp allowlist leaves it no call a profile guards"); err != nil {
 		return err
 	}
-	if l := s.SELinux; l != nil && *l != (seLinuxOption{}) {
+	if l := s.SELinux; l != nil && *l != (cri.SELinuxOption{}) {
 		if selinuxEnabled() {
 			return fmt.Errorf("%s %+v: the pause task cannot take an SELinux label: %w", securityField("selinux_options"), *l, errdefs.ErrFailedPrecondition)
 		}
@@ -306,7 +308,7 @@ func (c *criPodConfig) checkSecurity() error {
 // checkProfile accepts a sandbox's RuntimeDefault or Unconfined profile for
 // the named field, and refuses a Localhost one for the reason why; see
 // checkSecurity.
-func checkProfile(field string, p *securityProfile, why string) error {
+func checkProfile(field string, p *cri.Profile, why string) error {
 	if p == nil {
 		return nil
 	}

@@ -2,6 +2,7 @@ package pod
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"syscall"
 	"time"
@@ -10,6 +11,8 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
 	"github.com/containerd/log"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 )
 
 // stopMembers gives the pod's containers timeout to exit on SIGTERM (none
@@ -39,7 +42,7 @@ func (p *Pod) memberIDs() []string {
 // container that has already exited answers NotFound, which is fine.
 func (p *Pod) signalMembers(ctx context.Context, sig syscall.Signal) {
 	for _, id := range p.memberIDs() {
-		_, err := p.host.Tasks.Kill(ctx, &taskAPI.KillRequest{ID: id, Signal: uint32(sig), All: sig == syscall.SIGKILL})
+		_, err := p.deps.Tasks.Kill(ctx, &taskAPI.KillRequest{ID: id, Signal: uint32(sig), All: sig == syscall.SIGKILL})
 		if err != nil && !errdefs.IsNotFound(errgrpc.ToNative(err)) {
 			log.G(ctx).WithError(err).WithFields(log.Fields{"container": id, "signal": sig}).Debug("signal container")
 		}
@@ -51,8 +54,62 @@ func (p *Pod) waitMembers(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, id := range p.memberIDs() {
 		wg.Go(func() {
-			_, _ = p.host.Tasks.Wait(ctx, &taskAPI.WaitRequest{ID: id})
+			_, _ = p.deps.Tasks.Wait(ctx, &taskAPI.WaitRequest{ID: id})
 		})
 	}
 	wg.Wait()
+}
+
+// Admit joins the container id, whose spec is at configPath, to the pod:
+// its spec is rewritten to live in the pod (see joinPod). Created must
+// follow once runc's create has ended.
+func (p *Pod) Admit(ctx context.Context, id, configPath string) (cgroupsPath string, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.state.admit(p); err != nil {
+		return "", err
+	}
+	if _, ok := p.members[id]; ok {
+		return "", fmt.Errorf("container %s already exists in sandbox %s: %w", id, p.id, errdefs.ErrAlreadyExists)
+	}
+	if cgroupsPath, err = joinPod(configPath, id, p); err != nil {
+		return "", err
+	}
+	failpoint.Inject(failpoint.PodAdmitAfterSpec)
+	p.countOOMBaseline()
+	p.members[id] = struct{}{}
+	p.creating[id] = make(chan struct{})
+	log.G(ctx).WithField("container", id).Debug("container joins pod")
+	return cgroupsPath, nil
+}
+
+// Created ends the create of an admitted container: a member if runc
+// created it, forgotten if not.
+func (p *Pod) Created(id string, ok bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if done, found := p.creating[id]; found {
+		close(done)
+		delete(p.creating, id)
+	}
+	if !ok {
+		delete(p.members, id)
+	}
+}
+
+// Forget drops a container that has been deleted.
+func (p *Pod) Forget(id string) {
+	p.mu.Lock()
+	delete(p.members, id)
+	delete(p.oom.noted, id)
+	delete(p.oom.killed, id)
+	p.mu.Unlock()
+}
+
+// IsMember tells whether container id belongs to the pod.
+func (p *Pod) IsMember(id string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.members[id]
+	return ok
 }

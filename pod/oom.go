@@ -1,12 +1,9 @@
 package pod
 
 import (
-	"bufio"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 )
 
 // OOM kills runc.v2's watcher can miss. It reads a container's
@@ -20,15 +17,9 @@ import (
 // below it: a member whose init was SIGKILLed while the pod counts more
 // kills than TaskOOM events reported was the OOM killer's victim.
 
-// memoryEvents is the memory.events file of a cgroup, "" on cgroup v1
-// (whose counters do not add up a cgroup's descendants); tests point it at
-// files of their own.
-var memoryEvents = func(cgroupPath string) string {
-	if !unified() {
-		return ""
-	}
-	return filepath.Join("/sys/fs/cgroup", cgroupPath, "memory.events")
-}
+// memoryEvents is the memory.events file of a cgroup (cgroups.MemoryEvents);
+// tests point it at files of their own.
+var memoryEvents = cgroups.MemoryEvents
 
 // oomAccount is what a pod knows of its OOM kills.
 type oomAccount struct {
@@ -54,26 +45,7 @@ func (p *Pod) oomKills() (uint64, error) {
 	if events == "" {
 		return 0, fmt.Errorf("sandbox %s: no cgroup v2 of its own", p.id)
 	}
-	return readOOMKills(events)
-}
-
-// readOOMKills reads the oom_kill line of a memory.events file.
-func readOOMKills(path string) (uint64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "oom_kill "); ok {
-			return strconv.ParseUint(v, 10, 64)
-		}
-	}
-	if err := s.Err(); err != nil {
-		return 0, err
-	}
-	return 0, fmt.Errorf("%s: no oom_kill line", path)
+	return cgroups.ReadOOMKills(events)
 }
 
 // countOOMBaseline sets the baseline once, before the first container

@@ -12,12 +12,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // A pod's record has two owners. pod.json lives in the bundle, and
@@ -174,7 +173,7 @@ func sweepOrphan(ctx context.Context, path string, leavePool func(ctx context.Co
 		logger.WithError(err).Warn("copy of pod state not trusted: left alone")
 		return
 	}
-	if !bundleGone(o.Bundle) || anyListens(o.Record.Sockets) {
+	if !bundleGone(o.Bundle) || pool.AnyListens(o.Record.Sockets) {
 		return
 	}
 	logger = logger.WithFields(log.Fields{"sandbox": o.Record.ID, "bundle": o.Bundle})
@@ -183,7 +182,7 @@ func sweepOrphan(ctx context.Context, path string, leavePool func(ctx context.Co
 	if o.Pool != "" && leavePool != nil {
 		leavePool(ctx, o.Pool, o.Record.ID, o.Bundle)
 	}
-	RemoveDeadSockets(o.Record.Sockets)
+	pool.RemoveDeadSockets(o.Record.Sockets)
 	if err != nil {
 		logger.WithError(err).Warn("pod left by a shim delete: cleanup incomplete, tried again at the next")
 		return
@@ -203,29 +202,6 @@ func bundleGone(bundle string) bool {
 	}
 	_, err := os.Stat(filepath.Dir(filepath.Dir(bundle)))
 	return err == nil
-}
-
-// anyListens tells whether a shim answers at one of addrs: its pod is
-// alive.
-func anyListens(addrs []string) bool {
-	for _, a := range addrs {
-		if shim.CanConnect(a) {
-			return true
-		}
-	}
-	return false
-}
-
-// RemoveDeadSockets removes those of addrs where nobody listens: a live
-// shim serves its socket and removes it itself as it exits. The address of
-// a pod of a shared shim is a link to that shim's socket: the link goes
-// once that shim is dead.
-func RemoveDeadSockets(addrs []string) {
-	for _, a := range addrs {
-		if !shim.CanConnect(a) {
-			_ = shim.RemoveSocket(a)
-		}
-	}
 }
 
 // removeStaleTemp removes a temporary copy left by a save that was killed;

@@ -17,8 +17,10 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/files"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // TestKilledShimDeleteLeavesNothingAfterNextSweep: containerd runs `shim
@@ -31,7 +33,7 @@ func TestKilledShimDeleteLeavesNothingAfterNextSweep(t *testing.T) {
 	id := "orphan"
 	sp := criPodSpec(t, r, id)
 	var proc *pause.Process
-	r.Host().StartPause = func(c pause.Config) (*pause.Process, error) {
+	r.Deps().StartPause = func(c pause.Config) (*pause.Process, error) {
 		var err error
 		proc, err = pause.Start(c)
 		return proc, err
@@ -40,7 +42,7 @@ func TestKilledShimDeleteLeavesNothingAfterNextSweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = DeleteCgroup(p.rec.PodCgroup) })
+	t.Cleanup(func() { _ = cgroups.Delete(p.rec.PodCgroup) })
 	t.Cleanup(func() {
 		if proc != nil {
 			_ = proc.Signal(syscall.SIGKILL)
@@ -92,14 +94,14 @@ func TestKilledShimDeleteLeavesNothingAfterNextSweep(t *testing.T) {
 // orphanOf writes a copy of a record naming files under a fresh containerd
 // root, for a bundle that lies where containerd puts one, and returns the
 // bundle and the pod's files directory.
-func orphanOf(t *testing.T, id string) (bundle, files string) {
+func orphanOf(t *testing.T, id string) (bundle, filesDir string) {
 	t.Helper()
 	dir := t.TempDir()
 	bundle = filepath.Join(dir, "state", "io.containerd.runtime.v2.task", testNamespace, id)
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	pf, err := criDirs(filepath.Join(dir, "root"), bundle, id)
+	pf, err := files.Locate(filepath.Join(dir, "root"), bundle, id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,11 +209,11 @@ func TestSweepLeavesThePool(t *testing.T) {
 }
 
 // mustCRIDirs are the CRI directories of the pod whose files directory is
-// files.
-func mustCRIDirs(t *testing.T, files, bundle string) podFiles {
+// dir.
+func mustCRIDirs(t *testing.T, dir, bundle string) files.Dirs {
 	t.Helper()
-	root := strings.TrimSuffix(files, string(filepath.Separator)+filepath.Join(criDirName, "sandboxes", filepath.Base(bundle)))
-	pf, err := criDirs(root, bundle, filepath.Base(bundle))
+	root := strings.TrimSuffix(dir, string(filepath.Separator)+filepath.Join(files.CRIDirName, "sandboxes", filepath.Base(bundle)))
+	pf, err := files.Locate(root, bundle, filepath.Base(bundle))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,13 +12,14 @@ import (
 	"time"
 
 	"github.com/containerd/containerd/v2/pkg/identifiers"
-	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
-	"golang.org/x/sys/unix"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/files"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // stateFile in the sandbox bundle lets `shim delete` clean up a pod whose
@@ -31,9 +32,9 @@ type record struct {
 	ID             string `json:"id"`
 	PausePid       int    `json:"pause_pid,omitempty"`
 	PauseStartTime uint64 `json:"pause_start_time,omitempty"`
-	podCgroups
+	cgroups.Layout
 	// Files are the CRI pod's hostname, hosts, resolv.conf and shm.
-	Files podFiles `json:"files"`
+	Files files.Dirs `json:"files"`
 	// Sockets are the shim's: a shim killed outright cannot remove them.
 	Sockets []string `json:"sockets,omitempty"`
 	// bundle is the pod's bundle, which names the copy of the record kept
@@ -82,7 +83,7 @@ func (s record) release(ctx context.Context) error {
 	var errs []error
 	switch {
 	case s.PausePid > 0 && s.PauseStartTime != 0:
-		if err := killRecorded(s.PausePid, s.PauseStartTime, 2*time.Second); err != nil {
+		if err := proc.KillRecorded(s.PausePid, s.PauseStartTime, 2*time.Second); err != nil {
 			logger.WithError(err).WithField("pid", s.PausePid).Warn("kill pause task")
 			errs = append(errs, err)
 		}
@@ -96,25 +97,25 @@ func (s record) release(ctx context.Context) error {
 		if unit == "" {
 			continue
 		}
-		if err := stopUnit(ctx, unit); err != nil {
+		if err := cgroups.StopUnit(ctx, unit); err != nil {
 			logger.WithError(err).WithField("unit", unit).Warn("stop systemd unit")
 			errs = append(errs, err)
 		}
 	}
 	if s.PauseCgroup != "" {
-		if err := DeleteCgroup(s.PauseCgroup); err != nil {
+		if err := cgroups.Delete(s.PauseCgroup); err != nil {
 			logger.WithError(err).Warn("remove pause cgroup")
 			errs = append(errs, err)
 		}
 	}
 	if s.OwnsPodCgroup && s.PodCgroup != "" {
-		if err := DeleteCgroup(s.PodCgroup); err != nil {
+		if err := cgroups.Delete(s.PodCgroup); err != nil {
 			logger.WithError(err).Warn("remove pod cgroup")
 			errs = append(errs, err)
 		}
 	}
 	failpoint.Inject(failpoint.RecordCleanupAfterCgroups)
-	if err := s.Files.remove(); err != nil {
+	if err := s.Files.Remove(); err != nil {
 		logger.WithError(err).Warn("remove pod files")
 		errs = append(errs, err)
 	}
@@ -145,23 +146,11 @@ func CleanupBundle(ctx context.Context, bundle string) (bool, error) {
 	// The copy of the record goes last: a delete killed before it leaves
 	// the copy for the next delete to finish the work.
 	cerr := s.release(ctx)
-	RemoveSockets(s.Sockets)
+	pool.RemoveSockets(s.Sockets)
 	if cerr == nil {
 		dropOrphan(ctx, bundle)
 	}
 	return true, nil
-}
-
-// waitGone waits until pid no longer names the process that started at
-// start; a zombie is gone for this purpose (its parent reaps it).
-func waitGone(pid int, start uint64, timeout time.Duration) {
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); {
-		st, err := proc.ReadStat(pid)
-		if err != nil || st.Start != start || st.State == 'Z' {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // decodeRecord reads a state file and checks it before anything acts on
@@ -194,7 +183,7 @@ func (s record) check() error {
 		if cg.path == "" {
 			continue
 		}
-		if clean, err := cleanCgroupPath(cg.field, cg.path); err != nil || clean != cg.path {
+		if clean, err := cgroups.CleanPath(cg.field, cg.path); err != nil || clean != cg.path {
 			return fmt.Errorf("%s %q is not a cgroup path the shim writes", cg.field, cg.path)
 		}
 	}
@@ -205,14 +194,14 @@ func (s record) check() error {
 		return fmt.Errorf("pause_cgroup %q is not in pod_cgroup %q", s.PauseCgroup, s.PodCgroup)
 	}
 	if s.PodSlice != "" {
-		if p, err := expandSlice(s.PodSlice); err != nil || p != s.PodCgroup {
+		if p, err := cgroups.ExpandSlice(s.PodSlice); err != nil || p != s.PodCgroup {
 			return fmt.Errorf("pod_slice %q is not pod_cgroup %q", s.PodSlice, s.PodCgroup)
 		}
 	}
-	if s.PauseUnit != "" && s.PauseUnit != criScopePrefix+"-"+s.ID+".scope" {
+	if s.PauseUnit != "" && s.PauseUnit != cgroups.ScopePrefix+"-"+s.ID+".scope" {
 		return fmt.Errorf("pause_unit %q is not the pod's scope", s.PauseUnit)
 	}
-	if s.PodUnit != "" && (s.PodUnit != s.PodSlice || reservedSlices[s.PodUnit]) {
+	if s.PodUnit != "" && (s.PodUnit != s.PodSlice || cgroups.ReservedSlice(s.PodUnit)) {
 		return fmt.Errorf("pod_unit %q is not a slice of a pod", s.PodUnit)
 	}
 	for _, dir := range []string{s.Files.Dir, s.Files.VolatileDir} {
@@ -229,10 +218,10 @@ func (s record) check() error {
 }
 
 // isCRISandboxDir tells whether dir is <dir>/io.containerd.grpc.v1.cri/sandboxes/<id>
-// (see criDirs), whole and clean.
+// (see files.Locate), whole and clean.
 func isCRISandboxDir(dir, id string) bool {
 	return filepath.IsAbs(dir) && filepath.Clean(dir) == dir &&
-		strings.HasSuffix(dir, string(filepath.Separator)+filepath.Join(criDirName, "sandboxes", id))
+		strings.HasSuffix(dir, string(filepath.Separator)+filepath.Join(files.CRIDirName, "sandboxes", id))
 }
 
 // isShimSocket tells whether address is what shim.CreateSocketAddress
@@ -252,68 +241,4 @@ func isShimSocket(address string) bool {
 		}
 	}
 	return true
-}
-
-// killRecorded kills the process pid if it is still the one that started
-// at start (clock ticks since boot), and waits up to timeout for it to be
-// gone. It holds the process by a pidfd, opened before its start time is
-// checked: once the check passes, the signal cannot reach another process
-// that took the pid meanwhile. Without pidfds (Linux before 5.3, or a
-// seccomp filter that refuses them) it checks the start time and signals
-// the pid, as shims did before pidfds.
-func killRecorded(pid int, start uint64, timeout time.Duration) error {
-	fd, err := pidfdOpen(pid, 0)
-	switch {
-	case errors.Is(err, unix.ESRCH):
-		return nil // gone
-	case errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EPERM):
-		return killByPid(pid, start, timeout)
-	case err != nil:
-		return fmt.Errorf("pidfd_open %d: %w", pid, err)
-	}
-	defer unix.Close(fd)
-	if st, err := proc.StartTime(pid); err != nil || st != start {
-		return nil // another process, or none: the pause task is gone
-	}
-	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("pidfd_send_signal %d: %w", pid, err)
-	}
-	// The pidfd turns readable once the process has exited, reaped or not.
-	deadline := time.Now().Add(timeout)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return fmt.Errorf("process %d still runs %s after SIGKILL", pid, timeout)
-		}
-		n, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, int(left.Milliseconds())+1)
-		if err == nil && n > 0 {
-			return nil
-		}
-		if err != nil && !errors.Is(err, unix.EINTR) {
-			return fmt.Errorf("wait for process %d: %w", pid, err)
-		}
-	}
-}
-
-// pidfdOpen is pidfd_open(2); tests take it away to check the fallback.
-var pidfdOpen = unix.PidfdOpen
-
-// killByPid is killRecorded without a pidfd: between the check of the
-// start time and the signal, the pid could in principle be reused.
-func killByPid(pid int, start uint64, timeout time.Duration) error {
-	if st, err := proc.StartTime(pid); err != nil || st != start {
-		return nil
-	}
-	if err := unix.Kill(pid, unix.SIGKILL); err != nil && !errors.Is(err, unix.ESRCH) {
-		return fmt.Errorf("kill %d: %w", pid, err)
-	}
-	waitGone(pid, start, timeout)
-	return nil
-}
-
-// RemoveSockets removes shim sockets; a socket already gone is fine.
-func RemoveSockets(addrs []string) {
-	for _, a := range addrs {
-		_ = shim.RemoveSocket(a)
-	}
 }

@@ -4,75 +4,17 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/containerd/errdefs"
-	"golang.org/x/sys/unix"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/reaptest"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 )
-
-// sleeper runs a process the test kills at its end, and reports its exit.
-func sleeper(t *testing.T) (*exec.Cmd, <-chan struct{}) {
-	t.Helper()
-	cmd := exec.Command("sleep", "60")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
-	return cmd, done
-}
-
-// TestKillRecordedWithAndWithoutPidfd: `shim delete` kills the recorded
-// pause task through a pidfd, or, where pidfds are missing, by its pid and
-// start time; either way a pid now held by another process is spared.
-func TestKillRecordedWithAndWithoutPidfd(t *testing.T) {
-	for _, pidfds := range []bool{true, false} {
-		name := map[bool]string{true: "pidfd", false: "no pidfd"}[pidfds]
-		t.Run(name, func(t *testing.T) {
-			opened := 0
-			pidfdOpen = func(pid, flags int) (int, error) {
-				opened++
-				if !pidfds {
-					return -1, unix.ENOSYS
-				}
-				return unix.PidfdOpen(pid, flags)
-			}
-			t.Cleanup(func() { pidfdOpen = unix.PidfdOpen })
-			cmd, done := sleeper(t)
-			start, err := proc.StartTime(cmd.Process.Pid)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := killRecorded(cmd.Process.Pid, start+1, time.Second); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-done:
-				t.Fatal("a process with the recorded pid but another start time was killed")
-			case <-time.After(100 * time.Millisecond):
-			}
-			if err := killRecorded(cmd.Process.Pid, start, 5*time.Second); err != nil {
-				t.Fatal(err)
-			}
-			select {
-			case <-done:
-			case <-time.After(5 * time.Second):
-				t.Fatal("the recorded process was not killed")
-			}
-			if opened != 2 {
-				t.Errorf("pidfd_open tried %d times, want 2", opened)
-			}
-		})
-	}
-}
 
 // realRecord is the state file of a CRI pod as a start wrote it, and one of
 // a pod in a kubelet's systemd slice.
@@ -129,7 +71,7 @@ func TestCleanupBundleRefusesMalformedRecords(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			// Each record names a live process, with one part out of shape.
-			cmd, done := sleeper(t)
+			cmd, done := reaptest.Sleeper(t)
 			start, err := proc.StartTime(cmd.Process.Pid)
 			if err != nil {
 				t.Fatal(err)
@@ -197,7 +139,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			}
 		}
 		for _, unit := range []string{s.PauseUnit, s.PodUnit} {
-			if strings.Contains(unit, "/") || unit != "" && !strings.HasSuffix(unit, ".scope") && !strings.HasSuffix(unit, ".slice") || reservedSlices[unit] {
+			if strings.Contains(unit, "/") || unit != "" && !strings.HasSuffix(unit, ".scope") && !strings.HasSuffix(unit, ".slice") || cgroups.ReservedSlice(unit) {
 				t.Fatalf("accepted unit %q", unit)
 			}
 		}
@@ -243,10 +185,10 @@ func FuzzCgroupLayout(f *testing.F) {
 				t.Fatalf("parent %q, path %q: cgroup %q outside the hierarchies", parent, own, cg)
 			}
 		}
-		if err := (record{ID: "sb", PausePid: 2, PauseStartTime: 1, podCgroups: l}).check(); err != nil {
+		if err := (record{ID: "sb", PausePid: 2, PauseStartTime: 1, Layout: l}).check(); err != nil {
 			t.Fatalf("parent %q, path %q: shim delete would refuse the pod's record: %v", parent, own, err)
 		}
-		if clean, err := cleanCgroupPath("cgroup", l.PodCgroup); err != nil || clean != l.PodCgroup {
+		if clean, err := cgroups.CleanPath("cgroup", l.PodCgroup); err != nil || clean != l.PodCgroup {
 			t.Fatalf("DeleteCgroup would refuse the pod cgroup %q: %v", l.PodCgroup, err)
 		}
 	})

@@ -16,7 +16,7 @@ import (
 // Registry holds a shim's pods by sandbox id. Its lock guards the map
 // alone; each pod has its own.
 type Registry struct {
-	host *Host
+	deps *Deps
 	// max is how many pods the shim serves at once; 0 sets no limit.
 	max int
 
@@ -26,17 +26,17 @@ type Registry struct {
 
 // NewRegistry returns the registry of a shim that serves up to max pods at
 // once (0: no limit).
-func NewRegistry(host *Host, max int) *Registry {
-	if host.ContainerdRoot != "" {
+func NewRegistry(deps *Deps, max int) *Registry {
+	if deps.ContainerdRoot != "" {
 		// Where /run is noexec, the pause binary is run from beside
 		// containerd's own data (see pause.SetFallbackDir).
-		pause.SetFallbackDir(filepath.Join(host.ContainerdRoot, "io.containerd.pause.v2"))
+		pause.SetFallbackDir(filepath.Join(deps.ContainerdRoot, "io.containerd.pause.v2"))
 	}
-	return &Registry{host: host, max: max, pods: map[string]*Pod{}}
+	return &Registry{deps: deps, max: max, pods: map[string]*Pod{}}
 }
 
-// Host is what the registry gives its pods.
-func (r *Registry) Host() *Host { return r.host }
+// Deps are what the registry gives its pods.
+func (r *Registry) Deps() *Deps { return r.deps }
 
 // Create checks a new pod's configuration and registers it, created. A
 // sandbox id already held is AlreadyExists; a shim that serves as many pods
@@ -46,7 +46,7 @@ func (r *Registry) Create(ctx context.Context, sp Spec) (*Pod, error) {
 		return nil, err
 	}
 	// Outside the lock: reading the configuration opens files.
-	p, err := newPod(r.host, sp)
+	p, err := newPod(r.deps, sp)
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/reaptest"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
@@ -33,7 +34,7 @@ func TestRegistryStress(t *testing.T) {
 		t.Skip("needs root: the pods run pause tasks in cgroups of their own")
 	}
 	reaptest.Children(t)
-	t.Cleanup(func() { _ = DeleteCgroup("/" + testNamespace) })
+	t.Cleanup(func() { _ = cgroups.Delete("/" + testNamespace) })
 	opts := options.Default()
 	opts.StartTimeout = options.Duration(300 * time.Millisecond) // some pods are abandoned
 	var (
@@ -41,7 +42,7 @@ func TestRegistryStress(t *testing.T) {
 		procs   []*pause.Process
 		starts  atomic.Int64
 	)
-	host := &Host{Options: opts, Tasks: noTasks{}, StartPause: func(c pause.Config) (*pause.Process, error) {
+	deps := &Deps{Options: opts, Tasks: noTasks{}, StartPause: func(c pause.Config) (*pause.Process, error) {
 		// A pause task without namespaces of its own: cheap, and as real
 		// for the registry; one start in five fails.
 		if starts.Add(1)%5 == 0 {
@@ -55,8 +56,8 @@ func TestRegistryStress(t *testing.T) {
 		}
 		return proc, err
 	}}
-	r := NewRegistry(host, 0)
-	host.Abandoned = func(_ context.Context, p *Pod) { _ = r.Remove(p.ID()) }
+	r := NewRegistry(deps, 0)
+	deps.Abandoned = func(_ context.Context, p *Pod) { _ = r.Remove(p.ID()) }
 
 	const ids, workers = 32, 300
 	bundles := make([]string, ids)

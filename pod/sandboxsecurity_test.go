@@ -41,7 +41,7 @@ func newCRIPod(t *testing.T, pc *cri.PodSandboxConfig) (*Pod, error) {
 	}
 	o := options.Default()
 	o.PauseUID, o.PauseGID = 4000, 4001
-	return newPod(&Host{Options: o}, Spec{ID: "sb", Namespace: "k8s.io", Bundle: t.TempDir(),
+	return newPod(&Deps{Options: o}, Spec{ID: "sb", Namespace: "k8s.io", Bundle: t.TempDir(),
 		Options: &anypb.Any{TypeUrl: criConfigType, Value: b}})
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 )
 
 // criContainerType is the annotation CRI sets on every container it makes.
@@ -39,7 +41,7 @@ func joinPod(configPath, id string, p *Pod) (string, error) {
 		}
 		return spec.Linux.CgroupsPath, checkPodMembership(&spec, p.cfg)
 	}
-	out, cgroupsPath, err := rewriteSpecJSON(data, p.pause.Pid, p.cfg, p.rec.containerCgroup(id))
+	out, cgroupsPath, err := rewriteSpecJSON(data, p.pause.Pid, p.cfg, p.rec.ContainerCgroup(id))
 	if err != nil {
 		return "", err
 	}
@@ -242,10 +244,10 @@ func RuncSystemdCgroup(id, cgroupsPath string) (systemd, decided bool, err error
 	case strings.HasPrefix(cgroupsPath, "/"):
 		return false, true, nil
 	case cgroupsPath != "":
-		if _, _, _, ok := splitSystemdPath(cgroupsPath); !ok {
+		if _, _, _, ok := cgroups.SplitSystemdPath(cgroupsPath); !ok {
 			return false, false, nil // a relative path: runc's own rules
 		}
-		if err := RequireSystemd(fmt.Sprintf("container %s (cgroupsPath %s)", id, cgroupsPath)); err != nil {
+		if err := cgroups.RequireSystemd(fmt.Sprintf("container %s (cgroupsPath %s)", id, cgroupsPath)); err != nil {
 			return false, false, err
 		}
 		return true, true, nil

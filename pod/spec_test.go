@@ -14,6 +14,7 @@ import (
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/proc"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
@@ -151,7 +152,7 @@ func TestPodConfigFromCRI(t *testing.T) {
 		t.Errorf("config %+v", cfg)
 	}
 	l, err := cgroupLayout("sb", "k8s.io", cfg, false)
-	if err != nil || l.PodCgroup != "/kubepods/pod1" || l.PauseCgroup != "/kubepods/pod1/sb" || l.OwnsPodCgroup || l.systemd() {
+	if err != nil || l.PodCgroup != "/kubepods/pod1" || l.PauseCgroup != "/kubepods/pod1/sb" || l.OwnsPodCgroup || l.Systemd() {
 		t.Errorf("cgroup layout %+v %v: the kubelet owns the pod cgroup", l, err)
 	}
 	if _, err := parsePodConfig(&anypb.Any{TypeUrl: criConfigType, Value: []byte{0xff}}, t.TempDir(), ""); !errdefs.IsInvalidArgument(err) {
@@ -262,7 +263,7 @@ func TestSystemdCgroupLayout(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := podCgroups{
+		want := cgroups.Layout{
 			PodCgroup: "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod1234.slice",
 			PodSlice:  "kubepods-besteffort-pod1234.slice", PauseUnit: "cri-containerd-sb.scope",
 		}
@@ -282,18 +283,18 @@ func TestSystemdCgroupLayout(t *testing.T) {
 		l.PodCgroup != `/pause.slice/pause-default_my\x2dpod.slice` {
 		t.Errorf("own pod under SystemdCgroup: %+v %v", l, err)
 	}
-	if got := l.containerCgroup("c1"); got != `pause-default_my\x2dpod.slice:cri-containerd:c1` {
+	if got := l.ContainerCgroup("c1"); got != `pause-default_my\x2dpod.slice:cri-containerd:c1` {
 		t.Errorf("container of a systemd pod: %s", got)
 	}
 	if _, err := cgroupLayout("p", "default", &podConfig{CgroupsPath: "system.slice:pause:p"}, false); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("a pod cgroupsPath naming a scope: %v", err)
 	}
 	for _, bad := range []string{"x.scope", "a--b.slice", "-a.slice", ".slice"} {
-		if _, err := expandSlice(bad); err == nil {
-			t.Errorf("expandSlice(%q) accepted", bad)
+		if _, err := cgroups.ExpandSlice(bad); err == nil {
+			t.Errorf("cgroups.ExpandSlice(%q) accepted", bad)
 		}
 	}
-	if p, _ := expandSlice("-.slice"); p != "/" {
+	if p, _ := cgroups.ExpandSlice("-.slice"); p != "/" {
 		t.Errorf("root slice: %s", p)
 	}
 }
@@ -312,7 +313,7 @@ func TestJoinPodKeepsUnknownSpecFields(t *testing.T) {
 	if err := os.WriteFile(path, []byte(in), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &Pod{cfg: &podConfig{SharePID: true}, pause: &pause.Process{Pid: 42}, rec: record{podCgroups: podCgroups{PodCgroup: "/default/pod"}}}
+	p := &Pod{cfg: &podConfig{SharePID: true}, pause: &pause.Process{Pid: 42}, rec: record{Layout: cgroups.Layout{PodCgroup: "/default/pod"}}}
 	cgroupsPath, err := joinPod(path, "c1", p)
 	if err != nil {
 		t.Fatal(err)

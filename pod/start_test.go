@@ -24,6 +24,8 @@ import (
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/files"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
@@ -34,7 +36,7 @@ import (
 func criPodSpec(t *testing.T, r *Registry, id string) Spec {
 	t.Helper()
 	dir := t.TempDir()
-	r.Host().ContainerdRoot = filepath.Join(dir, "root")
+	r.Deps().ContainerdRoot = filepath.Join(dir, "root")
 	bundle := filepath.Join(dir, "state", "io.containerd.runtime.v2.task", testNamespace, id)
 	if err := os.MkdirAll(bundle, 0o700); err != nil {
 		t.Fatal(err)
@@ -50,8 +52,8 @@ func criPodSpec(t *testing.T, r *Registry, id string) Spec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, _ := criDirs(r.Host().ContainerdRoot, bundle, id)
-	shm := filepath.Join(files.VolatileDir, "shm")
+	dirs, _ := files.Locate(r.Deps().ContainerdRoot, bundle, id)
+	shm := filepath.Join(dirs.VolatileDir, "shm")
 	// Whatever the test's outcome, its mount must not outlive it (t.TempDir
 	// could not remove it).
 	t.Cleanup(func() { _ = unix.Unmount(shm, unix.MNT_DETACH) })
@@ -89,7 +91,7 @@ func mounted(t *testing.T, path string) bool {
 // hierarchy, which every pod cgroup joins).
 func cgroupExists(path string) bool {
 	root := "/sys/fs/cgroup/pids"
-	if unified() {
+	if cgroups.Unified() {
 		root = "/sys/fs/cgroup"
 	}
 	_, err := os.Stat(filepath.Join(root, path))
@@ -140,7 +142,7 @@ func TestCrashDuringStartLeavesNothingAfterShimDelete(t *testing.T) {
 			id := "crash-" + strings.ReplaceAll(step, " ", "-")
 			sp := criPodSpec(t, r, id)
 			var proc *pause.Process
-			r.Host().StartPause = func(c pause.Config) (*pause.Process, error) {
+			r.Deps().StartPause = func(c pause.Config) (*pause.Process, error) {
 				var err error
 				proc, err = pause.Start(c)
 				return proc, err
@@ -149,7 +151,7 @@ func TestCrashDuringStartLeavesNothingAfterShimDelete(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = DeleteCgroup(p.rec.PodCgroup) })
+			t.Cleanup(func() { _ = cgroups.Delete(p.rec.PodCgroup) })
 			// The shim's socket, named as containerd names one.
 			sock := filepath.Join(t.TempDir(), fmt.Sprintf("%x", sha256.Sum256([]byte(id))))
 			if err := os.WriteFile(sock, nil, 0o600); err != nil {
@@ -165,15 +167,15 @@ func TestCrashDuringStartLeavesNothingAfterShimDelete(t *testing.T) {
 			if _, err := CleanupBundle(context.Background(), sp.Bundle); err != nil {
 				t.Fatalf("shim delete: %v", err)
 			}
-			files := p.rec.Files
-			if files.Dir == "" {
-				files, _ = criDirs(r.Host().ContainerdRoot, sp.Bundle, id)
+			dirs := p.rec.Files
+			if dirs.Dir == "" {
+				dirs, _ = files.Locate(r.Deps().ContainerdRoot, sp.Bundle, id)
 			}
-			shm := filepath.Join(files.VolatileDir, "shm")
+			shm := filepath.Join(dirs.VolatileDir, "shm")
 			if mounted(t, shm) {
 				t.Errorf("the pod's /dev/shm %s is still mounted after shim delete", shm)
 			}
-			for _, dir := range []string{files.Dir, files.VolatileDir} {
+			for _, dir := range []string{dirs.Dir, dirs.VolatileDir} {
 				if _, err := os.Stat(dir); err == nil {
 					t.Errorf("the pod's files %s are left after shim delete", dir)
 				}
@@ -201,7 +203,7 @@ func TestCrashDuringStartLeavesNothingAfterShimDelete(t *testing.T) {
 // (a retried start, a restart of containerd).
 func TestFailedStartKeepsShimSockets(t *testing.T) {
 	r := testRegistry(t, options.Default())
-	r.Host().StartPause = func(pause.Config) (*pause.Process, error) { return nil, errors.New("no pause task today") }
+	r.Deps().StartPause = func(pause.Config) (*pause.Process, error) { return nil, errors.New("no pause task today") }
 	ctx := podCtx()
 	p, err := r.Create(ctx, Spec{ID: "sockets", Namespace: testNamespace, Bundle: t.TempDir()})
 	if err != nil {
@@ -230,7 +232,7 @@ func TestFailedStartKeepsShimSockets(t *testing.T) {
 // which would keep `shim delete` from ever killing it: the start fails.
 func TestStartRefusesUnknownPauseStartTime(t *testing.T) {
 	r := testRegistry(t, options.Default())
-	r.Host().StartPause = func(c pause.Config) (*pause.Process, error) {
+	r.Deps().StartPause = func(c pause.Config) (*pause.Process, error) {
 		proc, err := pause.Start(c)
 		if err != nil {
 			return nil, err
@@ -266,7 +268,7 @@ func TestImpossibleStartTransitionFailsTheStart(t *testing.T) {
 		p    *Pod
 		proc *pause.Process
 	)
-	r.Host().StartPause = func(c pause.Config) (*pause.Process, error) {
+	r.Deps().StartPause = func(c pause.Config) (*pause.Process, error) {
 		var err error
 		proc, err = pause.Start(c)
 		p.mu.Lock()

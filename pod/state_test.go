@@ -16,12 +16,13 @@ import (
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/reaptest"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
 // bare is a pod with no configuration, to walk its states.
 func bare() *Pod {
-	p := &Pod{id: "sb", host: &Host{}, members: map[string]struct{}{}, creating: map[string]chan struct{}{}}
+	p := &Pod{id: "sb", deps: &Deps{}, members: map[string]struct{}{}, creating: map[string]chan struct{}{}}
 	p.state = &createdState{}
 	return p
 }
@@ -146,8 +147,8 @@ func testRegistry(t *testing.T, opts options.Options) *Registry {
 		t.Skip("needs root: the pods run pause tasks in namespaces and cgroups of their own")
 	}
 	reaptest.Children(t)
-	t.Cleanup(func() { _ = DeleteCgroup("/" + testNamespace) })
-	return NewRegistry(&Host{Options: opts, Tasks: noTasks{}}, 1)
+	t.Cleanup(func() { _ = cgroups.Delete("/" + testNamespace) })
+	return NewRegistry(&Deps{Options: opts, Tasks: noTasks{}}, 1)
 }
 
 func podCtx() context.Context { return namespaces.WithNamespace(context.Background(), testNamespace) }
@@ -214,8 +215,8 @@ func TestAbandon(t *testing.T) {
 	opts.StartTimeout = options.Duration(100 * time.Millisecond)
 	r := testRegistry(t, opts)
 	abandoned := make(chan string, 1)
-	r.Host().Abandoned = func(_ context.Context, p *Pod) { abandoned <- p.ID() }
-	r.Host().StartPause = func(pause.Config) (*pause.Process, error) { return nil, errors.New("no pause task today") }
+	r.Deps().Abandoned = func(_ context.Context, p *Pod) { abandoned <- p.ID() }
+	r.Deps().StartPause = func(pause.Config) (*pause.Process, error) { return nil, errors.New("no pause task today") }
 	ctx := podCtx()
 	p, err := r.Create(ctx, Spec{ID: "abandoned", Namespace: testNamespace, Bundle: t.TempDir()})
 	if err != nil {

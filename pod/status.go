@@ -2,42 +2,15 @@ package pod
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
-	"strings"
+	"time"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cri"
 )
-
-// The verbose status of a pod, as CRI's podsandbox mode gives it: CRI
-// passes a shim's info map through, but decodes and re-encodes its "info"
-// entry as its SandboxInfo type, so only SandboxInfo's keys survive there
-// (pid, processStatus, netNamespaceClosed, runtimeType, runtimeOptions,
-// config, sandboxMetadata, …). crictl inspectp shows that entry as .info;
-// the shim's own keys stay beside it in the map.
-
-// runtimeType is how containerd names this runtime.
-const runtimeType = "io.containerd.pause.v2"
-
-// sandboxInfo is the JSON of CRI's podsandbox SandboxInfo, for the keys the
-// shim knows.
-type sandboxInfo struct {
-	Pid            uint32         `json:"pid"`
-	Status         string         `json:"processStatus"`
-	NetNSClosed    bool           `json:"netNamespaceClosed"`
-	RuntimeType    string         `json:"runtimeType"`
-	RuntimeOptions any            `json:"runtimeOptions"`
-	Config         map[string]any `json:"config,omitempty"`
-	Metadata       *sandboxMeta   `json:"sandboxMetadata,omitempty"`
-}
-
-// sandboxMeta is CRI's versioned sandbox Metadata.
-type sandboxMeta struct {
-	Version  string
-	Metadata struct {
-		ID, Name       string
-		Config         map[string]any `json:",omitempty"`
-		NetNSPath      string
-		RuntimeHandler string
-	}
-}
 
 // processStatus names the pause task's state as containerd names a task's.
 func (p *Pod) processStatus() string {
@@ -53,9 +26,8 @@ func (p *Pod) processStatus() string {
 
 // criInfo is the "info" entry of the pod's verbose status.
 func (p *Pod) criInfo(runtimeOptions any) string {
-	info := sandboxInfo{
+	info := cri.SandboxInfo{
 		Status:         p.processStatus(),
-		RuntimeType:    runtimeType,
 		RuntimeOptions: runtimeOptions,
 	}
 	if p.pause != nil && !p.pause.Exited() {
@@ -64,56 +36,90 @@ func (p *Pod) criInfo(runtimeOptions any) string {
 	if ns := p.cfg.NetNSPath; ns != "" {
 		info.NetNSClosed = checkNetNS(ns) != nil
 	}
-	if c := p.cfg.CRI; c != nil {
-		info.Config = c.criJSON()
-		m := &sandboxMeta{Version: "v1"}
-		m.Metadata.ID = p.id
-		// CRI's sandbox name: name_namespace_uid_attempt.
-		m.Metadata.Name = strings.Join([]string{c.Name, c.Namespace, c.UID, strconv.FormatUint(c.Attempt, 10)}, "_")
-		m.Metadata.Config = info.Config
-		m.Metadata.NetNSPath = p.cfg.NetNSPath
-		info.Metadata = m
-	}
-	data, _ := json.Marshal(info)
-	return string(data)
+	return cri.Info(info, p.id, p.cfg.NetNSPath, p.cfg.CRI)
 }
 
-// criJSON writes the PodSandboxConfig fields the shim read in the JSON form
-// of CRI's Go type (snake_case names, enums as numbers).
-func (c *criPodConfig) criJSON() map[string]any {
-	out := map[string]any{
-		"metadata": map[string]any{"name": c.Name, "uid": c.UID, "namespace": c.Namespace, "attempt": c.Attempt},
+// PausePid is the pause task's pid while the pod is ready, else 0.
+func (p *Pod) PausePid() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.state.running(p) {
+		return 0
 	}
-	set := func(key string, v any, present bool) {
-		if present {
-			out[key] = v
+	return p.pause.Pid
+}
+
+// shutDown tells whether the pod is gone for good.
+func (p *Pod) shutDown() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.state.(*shutdownState)
+	return ok
+}
+
+// Status is what SandboxStatus says of the pod.
+type Status struct {
+	Ready     bool
+	Pid       int
+	CreatedAt time.Time
+	// ExitedAt is when the pause task exited, if it has.
+	ExitedAt time.Time
+	// Info is the verbose status: CRI's SandboxInfo as "info", and the
+	// shim's own keys.
+	Info map[string]string
+}
+
+// Status returns the pod's status, with its details when verbose.
+func (p *Pod) Status(verbose bool) Status {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := Status{CreatedAt: p.createdAt, Ready: p.state.running(p)}
+	if p.pause != nil {
+		st.Pid = p.pause.Pid
+		if !st.Ready && p.pause.Exited() {
+			_, st.ExitedAt = p.pause.Exit()
 		}
 	}
-	set("hostname", c.Hostname, c.Hostname != "")
-	set("log_directory", c.LogDirectory, c.LogDirectory != "")
-	set("labels", c.Labels, len(c.Labels) > 0)
-	set("annotations", c.Annotations, len(c.Annotations) > 0)
-	if d := c.DNS; d != nil {
-		out["dns_config"] = map[string]any{"servers": d.Servers, "searches": d.Searches, "options": d.Options}
-	}
-	nsOpts := map[string]any{"network": c.Network, "pid": c.PID, "ipc": c.IPC}
-	if u := c.Userns; u != nil {
-		mappings := func(ms []idMapping) []map[string]any {
-			var out []map[string]any
-			for _, m := range ms {
-				out = append(out, map[string]any{"host_id": m.HostID, "container_id": m.ContainerID, "length": m.Length})
-			}
-			return out
+	if verbose {
+		cfg, _ := json.Marshal(p.cfg)
+		st.Info = map[string]string{
+			"info":         p.criInfo(p.deps.Options),
+			"pause_pid":    strconv.Itoa(p.rec.PausePid),
+			"pause_args":   fmt.Sprint(p.pauseCfg.Args()),
+			"pod_cgroup":   p.rec.PodCgroup,
+			"pause_cgroup": p.rec.PauseCgroup,
+			"pause_unit":   p.rec.PauseUnit,
+			"config":       string(cfg),
+			"containers":   strconv.Itoa(len(p.members)),
 		}
-		nsOpts["userns_options"] = map[string]any{"mode": u.Mode, "uids": mappings(u.UIDs), "gids": mappings(u.GIDs)}
 	}
-	linux := map[string]any{"security_context": map[string]any{"namespace_options": nsOpts}}
-	if c.CgroupParent != "" {
-		linux["cgroup_parent"] = c.CgroupParent
+	return st
+}
+
+// Ping fails once the pod's pause task has exited.
+func (p *Pod) Ping() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pause != nil && !p.state.running(p) {
+		return fmt.Errorf("sandbox %q: pause task has exited: %w", p.id, errdefs.ErrUnavailable)
 	}
-	if len(c.Sysctls) > 0 {
-		linux["sysctls"] = c.Sysctls
+	return nil
+}
+
+// Metrics returns the pod cgroup's stats: *v1.Metrics or *v2.Metrics.
+func (p *Pod) Metrics() (any, error) {
+	cg, err := p.cgroup()
+	if err != nil {
+		return nil, err
 	}
-	out["linux"] = linux
-	return out
+	return cg.Stat()
+}
+
+// Update applies the pod's resources to its cgroup.
+func (p *Pod) Update(res *specs.LinuxResources) error {
+	cg, err := p.cgroup()
+	if err != nil {
+		return err
+	}
+	return cg.Update(res, p.rec.OwnsPodCgroup)
 }

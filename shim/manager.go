@@ -32,7 +32,8 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // RuntimeName is the containerd runtime type this shim serves.
@@ -72,7 +73,7 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 		return nil, err
 	}
 	if runtimeOpts.SystemdCgroup {
-		if err := pod.RequireSystemd("runtime option SystemdCgroup = true"); err != nil {
+		if err := cgroups.RequireSystemd("runtime option SystemdCgroup = true"); err != nil {
 			return nil, err
 		}
 	}
@@ -164,9 +165,8 @@ type server struct {
 	// id names it to pkg/shim; address is its socket's.
 	id, address string
 	// procs is its GOMAXPROCS. A shim of one pod mostly waits on children
-	// and one socket, and each further P costs every pod's shim memory
-	// (1 MB of PSS measured for 2); a shared shim runs many pods' calls at
-	// once, and pays for its Ps once.
+	// and one socket, and each further P costs every pod's shim memory; a
+	// shared shim runs many pods' calls at once, and pays for its Ps once.
 	procs int
 	// env is added to its environment.
 	env []string
@@ -222,7 +222,7 @@ func spawn(ctx context.Context, opts *bootapi.BootstrapParams, runtimeOpts optio
 	// The server outlives this process; reap it only if it dies first.
 	go func() { _ = cmd.Wait() }()
 	if path := runtimeOpts.ShimCgroup; path != "" {
-		if err := pod.JoinCgroup(path, cmd.Process.Pid); err != nil {
+		if err := cgroups.Join(path, cmd.Process.Pid); err != nil {
 			return fmt.Errorf("move shim into ShimCgroup: %w", err)
 		}
 	}
@@ -314,7 +314,7 @@ func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	if isPod {
 		// A shim that died before its pod had a record left the pod's
 		// address, which no record names.
-		pod.RemoveDeadSockets(podSockets(ctx, bundle, id))
+		pool.RemoveDeadSockets(podSockets(ctx, bundle, id))
 		pod.SweepOrphans(ctx, leavePool)
 		return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(unix.SIGKILL)}, nil
 	}

@@ -16,7 +16,7 @@ import (
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // taskBundles is the directory (under containerd's state) of the bundles of
@@ -48,17 +48,17 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 	}
 	grpcAddress := opts.GetContainerdGrpcAddress()
 	dir := pool.Dir(socketDir, pool.Key(grpcAddress, ns, self, runtimeOpts.Encode()))
-	pl, err := pool.Lock(dir)
+	locked, err := pool.Lock(dir)
 	if err != nil {
 		return "", err
 	}
-	defer pl.Unlock()
+	defer locked.Unlock()
 	failpoint.Inject(failpoint.PoolStartAfterLock)
 	address, err := shim.CreateSocketAddress(ctx, socketDir, grpcAddress, id, false)
 	if err != nil {
 		return "", err
 	}
-	shims, err := pl.Shims()
+	shims, err := locked.Shims()
 	if err != nil {
 		return "", err
 	}
@@ -67,16 +67,16 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 			return address, nil
 		}
 		// Its shim died: the pod starts again on another.
-		if _, err := pl.Release(holder, id); err != nil {
+		if _, err := locked.Release(holder, id); err != nil {
 			return "", err
 		}
 	}
-	host, err := roomIn(ctx, pl, shims, int(runtimeOpts.PodsPerShim))
+	host, err := roomIn(ctx, locked, shims, int(runtimeOpts.PodsPerShim))
 	if err != nil {
 		return "", err
 	}
 	if host == nil {
-		if host, err = addShim(ctx, pl, opts, runtimeOpts, socketDir, dir); err != nil {
+		if host, err = addShim(ctx, locked, opts, runtimeOpts, socketDir, dir); err != nil {
 			return "", err
 		}
 	}
@@ -87,7 +87,7 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 		return "", err
 	}
 	failpoint.Inject(failpoint.PoolStartAfterBundleFile)
-	if err := pl.Assign(host.Name, id); err != nil {
+	if err := locked.Assign(host.Name, id); err != nil {
 		return "", err
 	}
 	failpoint.Inject(failpoint.PoolStartAfterAssign)
@@ -95,7 +95,7 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 		return "", err
 	}
 	if err := linkPodSocket(address, host.Address); err != nil {
-		if _, rerr := pl.Release(*host, id); rerr != nil {
+		if _, rerr := locked.Release(*host, id); rerr != nil {
 			log.G(ctx).WithError(rerr).Warn("shim pool: release a pod that did not start")
 		}
 		return "", err
@@ -107,7 +107,7 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 
 // roomIn returns a live shim of the pool's shims with room for a pod (max
 // 0: no limit), or nil. Dead shims with no pod left are removed on the way.
-func roomIn(ctx context.Context, pl *pool.Pool, shims []pool.Shim, max int) (*pool.Shim, error) {
+func roomIn(ctx context.Context, locked *pool.Pool, shims []pool.Shim, max int) (*pool.Shim, error) {
 	for i := range shims {
 		s := &shims[i]
 		if max != 0 && len(s.Pods) >= max {
@@ -116,7 +116,7 @@ func roomIn(ctx context.Context, pl *pool.Pool, shims []pool.Shim, max int) (*po
 		if shim.CanConnect(s.Address) {
 			return s, nil
 		}
-		if err := removeIfDead(ctx, pl, *s); err != nil {
+		if err := removeIfDead(ctx, locked, *s); err != nil {
 			return nil, err
 		}
 	}
@@ -126,13 +126,13 @@ func roomIn(ctx context.Context, pl *pool.Pool, shims []pool.Shim, max int) (*po
 // removeIfDead removes shim s from the pool, with its socket, if it serves
 // no pod and nobody listens at its address: a start killed before the
 // shim listened, or a shim killed as it left its pool, left it so.
-func removeIfDead(ctx context.Context, pl *pool.Pool, s pool.Shim) error {
+func removeIfDead(ctx context.Context, locked *pool.Pool, s pool.Shim) error {
 	if len(s.Pods) > 0 || shim.CanConnect(s.Address) {
 		return nil
 	}
 	log.G(ctx).WithField("shim", s.Name).Info("removing a dead shared shim")
 	_ = shim.RemoveSocket(s.Address)
-	return pl.RemoveShim(s.Name)
+	return locked.RemoveShim(s.Name)
 }
 
 // spawnShared starts a shared shim's server; tests stand in for it.
@@ -143,14 +143,14 @@ var spawnShared = spawn
 // it out, and it would wait for a pod for ever); a start killed before the
 // shim listens leaves a record with no pod and nobody at its address,
 // which the next start removes (roomIn).
-func addShim(ctx context.Context, pl *pool.Pool, opts *bootapi.BootstrapParams, runtimeOpts options.Options, socketDir, dir string) (*pool.Shim, error) {
-	name := pl.NewName()
+func addShim(ctx context.Context, locked *pool.Pool, opts *bootapi.BootstrapParams, runtimeOpts options.Options, socketDir, dir string) (*pool.Shim, error) {
+	name := locked.NewName()
 	shimID := "pause-pool-" + name
 	address, err := shim.CreateSocketAddress(ctx, socketDir, opts.GetContainerdGrpcAddress(), shimID, false)
 	if err != nil {
 		return nil, err
 	}
-	if err := pl.AddShim(name, address); err != nil {
+	if err := locked.AddShim(name, address); err != nil {
 		return nil, err
 	}
 	failpoint.Inject(failpoint.PoolStartAfterShimRecord)
@@ -160,7 +160,7 @@ func addShim(ctx context.Context, pl *pool.Pool, opts *bootapi.BootstrapParams, 
 		env:   []string{pool.DirEnv + "=" + dir, pool.NameEnv + "=" + name, pool.AddressEnv + "=" + address},
 	}
 	if err := spawnShared(ctx, opts, runtimeOpts, socketDir, srv); err != nil {
-		if rerr := pl.RemoveShim(name); rerr != nil {
+		if rerr := locked.RemoveShim(name); rerr != nil {
 			log.G(ctx).WithError(rerr).WithField("shim", name).Warn("shim pool: remove the record of a shim that did not start")
 		}
 		if errors.Is(err, errShimRuns) {
@@ -195,15 +195,15 @@ func leavePool(ctx context.Context, dir, id, bundle string) {
 	if _, err := os.Stat(dir); err != nil {
 		return // the pool's last shim removed it
 	}
-	pl, err := pool.Lock(dir)
+	locked, err := pool.Lock(dir)
 	if err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool")
 		return
 	}
-	defer pl.Unlock()
+	defer locked.Unlock()
 	// Locking made the pool again if its last shim removed it meanwhile.
-	defer func() { _ = pl.Prune() }()
-	shims, err := pl.Shims()
+	defer func() { _ = locked.Prune() }()
+	shims, err := locked.Shims()
 	if err != nil {
 		return
 	}
@@ -219,12 +219,12 @@ func leavePool(ctx context.Context, dir, id, bundle string) {
 			if _, err := os.Lstat(filepath.Join(bundles, pod)); pod != id && !errors.Is(err, os.ErrNotExist) {
 				continue
 			}
-			if s, err = pl.Release(s, pod); err != nil {
+			if s, err = locked.Release(s, pod); err != nil {
 				log.G(ctx).WithError(err).Warn("shim pool: release pod of a dead shim")
 				return
 			}
 		}
-		if err := removeIfDead(ctx, pl, s); err != nil {
+		if err := removeIfDead(ctx, locked, s); err != nil {
 			log.G(ctx).WithError(err).Warn("shim pool: remove a dead shim")
 		}
 	}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/containerd/containerd/v2/pkg/shim"
 
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // Hundreds of starts and pod exits race on one handler's pool: no start

@@ -14,7 +14,7 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // pooledStart runs `shim start` for pods of a shared-shim handler, with

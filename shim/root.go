@@ -11,7 +11,8 @@ import (
 // from the metadata database it holds open
 // (<root>/io.containerd.metadata.v1.bolt/meta.db). `start` is a child of
 // containerd, so this costs it a directory read; the long-lived server then
-// needs no client of containerd's API (which costs every pod's shim ~0.8 MB).
+// needs no client of containerd's API, whose memory every pod's shim would
+// pay.
 func containerdRootOf(pid int) (string, error) {
 	dir := fmt.Sprintf("/proc/%d/fd", pid)
 	fds, err := os.ReadDir(dir)

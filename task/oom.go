@@ -60,7 +60,7 @@ func (e *oomEvents) Publish(ctx context.Context, topic string, event events.Even
 // container's task with one) changes nothing.
 func (t *taskService) Kill(ctx context.Context, r *taskAPI.KillRequest) (*ptypes.Empty, error) {
 	if r.ExecID == "" && syscall.Signal(r.Signal) == syscall.SIGKILL {
-		if p := t.s.pods.MemberOf(r.ID); p != nil {
+		if p := t.svc.pods.MemberOf(r.ID); p != nil {
 			// runc.v2 answers State from memory; an exit is STOPPED before
 			// Wait returns, so before anyone can react to it.
 			if st, err := t.TTRPCTaskService.State(ctx, &taskAPI.StateRequest{ID: r.ID}); err == nil && st.Status != task.Status_STOPPED {

@@ -33,9 +33,9 @@ const (
 )
 
 // sandboxService is sandbox API v1 over the shim's pods.
-type sandboxService struct{ s *Service }
+type sandboxService struct{ svc *Service }
 
-func (x *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.CreateSandboxRequest) (*sandboxAPI.CreateSandboxResponse, error) {
+func (sb *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.CreateSandboxRequest) (*sandboxAPI.CreateSandboxResponse, error) {
 	if err := identifiers.Validate(r.SandboxID); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -47,7 +47,7 @@ func (x *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.Create
 		return nil, errgrpc.ToGRPC(err)
 	}
 	failpoint.Inject(failpoint.SandboxCreateBegin)
-	p, err := x.s.pods.Create(ctx, pod.Spec{ID: r.SandboxID, Namespace: ns, Bundle: r.BundlePath, Options: r.Options, NetNSPath: r.NetnsPath})
+	p, err := sb.svc.pods.Create(ctx, pod.Spec{ID: r.SandboxID, Namespace: ns, Bundle: r.BundlePath, Options: r.Options, NetNSPath: r.NetnsPath})
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -56,14 +56,14 @@ func (x *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.Create
 	return &sandboxAPI.CreateSandboxResponse{}, nil
 }
 
-func (x *sandboxService) StartSandbox(ctx context.Context, r *sandboxAPI.StartSandboxRequest) (*sandboxAPI.StartSandboxResponse, error) {
-	p, err := x.s.pods.Get(r.SandboxID)
+func (sb *sandboxService) StartSandbox(ctx context.Context, r *sandboxAPI.StartSandboxRequest) (*sandboxAPI.StartSandboxResponse, error) {
+	p, err := sb.svc.pods.Get(r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	ctx = podContext(ctx, p)
 	failpoint.Inject(failpoint.SandboxStartBegin)
-	pid, err := p.Start(ctx, shimSockets(ctx, x.s.socketDir, x.s.grpcAddress, r.SandboxID))
+	pid, err := p.Start(ctx, shimSockets(ctx, sb.svc.socketDir, sb.svc.grpcAddress, r.SandboxID))
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -75,8 +75,8 @@ func (x *sandboxService) StartSandbox(ctx context.Context, r *sandboxAPI.StartSa
 	}, nil
 }
 
-func (x *sandboxService) Platform(ctx context.Context, r *sandboxAPI.PlatformRequest) (*sandboxAPI.PlatformResponse, error) {
-	if _, err := x.s.pods.Get(r.SandboxID); err != nil {
+func (sb *sandboxService) Platform(ctx context.Context, r *sandboxAPI.PlatformRequest) (*sandboxAPI.PlatformResponse, error) {
+	if _, err := sb.svc.pods.Get(r.SandboxID); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	return &sandboxAPI.PlatformResponse{Platform: &types.Platform{OS: "linux", Architecture: goruntime.GOARCH}}, nil
@@ -84,9 +84,9 @@ func (x *sandboxService) Platform(ctx context.Context, r *sandboxAPI.PlatformReq
 
 // StopSandbox stops the pod: SIGTERM to every container at once, SIGKILL to
 // those still running at the timeout, then the pause task last.
-func (x *sandboxService) StopSandbox(ctx context.Context, r *sandboxAPI.StopSandboxRequest) (*sandboxAPI.StopSandboxResponse, error) {
+func (sb *sandboxService) StopSandbox(ctx context.Context, r *sandboxAPI.StopSandboxRequest) (*sandboxAPI.StopSandboxResponse, error) {
 	start := time.Now()
-	p, err := x.s.pods.Get(r.SandboxID)
+	p, err := sb.svc.pods.Get(r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -100,8 +100,8 @@ func (x *sandboxService) StopSandbox(ctx context.Context, r *sandboxAPI.StopSand
 	return &sandboxAPI.StopSandboxResponse{}, nil
 }
 
-func (x *sandboxService) WaitSandbox(ctx context.Context, r *sandboxAPI.WaitSandboxRequest) (*sandboxAPI.WaitSandboxResponse, error) {
-	p, err := x.s.pods.Get(r.SandboxID)
+func (sb *sandboxService) WaitSandbox(ctx context.Context, r *sandboxAPI.WaitSandboxRequest) (*sandboxAPI.WaitSandboxResponse, error) {
+	p, err := sb.svc.pods.Get(r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -112,14 +112,14 @@ func (x *sandboxService) WaitSandbox(ctx context.Context, r *sandboxAPI.WaitSand
 	return &sandboxAPI.WaitSandboxResponse{ExitStatus: uint32(status), ExitedAt: protobuf.ToTimestamp(at)}, nil
 }
 
-func (x *sandboxService) SandboxStatus(ctx context.Context, r *sandboxAPI.SandboxStatusRequest) (*sandboxAPI.SandboxStatusResponse, error) {
-	p, err := x.s.pods.Get(r.SandboxID)
+func (sb *sandboxService) SandboxStatus(ctx context.Context, r *sandboxAPI.SandboxStatusRequest) (*sandboxAPI.SandboxStatusResponse, error) {
+	p, err := sb.svc.pods.Get(r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	st := p.Status(r.Verbose)
 	if r.Verbose && st.Info != nil {
-		st.Info["shim"] = x.s.usage()
+		st.Info["shim"] = sb.svc.usage()
 	}
 	resp := &sandboxAPI.SandboxStatusResponse{
 		SandboxID: r.SandboxID,
@@ -137,8 +137,8 @@ func (x *sandboxService) SandboxStatus(ctx context.Context, r *sandboxAPI.Sandbo
 	return resp, nil
 }
 
-func (x *sandboxService) PingSandbox(ctx context.Context, r *sandboxAPI.PingRequest) (*sandboxAPI.PingResponse, error) {
-	p, err := x.s.pods.Get(r.SandboxID)
+func (sb *sandboxService) PingSandbox(ctx context.Context, r *sandboxAPI.PingRequest) (*sandboxAPI.PingResponse, error) {
+	p, err := sb.svc.pods.Get(r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -149,15 +149,16 @@ func (x *sandboxService) PingSandbox(ctx context.Context, r *sandboxAPI.PingRequ
 }
 
 // ShutdownSandbox ends the pod for good: whatever still runs is killed, the
-// pod's cgroups and files are removed, and the shim exits once no container
-// is left (containerd deletes the bundle next).
-func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.ShutdownSandboxRequest) (*sandboxAPI.ShutdownSandboxResponse, error) {
+// pod's cgroups and files are removed (containerd deletes the bundle next).
+// A shim of one pod then exits; a shared shim takes the pod out of its pool,
+// and exits only once it serves no pod (see podGone).
+func (sb *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.ShutdownSandboxRequest) (*sandboxAPI.ShutdownSandboxResponse, error) {
 	start := time.Now()
-	p, err := x.s.pods.Get(r.SandboxID)
+	p, err := sb.svc.pods.Get(r.SandboxID)
 	if errdefs.IsNotFound(err) {
 		// CreateSandbox failed, or the pod is gone already: containerd shuts
 		// the shim down, which has nothing of the pod to clean.
-		x.s.podGone(ctx, r.SandboxID, "")
+		sb.svc.podGone(ctx, r.SandboxID, "")
 		return &sandboxAPI.ShutdownSandboxResponse{}, nil
 	}
 	if err != nil {
@@ -170,7 +171,7 @@ func (x *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.Shut
 	}
 	failpoint.Inject(failpoint.SandboxShutdownEnd)
 	log.G(ctx).WithField("took", time.Since(start)).Info("sandbox shut down")
-	x.s.podGone(ctx, r.SandboxID, p.Bundle())
+	sb.svc.podGone(ctx, r.SandboxID, p.Bundle())
 	return &sandboxAPI.ShutdownSandboxResponse{}, nil
 }
 
@@ -195,8 +196,8 @@ func shimSockets(ctx context.Context, dir, grpcAddress, id string) []string {
 	return addrs
 }
 
-func (x *sandboxService) SandboxMetrics(ctx context.Context, r *sandboxAPI.SandboxMetricsRequest) (*sandboxAPI.SandboxMetricsResponse, error) {
-	p, err := x.s.pods.Get(r.SandboxID)
+func (sb *sandboxService) SandboxMetrics(ctx context.Context, r *sandboxAPI.SandboxMetricsRequest) (*sandboxAPI.SandboxMetricsResponse, error) {
+	p, err := sb.svc.pods.Get(r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -220,8 +221,8 @@ func (x *sandboxService) SandboxMetrics(ctx context.Context, r *sandboxAPI.Sandb
 // "updated-resources": the pod's resources and the runtime's overhead,
 // whose sum is the pod's limit. The deprecated Resources field (an OCI
 // LinuxResources, which containerd never sets) is read for other clients.
-func (x *sandboxService) UpdateSandbox(ctx context.Context, r *sandboxAPI.UpdateSandboxRequest) (*sandboxAPI.UpdateSandboxResponse, error) {
-	p, err := x.s.pods.Get(r.SandboxID)
+func (sb *sandboxService) UpdateSandbox(ctx context.Context, r *sandboxAPI.UpdateSandboxRequest) (*sandboxAPI.UpdateSandboxResponse, error) {
+	p, err := sb.svc.pods.Get(r.SandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}

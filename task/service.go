@@ -37,7 +37,8 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
 )
 
-// Service holds the shim's pods (one for now) and their containers.
+// Service holds the shim's pods (one, or up to PodsPerShim on a shared
+// shim) and their containers.
 type Service struct {
 	runc taskAPI.TTRPCTaskService
 	// grpcAddress is containerd's, for the shim's sockets.
@@ -83,7 +84,7 @@ func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Servi
 
 func newService(r taskAPI.TTRPCTaskService, opts options.Options, containerdRoot string) *Service {
 	s := &Service{runc: r, opts: opts}
-	s.pods = pod.NewRegistry(&pod.Host{
+	s.pods = pod.NewRegistry(&pod.Deps{
 		Options:        opts,
 		ContainerdRoot: containerdRoot,
 		Tasks:          r,
@@ -106,15 +107,15 @@ func (s *Service) UnaryServerInterceptor() ttrpc.UnaryServerInterceptor {
 
 // RegisterTTRPC serves task v3 and sandbox v1 on the shim's one socket.
 func (s *Service) RegisterTTRPC(server *ttrpc.Server) error {
-	taskAPI.RegisterTTRPCTaskService(server, &taskService{TTRPCTaskService: s.runc, s: s})
-	sandboxAPI.RegisterTTRPCSandboxService(server, &sandboxService{s: s})
+	taskAPI.RegisterTTRPCTaskService(server, &taskService{TTRPCTaskService: s.runc, svc: s})
+	sandboxAPI.RegisterTTRPCSandboxService(server, &sandboxService{svc: s})
 	return nil
 }
 
 // taskService is runc.v2's task service but for the calls the pod changes.
 type taskService struct {
 	taskAPI.TTRPCTaskService
-	s *Service
+	svc *Service
 }
 
 // sandboxOf names the sandbox containerd routed a task to (the bundle's
@@ -135,7 +136,7 @@ func (t *taskService) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) 
 		return nil, errgrpc.ToGRPCf(errdefs.ErrInvalidArgument, "bundle path %q is not absolute", r.Bundle)
 	}
 	sandboxID := sandboxOf(r.Bundle)
-	p, cgroupsPath, err := t.s.admit(ctx, r, sandboxID)
+	p, cgroupsPath, err := t.svc.admit(ctx, r, sandboxID)
 	if err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
@@ -156,7 +157,7 @@ func (t *taskService) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) 
 // create has runc create an admitted container, whose spec's cgroup path
 // (after admit's rewrite) is cgroupsPath.
 func (t *taskService) create(ctx context.Context, r *taskAPI.CreateTaskRequest, cgroupsPath string) (*taskAPI.CreateTaskResponse, error) {
-	if err := t.s.runcOptions(r, cgroupsPath); err != nil {
+	if err := t.svc.runcOptions(r, cgroupsPath); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
 	return t.TTRPCTaskService.Create(ctx, r)
@@ -232,7 +233,7 @@ func (s *Service) admit(ctx context.Context, r *taskAPI.CreateTaskRequest, sandb
 func (t *taskService) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
 	resp, err := t.TTRPCTaskService.Delete(ctx, r)
 	if err == nil && r.ExecID == "" {
-		if p := t.s.pods.MemberOf(r.ID); p != nil {
+		if p := t.svc.pods.MemberOf(r.ID); p != nil {
 			p.Forget(r.ID)
 		}
 		log.G(ctx).WithFields(log.Fields{"container": r.ID, "exit_status": resp.ExitStatus}).Info("container deleted")
@@ -251,7 +252,7 @@ func (t *taskService) Start(ctx context.Context, r *taskAPI.StartRequest) (*task
 // Pids answers for the sandbox id too: containerd probes it when it reloads
 // shims after a restart, and keeps the shim while it has pids.
 func (t *taskService) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.PidsResponse, error) {
-	if pid := t.s.pausePid(r.ID); pid > 0 {
+	if pid := t.svc.pausePid(r.ID); pid > 0 {
 		return &taskAPI.PidsResponse{Processes: []*task.ProcessInfo{{Pid: uint32(pid)}}}, nil
 	}
 	// An exited, not yet deleted container has no pids; answering so would
@@ -266,13 +267,13 @@ func (t *taskService) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAP
 func (t *taskService) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
 	resp, err := t.TTRPCTaskService.Connect(ctx, r)
 	if err == nil && resp.TaskPid == 0 {
-		resp.TaskPid = uint32(t.s.pausePid(r.ID))
+		resp.TaskPid = uint32(t.svc.pausePid(r.ID))
 	}
 	return resp, err
 }
 
 func (t *taskService) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskRequest) (*ptypes.Empty, error) {
-	if t.s.isMember(r.ID) {
+	if t.svc.isMember(r.ID) {
 		return nil, errgrpc.ToGRPCf(errdefs.ErrNotImplemented, "checkpoint of container %s: containers of a pause pod cannot be checkpointed apart from their pod", r.ID)
 	}
 	return t.TTRPCTaskService.Checkpoint(ctx, r)
@@ -282,11 +283,11 @@ func (t *taskService) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskR
 // does; ShutdownSandbox ends it. A shared shim leaves its pool first, and
 // stays while a start has given it a pod still to come.
 func (t *taskService) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*ptypes.Empty, error) {
-	if t.s.pods.Live() {
+	if t.svc.pods.Live() {
 		return &ptypes.Empty{}, nil
 	}
-	if t.s.shared != nil {
-		t.s.retire(ctx, "", "")
+	if t.svc.shared != nil {
+		t.svc.retire(ctx, "", "")
 		return &ptypes.Empty{}, nil
 	}
 	return t.TTRPCTaskService.Shutdown(ctx, r)

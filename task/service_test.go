@@ -22,9 +22,9 @@ import (
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/reaptest"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // testNamespace is the containerd namespace of the pods these tests run:
@@ -187,8 +187,8 @@ func newTestServiceWith(t *testing.T, opts options.Options) *testService {
 	reaptest.Children(t)
 	f := &fakeRunc{containers: map[string]chan struct{}{}}
 	s := newService(f, opts, "")
-	t.Cleanup(func() { _ = pod.DeleteCgroup("/" + testNamespace) })
-	return &testService{s: s, runc: f, task: &taskService{TTRPCTaskService: f, s: s}, sb: &sandboxService{s: s}}
+	t.Cleanup(func() { _ = cgroups.Delete("/" + testNamespace) })
+	return &testService{s: s, runc: f, task: &taskService{TTRPCTaskService: f, svc: s}, sb: &sandboxService{svc: s}}
 }
 
 func testCtx() context.Context {
@@ -283,7 +283,7 @@ func TestShutdownSandboxLeavesNoContainerBeingCreated(t *testing.T) {
 
 // slowPauseStart makes every pause task take delay to get ready.
 func (ts *testService) slowPauseStart(delay time.Duration) {
-	ts.s.pods.Host().StartPause = func(c pause.Config) (*pause.Process, error) {
+	ts.s.pods.Deps().StartPause = func(c pause.Config) (*pause.Process, error) {
 		time.Sleep(delay)
 		return pause.Start(c)
 	}
@@ -404,7 +404,7 @@ func TestSlowPauseStartBlocksNoOtherCall(t *testing.T) {
 	ts := newTestService(t)
 	ctx := testCtx()
 	entered, release := make(chan struct{}), make(chan struct{})
-	ts.s.pods.Host().StartPause = func(c pause.Config) (*pause.Process, error) {
+	ts.s.pods.Deps().StartPause = func(c pause.Config) (*pause.Process, error) {
 		close(entered)
 		<-release
 		return pause.Start(c)

@@ -13,8 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // sharedShim is a shim's place in its pool when it serves the pods of many
@@ -46,7 +45,7 @@ func sharedFromEnv() *sharedShim {
 // shim takes the pod out of its pool, and exits only once it has no pod
 // left and none on its way (a start that gave it one holds the pool).
 func (s *Service) podGone(ctx context.Context, id, bundle string) {
-	pod.RemoveSockets(shimSockets(ctx, s.socketDir, s.grpcAddress, id))
+	pool.RemoveSockets(shimSockets(ctx, s.socketDir, s.grpcAddress, id))
 	if err := s.pods.Remove(id); err != nil {
 		log.G(ctx).WithError(err).Warn("forget sandbox")
 	}
@@ -67,17 +66,17 @@ func (s *Service) podGone(ctx context.Context, id, bundle string) {
 // leaving pod's, beside theirs) and, when the shim has no pod left, the
 // shim too, which then exits.
 func (s *Service) retire(ctx context.Context, id, bundle string) {
-	s.retireAnd(ctx, func(pl *pool.Pool, me pool.Shim) (pool.Shim, error) {
+	s.updateRecord(ctx, func(locked *pool.Pool, own pool.Shim) (pool.Shim, error) {
 		if id != "" {
 			var err error
-			if me, err = pl.Release(me, id); err != nil {
-				return me, err
+			if own, err = locked.Release(own, id); err != nil {
+				return own, err
 			}
 		}
 		if bundle == "" {
-			return me, nil
+			return own, nil
 		}
-		return s.dropGone(ctx, pl, me, filepath.Dir(bundle))
+		return s.dropGone(ctx, locked, own, filepath.Dir(bundle))
 	})
 }
 
@@ -86,8 +85,8 @@ func (s *Service) retire(ctx context.Context, id, bundle string) {
 // bundle before its start and removes it, running no `shim delete`, when
 // the start fails (killed after it gave the pod to this shim), so such a
 // pod never comes, and the shim need not wait a StartTimeout for it.
-func (s *Service) dropGone(ctx context.Context, pl *pool.Pool, me pool.Shim, bundles string) (pool.Shim, error) {
-	for _, id := range me.Pods {
+func (s *Service) dropGone(ctx context.Context, locked *pool.Pool, own pool.Shim, bundles string) (pool.Shim, error) {
+	for _, id := range own.Pods {
 		if _, err := s.pods.Get(id); err == nil {
 			continue
 		}
@@ -96,11 +95,11 @@ func (s *Service) dropGone(ctx context.Context, pl *pool.Pool, me pool.Shim, bun
 		}
 		log.G(ctx).WithField("sandbox", id).Info("a pod given to this shim has no bundle left: dropped")
 		var err error
-		if me, err = pl.Release(me, id); err != nil {
-			return me, err
+		if own, err = locked.Release(own, id); err != nil {
+			return own, err
 		}
 	}
-	return me, nil
+	return own, nil
 }
 
 // expireUnclaimed drops, every half StartTimeout, the pods a start gave
@@ -110,52 +109,52 @@ func (s *Service) dropGone(ctx context.Context, pl *pool.Pool, me pool.Shim, bun
 func (s *Service) expireUnclaimed(ctx context.Context) {
 	ttl := time.Duration(s.opts.StartTimeout)
 	for range time.Tick(ttl / 2) {
-		s.retireAnd(ctx, func(pl *pool.Pool, me pool.Shim) (pool.Shim, error) {
-			for _, id := range me.Pods {
+		s.updateRecord(ctx, func(locked *pool.Pool, own pool.Shim) (pool.Shim, error) {
+			for _, id := range own.Pods {
 				if _, err := s.pods.Get(id); err == nil {
 					continue // it came
 				}
-				if at, err := pl.AssignedAt(me.Name, id); err != nil || time.Since(at) < ttl {
+				if at, err := locked.AssignedAt(own.Name, id); err != nil || time.Since(at) < ttl {
 					continue
 				}
 				log.G(ctx).WithField("sandbox", id).Warn("a pod given to this shim never came: dropped")
 				var err error
-				if me, err = pl.Release(me, id); err != nil {
-					return me, err
+				if own, err = locked.Release(own, id); err != nil {
+					return own, err
 				}
 			}
-			return me, nil
+			return own, nil
 		})
 	}
 }
 
-// retireAnd runs change on the shim's record in the locked pool, then
+// updateRecord runs change on the shim's record in the locked pool, then
 // removes the shim from the pool, and ends it, if it has no pod left.
-func (s *Service) retireAnd(ctx context.Context, change func(*pool.Pool, pool.Shim) (pool.Shim, error)) {
+func (s *Service) updateRecord(ctx context.Context, change func(*pool.Pool, pool.Shim) (pool.Shim, error)) {
 	sh := s.shared
-	pl, err := pool.Lock(sh.dir)
+	locked, err := pool.Lock(sh.dir)
 	if err != nil {
 		log.G(ctx).WithError(err).Error("shim pool: the shim stays")
 		return
 	}
-	defer pl.Unlock()
-	me, err := pl.Shim(sh.name)
+	defer locked.Unlock()
+	own, err := locked.Shim(sh.name)
 	if errors.Is(err, os.ErrNotExist) {
 		// No record names this shim (a reader removed it as damaged, or a
 		// start was killed between starting it and recording it): no start
 		// hands it out again, so it serves the pods it has and exits after
 		// the last.
 		log.G(ctx).WithError(err).WithField("shim", sh.name).Debug("shim pool: this shim has no record")
-		me = pool.Shim{Name: sh.name, Address: sh.address}
+		own = pool.Shim{Name: sh.name, Address: sh.address}
 	} else if err != nil {
 		log.G(ctx).WithError(err).Error("shim pool: this shim's record")
 		return
 	}
-	if me, err = change(pl, me); err != nil {
+	if own, err = change(locked, own); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: release pod")
 	}
 	failpoint.Inject(failpoint.PoolRetireAfterRelease)
-	if s.pods.Live() || len(me.Pods) > 0 {
+	if s.pods.Live() || len(own.Pods) > 0 {
 		return // pods given to it are still to come
 	}
 	log.G(ctx).WithField("shim", sh.name).Info("last pod gone: shared shim exits")
@@ -163,14 +162,14 @@ func (s *Service) retireAnd(ctx context.Context, change func(*pool.Pool, pool.Sh
 	// with no pod and nobody at its address, which the next start removes,
 	// never a socket no record names. Unreachable without its socket, the
 	// shim exits even if its record stays.
-	if me.Address != "" {
-		pod.RemoveSockets([]string{me.Address})
+	if own.Address != "" {
+		pool.RemoveSockets([]string{own.Address})
 	}
-	if err := pl.RemoveShim(sh.name); err != nil {
+	if err := locked.RemoveShim(sh.name); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: remove this shim's record")
 	}
 	failpoint.Inject(failpoint.PoolRetireAfterRetire)
-	if err := pl.Prune(); err != nil {
+	if err := locked.Prune(); err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool: remove the empty pool")
 	}
 	s.exitAfterReply()

@@ -10,7 +10,7 @@ import (
 	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/shim/pool"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // sharedService is a shared shim over fakeRunc whose pool holds another
@@ -26,7 +26,7 @@ func sharedService(t *testing.T, withPods bool) *testService {
 	} else {
 		f := &fakeRunc{containers: map[string]chan struct{}{}}
 		s := newService(f, opts, "")
-		ts = &testService{s: s, runc: f, task: &taskService{TTRPCTaskService: f, s: s}, sb: &sandboxService{s: s}}
+		ts = &testService{s: s, runc: f, task: &taskService{TTRPCTaskService: f, svc: s}, sb: &sandboxService{svc: s}}
 	}
 	dir := pool.Dir(t.TempDir(), "k")
 	pl, err := pool.Lock(dir)

@@ -1,6 +1,6 @@
-// Package proc reads what the shim needs to know of a process from
-// /proc/PID/stat: its parent, its state, and its start time, which with
-// its pid names one process for good (a pid alone may be reused).
+// Package proc names one process for good by its pid and its start time,
+// read from /proc/PID/stat (a pid alone may be reused), and kills a process
+// so named.
 package proc
 
 import (

@@ -1,9 +1,11 @@
-// Package reaptest helps tests that run pause tasks: it does what the
-// shim's signal loop does, so that containerd's reaper reports their exits.
+// Package reaptest helps tests that run child processes, pause tasks among
+// them: it reaps them as the shim's signal loop does, so that containerd's
+// reaper reports their exits.
 package reaptest
 
 import (
 	"os"
+	"os/exec"
 	"os/signal"
 	"syscall"
 	"testing"
@@ -27,4 +29,17 @@ func Children(t testing.TB) {
 		}
 	}()
 	t.Cleanup(func() { signal.Stop(ch); close(done) })
+}
+
+// Sleeper runs a process the test kills at its end, and reports its exit.
+func Sleeper(t *testing.T) (*exec.Cmd, <-chan struct{}) {
+	t.Helper()
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-done })
+	return cmd, done
 }

@@ -2,13 +2,13 @@
  * pause: the pod's built-in pause task.
  *
  * It is built freestanding (no libc, no heap, one page of code) so that a pod
- * pays a few kilobytes for it instead of the ~700 KB of a static pause image.
+ * pays a few kilobytes for it instead of the size of a static pause image.
  * The shim embeds the binary and runs it from a copy that every shim shares
  * (in /run/containerd-shim-pause-v2, else in containerd's root directory), so
  * the kernel shares its pages between all pods; where neither may hold an
  * executable, from a sealed memfd of the shim's own. No image is needed.
  *
- * Usage (set by the shim, see Config.Args in ../pause.go):
+ * Usage (set by the shim, see Config.Args in ../config.go):
  *   pause [-n NETNS] [-l] [-h HOSTNAME] [-s SYSCTL_PATH=VALUE]... [-u UID] [-g GID] [-r]
  *   pause -r -u UID -g GID -U NETNS [-h HOSTNAME] [-s ...]...
  *   pause -v

@@ -1,11 +1,11 @@
-package pod
+package cri
 
 import (
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // message appends field num holding the message made of parts.
@@ -29,14 +29,14 @@ func TestDecodeCRIPodConfigWideVarints(t *testing.T) {
 	b := message(nil, podConfigMetadata, varint(metadataAttempt, wide+3))
 	b = message(b, podConfigLinux, message(nil, linuxSecurityContext,
 		message(nil, securityNamespaceOptions,
-			varint(namespaceNetwork, wide+modeNode), varint(namespacePID, wide+modeNode), varint(namespaceIPC, wide+modeNode),
-			message(nil, namespaceUserns, varint(usernsMode, wide+modeNode),
+			varint(namespaceNetwork, wide+ModeNode), varint(namespacePID, wide+ModeNode), varint(namespaceIPC, wide+ModeNode),
+			message(nil, namespaceUserns, varint(usernsMode, wide+ModeNode),
 				message(nil, usernsUIDs, varint(mappingHostID, wide+1000), varint(mappingContainerID, wide), varint(mappingLength, wide+1))))))
-	var want cri.PodSandboxConfig
+	var want runtimeapi.PodSandboxConfig
 	if err := proto.Unmarshal(b, &want); err != nil {
 		t.Fatal(err)
 	}
-	got, err := decodeCRIPodConfig(b)
+	got, err := Decode(b)
 	if err != nil {
 		t.Fatal(err)
 	}

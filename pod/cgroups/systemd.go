@@ -1,4 +1,4 @@
-package pod
+package cgroups
 
 import (
 	"context"
@@ -36,11 +36,11 @@ func RequireSystemd(what string) error {
 		"use the cgroupfs driver (kubelet cgroupDriver: cgroupfs, no SystemdCgroup): %w", what, errdefs.ErrFailedPrecondition)
 }
 
-// isSlice tells a systemd slice name or path ("x.slice", "/a.slice/a-b.slice").
-func isSlice(p string) bool { return strings.HasSuffix(p, ".slice") }
+// IsSlice tells a systemd slice name or path ("x.slice", "/a.slice/a-b.slice").
+func IsSlice(p string) bool { return strings.HasSuffix(p, ".slice") }
 
-// splitSystemdPath splits runc's systemd form "slice:prefix:name".
-func splitSystemdPath(p string) (slice, prefix, name string, ok bool) {
+// SplitSystemdPath splits runc's systemd form "slice:prefix:name".
+func SplitSystemdPath(p string) (slice, prefix, name string, ok bool) {
 	parts := strings.Split(p, ":")
 	if len(parts) != 3 {
 		return "", "", "", false
@@ -48,9 +48,9 @@ func splitSystemdPath(p string) (slice, prefix, name string, ok bool) {
 	return parts[0], parts[1], parts[2], true
 }
 
-// expandSlice turns a slice name into its cgroup path, as systemd lays it
+// ExpandSlice turns a slice name into its cgroup path, as systemd lays it
 // out: each dash opens a level ("a-b.slice" is /a.slice/a-b.slice).
-func expandSlice(slice string) (string, error) {
+func ExpandSlice(slice string) (string, error) {
 	name, ok := strings.CutSuffix(slice, ".slice")
 	if !ok || strings.Contains(name, "/") || name == "" {
 		return "", fmt.Errorf("%q is not a systemd slice name: %w", slice, errdefs.ErrInvalidArgument)
@@ -69,10 +69,10 @@ func expandSlice(slice string) (string, error) {
 	return path, nil
 }
 
-// unitNameEscape escapes s for one level of a unit name: systemd reads a
+// UnitNameEscape escapes s for one level of a unit name: systemd reads a
 // dash as a level of the slice tree, so dashes (and the separator "_") are
 // written as \xNN, as systemd-escape does.
-func unitNameEscape(s string) string {
+func UnitNameEscape(s string) string {
 	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -102,8 +102,8 @@ func withSystemd(ctx context.Context, fn func(context.Context, *systemd.Conn) er
 	return fn(ctx, conn)
 }
 
-// startScope starts the transient scope unit in slice holding pids.
-func startScope(ctx context.Context, unit, slice string, pids []int) error {
+// StartScope starts the transient scope unit in slice holding pids.
+func StartScope(ctx context.Context, unit, slice string, pids []int) error {
 	return withSystemd(ctx, func(ctx context.Context, conn *systemd.Conn) error {
 		return startScopeOn(ctx, conn, unit, slice, pids)
 	})
@@ -127,9 +127,9 @@ func startScopeOn(ctx context.Context, conn *systemd.Conn, unit, slice string, p
 	})
 }
 
-// stopUnit stops unit and forgets a failed state; a unit that is already
+// StopUnit stops unit and forgets a failed state; a unit that is already
 // gone is fine (`shim delete` may run after the shim did this).
-func stopUnit(ctx context.Context, unit string) error {
+func StopUnit(ctx context.Context, unit string) error {
 	return withSystemd(ctx, func(ctx context.Context, conn *systemd.Conn) error {
 		err := runJob(ctx, unit, "stop", func(ch chan<- string) (int, error) {
 			return conn.StopUnitContext(ctx, unit, "replace", ch)

@@ -1,4 +1,4 @@
-package pod
+package cri
 
 import (
 	"maps"
@@ -7,27 +7,27 @@ import (
 
 	"github.com/containerd/errdefs"
 	"google.golang.org/protobuf/proto"
-	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
-func samplePodConfig() *cri.PodSandboxConfig {
-	return &cri.PodSandboxConfig{
-		Metadata:     &cri.PodSandboxMetadata{Name: "web", Uid: "u", Namespace: "default", Attempt: 2},
+func samplePodConfig() *runtimeapi.PodSandboxConfig {
+	return &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: "web", Uid: "u", Namespace: "default", Attempt: 2},
 		Hostname:     "web-0",
 		LogDirectory: "/var/log/pods/x",
-		DnsConfig:    &cri.DNSConfig{Servers: []string{"10.0.0.10", "10.0.0.11"}, Searches: []string{"svc.cluster.local"}, Options: []string{"ndots:5"}},
-		PortMappings: []*cri.PortMapping{{ContainerPort: 80}},
+		DnsConfig:    &runtimeapi.DNSConfig{Servers: []string{"10.0.0.10", "10.0.0.11"}, Searches: []string{"svc.cluster.local"}, Options: []string{"ndots:5"}},
+		PortMappings: []*runtimeapi.PortMapping{{ContainerPort: 80}},
 		Labels:       map[string]string{"app": "web"},
 		Annotations:  map[string]string{"kubernetes.io/config.source": "api"},
-		Linux: &cri.LinuxPodSandboxConfig{
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
 			CgroupParent: "/kubepods/podu",
 			Sysctls:      map[string]string{"net.core.somaxconn": "1024", "kernel.shm_rmid_forced": "1"},
-			SecurityContext: &cri.LinuxSandboxSecurityContext{
-				NamespaceOptions: &cri.NamespaceOption{Network: cri.NamespaceMode_NODE, Pid: cri.NamespaceMode_CONTAINER, Ipc: cri.NamespaceMode_POD,
-					UsernsOptions: &cri.UserNamespace{Mode: cri.NamespaceMode_POD,
-						Uids: []*cri.IDMapping{{HostId: 1000, ContainerId: 0, Length: 65536}},
-						Gids: []*cri.IDMapping{{HostId: 2000, ContainerId: 0, Length: 65536}, {HostId: 1, ContainerId: 5, Length: 1}}}},
-				RunAsUser: &cri.Int64Value{Value: 1000},
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE, Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD,
+					UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD,
+						Uids: []*runtimeapi.IDMapping{{HostId: 1000, ContainerId: 0, Length: 65536}},
+						Gids: []*runtimeapi.IDMapping{{HostId: 2000, ContainerId: 0, Length: 65536}, {HostId: 1, ContainerId: 5, Length: 1}}}},
+				RunAsUser: &runtimeapi.Int64Value{Value: 1000},
 			},
 		},
 	}
@@ -35,23 +35,23 @@ func samplePodConfig() *cri.PodSandboxConfig {
 
 // securePodConfig is samplePodConfig with every field of the sandbox's
 // security context set.
-func securePodConfig() *cri.PodSandboxConfig {
+func securePodConfig() *runtimeapi.PodSandboxConfig {
 	c := samplePodConfig()
 	sc := c.Linux.SecurityContext
-	sc.SelinuxOptions = &cri.SELinuxOption{User: "system_u", Role: "system_r", Type: "container_t", Level: "s0:c1,c2"}
-	sc.RunAsGroup = &cri.Int64Value{Value: 3000}
+	sc.SelinuxOptions = &runtimeapi.SELinuxOption{User: "system_u", Role: "system_r", Type: "container_t", Level: "s0:c1,c2"}
+	sc.RunAsGroup = &runtimeapi.Int64Value{Value: 3000}
 	sc.ReadonlyRootfs = true
 	sc.SupplementalGroups = []int64{2000, 4000}
-	sc.SupplementalGroupsPolicy = cri.SupplementalGroupsPolicy_Strict
+	sc.SupplementalGroupsPolicy = runtimeapi.SupplementalGroupsPolicy_Strict
 	sc.Privileged = true
-	sc.Seccomp = &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Localhost, LocalhostRef: "/var/lib/kubelet/seccomp/p.json"}
-	sc.Apparmor = &cri.SecurityProfile{ProfileType: cri.SecurityProfile_Unconfined}
+	sc.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "/var/lib/kubelet/seccomp/p.json"}
+	sc.Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Unconfined}
 	sc.SeccompProfilePath = "runtime/default" //nolint:staticcheck // deprecated, still sent
 	return c
 }
 
 // agree checks the wire decoder against the generated one.
-func agree(t *testing.T, want *cri.PodSandboxConfig, got *criPodConfig) {
+func agree(t *testing.T, want *runtimeapi.PodSandboxConfig, got *PodConfig) {
 	t.Helper()
 	ns := want.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	if got.Name != want.GetMetadata().GetName() || got.Namespace != want.GetMetadata().GetNamespace() ||
@@ -76,17 +76,17 @@ func agree(t *testing.T, want *cri.PodSandboxConfig, got *criPodConfig) {
 }
 
 func TestDecodeCRIPodConfig(t *testing.T) {
-	for _, want := range []*cri.PodSandboxConfig{samplePodConfig(), securePodConfig()} {
+	for _, want := range []*runtimeapi.PodSandboxConfig{samplePodConfig(), securePodConfig()} {
 		b, err := proto.Marshal(want)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeCRIPodConfig(b)
+		got, err := Decode(b)
 		if err != nil {
 			t.Fatal(err)
 		}
 		agree(t, want, got)
-		if _, err := decodeCRIPodConfig(b[:len(b)-3]); err == nil {
+		if _, err := Decode(b[:len(b)-3]); err == nil {
 			t.Error("truncated message decoded without error")
 		}
 	}
@@ -95,15 +95,15 @@ func TestDecodeCRIPodConfig(t *testing.T) {
 // FuzzDecodeCRIPodConfig: whatever protobuf accepts as a PodSandboxConfig,
 // the wire decoder reads the same way, and it never panics on the rest.
 func FuzzDecodeCRIPodConfig(f *testing.F) {
-	for _, c := range []*cri.PodSandboxConfig{samplePodConfig(), securePodConfig()} {
+	for _, c := range []*runtimeapi.PodSandboxConfig{samplePodConfig(), securePodConfig()} {
 		b, _ := proto.Marshal(c)
 		f.Add(b)
 	}
 	f.Add([]byte{})
 	f.Add([]byte{0x42, 0x02, 0x0a, 0x00})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		got, err := decodeCRIPodConfig(data)
-		var want cri.PodSandboxConfig
+		got, err := Decode(data)
+		var want runtimeapi.PodSandboxConfig
 		if proto.Unmarshal(data, &want) != nil {
 			return
 		}
@@ -116,12 +116,12 @@ func FuzzDecodeCRIPodConfig(f *testing.F) {
 
 // agreeSecurity checks the wire decoder's security context against the
 // generated one's.
-func agreeSecurity(t *testing.T, want *cri.LinuxSandboxSecurityContext, got *sandboxSecurity) {
+func agreeSecurity(t *testing.T, want *runtimeapi.LinuxSandboxSecurityContext, got *Security) {
 	t.Helper()
-	int64s := func(p *int64, v *cri.Int64Value) bool {
+	int64s := func(p *int64, v *runtimeapi.Int64Value) bool {
 		return (p == nil) == (v == nil) && (p == nil || *p == v.GetValue())
 	}
-	profiles := func(p *securityProfile, sp *cri.SecurityProfile) bool {
+	profiles := func(p *Profile, sp *runtimeapi.SecurityProfile) bool {
 		return (p == nil) == (sp == nil) && (p == nil || p.Type == uint64(sp.GetProfileType()) && p.LocalhostRef == sp.GetLocalhostRef())
 	}
 	se := want.GetSelinuxOptions()
@@ -132,32 +132,32 @@ func agreeSecurity(t *testing.T, want *cri.LinuxSandboxSecurityContext, got *san
 		!profiles(got.Seccomp, want.GetSeccomp()) || !profiles(got.AppArmor, want.GetApparmor()) ||
 		got.SeccompProfilePath != want.GetSeccompProfilePath() || //nolint:staticcheck // deprecated, still sent
 		(got.SELinux == nil) != (se == nil) ||
-		se != nil && *got.SELinux != (seLinuxOption{User: se.GetUser(), Role: se.GetRole(), Type: se.GetType(), Level: se.GetLevel()}) {
+		se != nil && *got.SELinux != (SELinuxOption{User: se.GetUser(), Role: se.GetRole(), Type: se.GetType(), Level: se.GetLevel()}) {
 		t.Fatalf("decoded security context %+v, want %v", got, want)
 	}
 }
 
-func sameMapping(a idMapping, b *cri.IDMapping) bool {
+func sameMapping(a IDMapping, b *runtimeapi.IDMapping) bool {
 	return a.HostID == uint64(b.GetHostId()) && a.ContainerID == uint64(b.GetContainerId()) && a.Length == uint64(b.GetLength())
 }
 
 func TestUsernsCheck(t *testing.T) {
-	one := []idMapping{{HostID: 1000, ContainerID: 0, Length: 65536}}
+	one := []IDMapping{{HostID: 1000, ContainerID: 0, Length: 65536}}
 	for _, tc := range []struct {
 		name string
-		u    *usernsConfig
+		u    *Userns
 		kind func(error) bool
 	}{
 		{"none", nil, func(err error) bool { return err == nil }},
-		{"node", &usernsConfig{Mode: modeNode}, func(err error) bool { return err == nil }},
-		{"container mode", &usernsConfig{Mode: 1}, errdefs.IsInvalidArgument},
-		{"target mode", &usernsConfig{Mode: 3}, errdefs.IsInvalidArgument},
-		{"two mappings", &usernsConfig{UIDs: append(one, one...), GIDs: one}, errdefs.IsInvalidArgument},
-		{"root not mapped", &usernsConfig{UIDs: []idMapping{{HostID: 1000, ContainerID: 1, Length: 10}}, GIDs: one}, errdefs.IsInvalidArgument},
-		{"no gid mapping", &usernsConfig{UIDs: one}, errdefs.IsInvalidArgument},
-		{"valid pod", &usernsConfig{UIDs: one, GIDs: one}, func(err error) bool { return err == nil }},
+		{"node", &Userns{Mode: ModeNode}, func(err error) bool { return err == nil }},
+		{"container mode", &Userns{Mode: 1}, errdefs.IsInvalidArgument},
+		{"target mode", &Userns{Mode: 3}, errdefs.IsInvalidArgument},
+		{"two mappings", &Userns{UIDs: append(one, one...), GIDs: one}, errdefs.IsInvalidArgument},
+		{"root not mapped", &Userns{UIDs: []IDMapping{{HostID: 1000, ContainerID: 1, Length: 10}}, GIDs: one}, errdefs.IsInvalidArgument},
+		{"no gid mapping", &Userns{UIDs: one}, errdefs.IsInvalidArgument},
+		{"valid pod", &Userns{UIDs: one, GIDs: one}, func(err error) bool { return err == nil }},
 	} {
-		if err := tc.u.check(); !tc.kind(err) {
+		if err := tc.u.Check(); !tc.kind(err) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}

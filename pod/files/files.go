@@ -1,4 +1,6 @@
-package pod
+// Package files makes the files CRI mounts into every container of a pod
+// (hostname, hosts, resolv.conf) and the pod's /dev/shm.
+package files
 
 import (
 	"errors"
@@ -12,43 +14,44 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cri"
 )
 
-// criDirName is the CRI plugin's directory under containerd's root and state.
-const criDirName = "io.containerd.grpc.v1.cri"
+// CRIDirName is the CRI plugin's directory under containerd's root and state.
+const CRIDirName = "io.containerd.grpc.v1.cri"
 
 // defaultShmSize is CRI's size of a pod's /dev/shm (64 MiB).
 const defaultShmSize = 64 << 20
 
-// podFiles are the files CRI mounts into every container of a pod when they
+// Dirs hold the files CRI mounts into every container of a pod when they
 // exist: in shim mode nothing but the shim creates them. CRI looks for them
 // at <root>/io.containerd.grpc.v1.cri/sandboxes/<id>/{hostname,hosts,resolv.conf}
 // and <state>/io.containerd.grpc.v1.cri/sandboxes/<id>/shm.
-type podFiles struct {
+type Dirs struct {
 	Dir         string `json:"dir,omitempty"`          // hostname, hosts, resolv.conf
 	VolatileDir string `json:"volatile_dir,omitempty"` // shm
 }
 
-// criDirs finds CRI's sandbox directories for pod id. containerd's state
+// Locate finds CRI's sandbox directories for pod id. containerd's state
 // directory holds the bundle (<state>/<plugin>/<ns>/<id>).
-func criDirs(containerdRoot, bundle, id string) (podFiles, error) {
+func Locate(containerdRoot, bundle, id string) (Dirs, error) {
 	if containerdRoot == "" {
-		return podFiles{}, fmt.Errorf("containerd's root directory is unknown (%s unset): %w", options.ContainerdRootEnv, errdefs.ErrFailedPrecondition)
+		return Dirs{}, fmt.Errorf("containerd's root directory is unknown (%s unset): %w", options.ContainerdRootEnv, errdefs.ErrFailedPrecondition)
 	}
 	state := filepath.Dir(filepath.Dir(filepath.Dir(bundle)))
-	return podFiles{
-		Dir:         filepath.Join(containerdRoot, criDirName, "sandboxes", id),
-		VolatileDir: filepath.Join(state, criDirName, "sandboxes", id),
+	return Dirs{
+		Dir:         filepath.Join(containerdRoot, CRIDirName, "sandboxes", id),
+		VolatileDir: filepath.Join(state, CRIDirName, "sandboxes", id),
 	}, nil
 }
 
-// create writes the pod's hostname, hosts and resolv.conf and mounts its
+// Create writes the pod's hostname, hosts and resolv.conf and mounts its
 // /dev/shm (unless the pod shares the host's IPC namespace, whose /dev/shm
 // CRI then mounts).
-func (f podFiles) create(pc *criPodConfig, hostIPC bool) (retErr error) {
+func (f Dirs) Create(pc *cri.PodConfig, hostIPC bool) (retErr error) {
 	defer func() {
 		if retErr != nil {
-			f.remove()
+			f.Remove()
 		}
 	}()
 	if err := os.MkdirAll(f.Dir, 0o755); err != nil {
@@ -94,7 +97,7 @@ func (f podFiles) create(pc *criPodConfig, hostIPC bool) (retErr error) {
 }
 
 // resolvConf is the pod's resolv.conf: CRI's DNSConfig, or the host's.
-func resolvConf(dns *dnsConfig) ([]byte, error) {
+func resolvConf(dns *cri.DNSConfig) ([]byte, error) {
 	if dns == nil {
 		data, err := os.ReadFile("/etc/resolv.conf")
 		if errors.Is(err, os.ErrNotExist) {
@@ -115,8 +118,8 @@ func resolvConf(dns *dnsConfig) ([]byte, error) {
 	return []byte(b.String()), nil
 }
 
-// remove unmounts the pod's shm and removes what create made. Idempotent.
-func (f podFiles) remove() error {
+// Remove unmounts the pod's shm and removes what Create made. Idempotent.
+func (f Dirs) Remove() error {
 	var errs []error
 	if f.VolatileDir != "" {
 		shm := filepath.Join(f.VolatileDir, "shm")

@@ -1,4 +1,6 @@
-package pod
+// Package cri reads the fields of CRI's PodSandboxConfig the shim uses straight off
+// the wire, and writes the pod's verbose status in the JSON form CRI keeps.
+package cri
 
 import (
 	"errors"
@@ -11,8 +13,8 @@ import (
 // The fields of CRI's runtime.v1.PodSandboxConfig (k8s.io/cri-api,
 // api.proto) the pause task follows or checks, read straight off the wire.
 // Decoding through the generated types would make every pod's shim build the
-// descriptors of the whole CRI API on first use: ~1 MB of memory per pod,
-// measured, for a handful of fields.
+// descriptors of the whole CRI API on first use, memory every pod's shim
+// would pay for a handful of fields.
 const (
 	podConfigMetadata    = 1 // PodSandboxMetadata
 	podConfigHostname    = 2 // string
@@ -74,71 +76,11 @@ const (
 	mapValue = 2
 )
 
-// Values of CRI's NamespaceMode; CONTAINER (1) and TARGET (3) need nothing
-// of the pod, but for a user namespace, where they are refused.
-const (
-	modePod  = 0
-	modeNode = 2
-)
-
-// criPodConfig is what the shim reads of a PodSandboxConfig.
-type criPodConfig struct {
-	// Name and Namespace are the Kubernetes pod's, for the logs.
-	Name, Namespace string
-	UID             string
-	Attempt         uint64
-	Hostname        string
-	LogDirectory    string
-	Labels          map[string]string
-	Annotations     map[string]string
-	DNS             *dnsConfig
-	CgroupParent    string
-	Sysctls         map[string]string
-	Network         uint64 // NamespaceMode
-	PID             uint64
-	IPC             uint64
-	// Userns is the pod's user namespace request; nil: none (the host's).
-	Userns *usernsConfig
-	// Security is the rest of the sandbox's security context.
-	Security sandboxSecurity
-}
-
-// sandboxSecurity is CRI's LinuxSandboxSecurityContext but its namespace
-// options. checkSecurity says what becomes of each field.
-type sandboxSecurity struct {
-	SELinux                  *seLinuxOption
-	RunAsUser, RunAsGroup    *int64
-	ReadonlyRootfs           bool
-	SupplementalGroups       []int64
-	SupplementalGroupsPolicy uint64
-	Privileged               bool
-	Seccomp, AppArmor        *securityProfile
-	SeccompProfilePath       string
-}
-
-type seLinuxOption struct{ User, Role, Type, Level string }
-
-type securityProfile struct {
-	Type         uint64 // ProfileType
-	LocalhostRef string
-}
-
-type usernsConfig struct {
-	Mode       uint64
-	UIDs, GIDs []idMapping
-}
-
-type idMapping struct{ HostID, ContainerID, Length uint64 }
-
-type dnsConfig struct {
-	Servers, Searches, Options []string
-}
-
 var errMalformed = errors.New("malformed protobuf")
 
 // decodeCRIPodConfig reads a serialized runtime.v1.PodSandboxConfig.
-func decodeCRIPodConfig(b []byte) (*criPodConfig, error) {
-	c := &criPodConfig{}
+func Decode(b []byte) (*PodConfig, error) {
+	c := &PodConfig{}
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
 		switch {
 		case num == podConfigMetadata && typ == protowire.BytesType:
@@ -165,7 +107,7 @@ func decodeCRIPodConfig(b []byte) (*criPodConfig, error) {
 			return mapEntry(v, &c.Annotations)
 		case num == podConfigDNS && typ == protowire.BytesType:
 			if c.DNS == nil { // a repeated message field merges
-				c.DNS = &dnsConfig{}
+				c.DNS = &DNSConfig{}
 			}
 			return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 				if typ != protowire.BytesType {
@@ -192,7 +134,7 @@ func decodeCRIPodConfig(b []byte) (*criPodConfig, error) {
 	return c, nil
 }
 
-func (c *criPodConfig) decodeLinux(b []byte) error {
+func (c *PodConfig) decodeLinux(b []byte) error {
 	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		if typ != protowire.BytesType {
 			return nil
@@ -212,7 +154,7 @@ func (c *criPodConfig) decodeLinux(b []byte) error {
 // enum is a varint as protobuf reads an enum: its low 32 bits, signed.
 func enum(n uint64) uint64 { return uint64(int32(n)) }
 
-func (c *criPodConfig) decodeSecurity(b []byte) error {
+func (c *PodConfig) decodeSecurity(b []byte) error {
 	s := &c.Security
 	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
 		if typ == protowire.VarintType {
@@ -236,7 +178,7 @@ func (c *criPodConfig) decodeSecurity(b []byte) error {
 			return c.decodeNamespaces(v)
 		case securitySELinux:
 			if s.SELinux == nil { // a message field seen again merges
-				s.SELinux = &seLinuxOption{}
+				s.SELinux = &SELinuxOption{}
 			}
 			return fields(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 				if typ != protowire.BytesType {
@@ -278,7 +220,7 @@ func (c *criPodConfig) decodeSecurity(b []byte) error {
 	})
 }
 
-func (c *criPodConfig) decodeNamespaces(b []byte) error {
+func (c *PodConfig) decodeNamespaces(b []byte) error {
 	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
 		switch {
 		case num == namespaceUserns && typ == protowire.BytesType:
@@ -309,9 +251,9 @@ func decodeInt64Value(b []byte, p **int64) error {
 }
 
 // decodeProfile reads a SecurityProfile into **p, made if nil.
-func decodeProfile(b []byte, p **securityProfile) error {
+func decodeProfile(b []byte, p **Profile) error {
 	if *p == nil {
-		*p = &securityProfile{}
+		*p = &Profile{}
 	}
 	sp := *p
 	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
@@ -347,9 +289,9 @@ func mapEntry(b []byte, m *map[string]string) error {
 	return nil
 }
 
-func (c *criPodConfig) decodeUserns(b []byte) error {
+func (c *PodConfig) decodeUserns(b []byte) error {
 	if c.Userns == nil {
-		c.Userns = &usernsConfig{}
+		c.Userns = &Userns{}
 	}
 	u := c.Userns
 	return fields(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
@@ -357,7 +299,7 @@ func (c *criPodConfig) decodeUserns(b []byte) error {
 		case num == usernsMode && typ == protowire.VarintType:
 			u.Mode = enum(n)
 		case (num == usernsUIDs || num == usernsGIDs) && typ == protowire.BytesType:
-			var m idMapping
+			var m IDMapping
 			err := fields(v, func(num protowire.Number, typ protowire.Type, _ []byte, n uint64) error {
 				if typ != protowire.VarintType {
 					return nil
@@ -388,14 +330,14 @@ func (c *criPodConfig) decodeUserns(b []byte) error {
 // check answers a pod's user namespace request: the host's (NODE, or none),
 // or one of the pod's own (POD) with one mapping each for UIDs and GIDs that
 // maps container ID 0, as CRI requires of runc.
-func (u *usernsConfig) check() error {
-	if u == nil || u.Mode == modeNode {
+func (u *Userns) Check() error {
+	if u == nil || u.Mode == ModeNode {
 		return nil
 	}
-	if u.Mode != modePod {
+	if u.Mode != ModePod {
 		return fmt.Errorf("user namespace mode %d is not supported for a pod, only POD or NODE: %w", u.Mode, errdefs.ErrInvalidArgument)
 	}
-	for _, m := range [][]idMapping{u.UIDs, u.GIDs} {
+	for _, m := range [][]IDMapping{u.UIDs, u.GIDs} {
 		if len(m) != 1 {
 			return fmt.Errorf("user namespace: exactly one ID mapping line is supported, got %d: %w", len(m), errdefs.ErrInvalidArgument)
 		}

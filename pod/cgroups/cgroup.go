@@ -1,4 +1,6 @@
-package pod
+// Package cgroups puts a pod's processes in cgroups, through cgroupfs or
+// systemd's D-Bus API, and reads the counters the pod's OOM account needs.
+package cgroups
 
 import (
 	"errors"
@@ -9,16 +11,16 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/containerd/cgroups/v3"
+	cgv3 "github.com/containerd/cgroups/v3"
 	"github.com/containerd/cgroups/v3/cgroup1"
 	"github.com/containerd/cgroups/v3/cgroup2"
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
-// cgroup is the little the pod needs of a cgroup on either hierarchy: v1
+// Cgroup is the little the pod needs of a cgroup on either hierarchy: v1
 // (legacy and hybrid hosts) or v2 (unified).
-type cgroup interface {
+type Cgroup interface {
 	AddProc(pid uint64) error
 	Delete() error
 	// Stat returns *v1.Metrics or *v2.Metrics, the types containerd's CRI
@@ -30,13 +32,13 @@ type cgroup interface {
 	Update(r *specs.LinuxResources, enable bool) error
 }
 
-func unified() bool { return cgroups.Mode() == cgroups.Unified }
+func Unified() bool { return cgv3.Mode() == cgv3.Unified }
 
-// newCgroup creates (or opens, if it exists) the cgroup at path. On v2 it
+// New creates (or opens, if it exists) the cgroup at path. On v2 it
 // enables no controller: runc enables, on the way down, those a container's
 // limits need, and the pause leaf needs none.
-func newCgroup(path string) (cgroup, error) {
-	if unified() {
+func New(path string) (Cgroup, error) {
+	if Unified() {
 		m, err := cgroup2.NewManager("/sys/fs/cgroup", path, &cgroup2.Resources{})
 		if err != nil {
 			return nil, fmt.Errorf("create cgroup %s: %w", path, err)
@@ -50,9 +52,9 @@ func newCgroup(path string) (cgroup, error) {
 	return v1Cgroup{cg}, nil
 }
 
-// loadCgroup opens an existing cgroup; os.ErrNotExist when it is gone.
-func loadCgroup(path string) (cgroup, error) {
-	if unified() {
+// Load opens an existing cgroup; os.ErrNotExist when it is gone.
+func Load(path string) (Cgroup, error) {
+	if Unified() {
 		if _, err := os.Stat("/sys/fs/cgroup" + path); err != nil {
 			return nil, err
 		}
@@ -72,12 +74,12 @@ func loadCgroup(path string) (cgroup, error) {
 	return v1Cgroup{cg}, nil
 }
 
-// cleanCgroupPath checks a cgroup path the shim will make, join or remove,
+// CleanPath checks a cgroup path the shim will make, join or remove,
 // which field gave, and returns it cleaned: it must be absolute, below a
 // hierarchy's root and not the root itself. A relative path or one that
 // climbs with ".." would name, once joined to a hierarchy's mount point, a
 // directory outside /sys/fs/cgroup.
-func cleanCgroupPath(field, p string) (string, error) {
+func CleanPath(field, p string) (string, error) {
 	if !strings.HasPrefix(p, "/") {
 		return "", fmt.Errorf("%s %q is not an absolute cgroup path: %w", field, p, errdefs.ErrInvalidArgument)
 	}
@@ -91,21 +93,21 @@ func cleanCgroupPath(field, p string) (string, error) {
 	return clean, nil
 }
 
-// DeleteCgroup removes the cgroup at path if it still exists. On a hybrid
+// Delete removes the cgroup at path if it still exists. On a hybrid
 // host runc also makes a container's parents in the unified hierarchy, which
 // runc's delete leaves: they go too. A path outside the hierarchies (see
-// cleanCgroupPath) is refused: it may come from a record on disk.
-func DeleteCgroup(path string) error {
-	path, err := cleanCgroupPath("cgroup", path)
+// CleanPath) is refused: it may come from a record on disk.
+func Delete(path string) error {
+	path, err := CleanPath("cgroup", path)
 	if err != nil {
 		return err
 	}
-	if cgroups.Mode() == cgroups.Hybrid {
+	if cgv3.Mode() == cgv3.Hybrid {
 		if err := os.Remove(filepath.Join("/sys/fs/cgroup/unified", path)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
-	cg, err := loadCgroup(path)
+	cg, err := Load(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -139,10 +141,10 @@ func (c v2Cgroup) Update(r *specs.LinuxResources, enable bool) error {
 	return c.m.Update(res)
 }
 
-// JoinCgroup moves process pid into the existing cgroup at path (the
+// Join moves process pid into the existing cgroup at path (the
 // ShimCgroup an operator gives the shims, as runc.v2 does with its own).
-func JoinCgroup(path string, pid int) error {
-	cg, err := loadCgroup(path)
+func Join(path string, pid int) error {
+	cg, err := Load(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("cgroup %s does not exist: %w", path, errdefs.ErrNotFound)
 	}

@@ -146,8 +146,9 @@ func removedMeanwhile(err error) bool {
 	return errors.Is(lerr, os.ErrNotExist) || lerr == nil && fi.IsDir()
 }
 
-// Prune marks the pool for removal if no shim is left in it: Unlock
-// removes it. The pool stays locked, and there, until Unlock.
+// Prune marks the pool for removal if no shim is left in it, and removes
+// nothing itself: Unlock removes the lock file while it still holds the
+// lock, then the pool's directories if no newcomer has filled them since.
 func (p *Pool) Prune() error {
 	shims, err := p.Shims()
 	if err != nil {
