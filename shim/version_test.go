@@ -11,7 +11,9 @@ func TestStampVersion(t *testing.T) {
 	saved := [3]string{version.Package, version.Version, version.Revision}
 	t.Cleanup(func() { version.Package, version.Version, version.Revision = saved[0], saved[1], saved[2] })
 
-	reset := func() { version.Package, version.Version, version.Revision = "github.com/containerd/containerd/v2", "2.4.2+unknown", "" }
+	reset := func() {
+		version.Package, version.Version, version.Revision = "github.com/containerd/containerd/v2", "2.4.2+unknown", ""
+	}
 	for _, tc := range []struct {
 		name              string
 		info              debug.BuildInfo
