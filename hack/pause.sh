@@ -8,9 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CFLAGS=(-Os -static -nostdlib -ffreestanding -fno-stack-protector
-	-fno-asynchronous-unwind-tables -fno-pie -no-pie -Wall -Wextra -Werror
-	-Wl,--build-id=none -Wl,-z,norelro -Wl,-z,noexecstack -s)
+# The release flags, which pod/pause's tests also build their variants with.
+read -r -d '' -a CFLAGS <pod/pause/c/cflags || true
 declare -A CC=([amd64]=${CC_AMD64:-x86_64-linux-gnu-gcc} [arm64]=${CC_ARM64:-aarch64-linux-gnu-gcc})
 SRC=pod/pause/c/pause.c
 
