@@ -15,6 +15,8 @@ SHIM      := bin/containerd-shim-pause-v2
 # The same shim with its failpoints compiled in (internal/failpoint), for
 # the crash-point sweep; never installed.
 SHIM_FAILPOINTS := bin/containerd-shim-pause-v2-failpoints
+# The node installer of the DaemonSet (package installer).
+INSTALLER := bin/containerd-shim-pause-installer
 LDFLAGS   := -s -w \
   -X github.com/containerd/containerd/v2/version.Version=$(VERSION) \
   -X github.com/containerd/containerd/v2/version.Revision=$(REVISION) \
@@ -38,6 +40,7 @@ pause: $(PAUSE_ELF)
 build: $(PAUSE_ELF)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(SHIM) ./cmd/containerd-shim-pause-v2
 	@! grep -qa gofail $(SHIM) || { echo "$(SHIM) carries failpoints"; exit 1; }
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(INSTALLER) ./cmd/containerd-shim-pause-installer
 
 build-failpoints: $(PAUSE_ELF)
 	CGO_ENABLED=0 $(GO) build -trimpath -tags failpoints -ldflags '$(LDFLAGS)' -o $(SHIM_FAILPOINTS) ./cmd/containerd-shim-pause-v2
