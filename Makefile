@@ -95,7 +95,7 @@ install: build
 # The DaemonSet installer's image (deploy/installer.yaml) as an OCI archive.
 IMAGE ?= containerd-shim-pause-v2-installer:latest
 image: build
-	mkdir -p $(OUTPUT) && $(GO) run ./integration/testimage/mkinstaller $(SHIM) $(IMAGE) $(OUTPUT)/installer-image.tar
+	mkdir -p $(OUTPUT) && $(GO) run ./integration/testimage/mkinstaller $(SHIM) $(IMAGE) $(OUTPUT)/installer-image.tar $(INSTALLER)
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/containerd-shim-pause-v2 $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
