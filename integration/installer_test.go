@@ -249,7 +249,6 @@ func TestInstallerDropInLoads(t *testing.T) {
 	other, err := testenv.Start(env.Repo, env.Shim, fmt.Sprintf("pause-installer-%d", os.Getpid()),
 		testenv.WithDropIn(filepath.Join(dir, "conf.d", "*.toml")))
 	defer func() {
-		other.Stop()
 		if leaks := other.Leaks(); len(leaks) > 0 {
 			t.Errorf("left behind:\n  %s", strings.Join(leaks, "\n  "))
 		}
