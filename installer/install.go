@@ -167,7 +167,6 @@ func (in *installer) missing(ctx context.Context) ([]string, error) {
 func (in *installer) restart(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, in.o.RestartTimeout)
 	defer cancel()
-	log.G(ctx).WithField("unit", in.o.ContainerdUnit).Info("restarting containerd")
 	err := RestartUnit(ctx, in.o.Host(in.o.SystemdBus), in.o.ContainerdUnit)
 	if !errors.Is(err, ErrNotSystemd) {
 		in.restarted = true // even a failed restart job may have stopped it

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/containerd/log"
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
 )
@@ -38,6 +39,7 @@ func RestartUnit(ctx context.Context, socket, unit string) error {
 		}
 		return fmt.Errorf("%w: unit %s is %s", ErrNotSystemd, unit, state)
 	}
+	log.G(ctx).WithField("unit", unit).Info("restarting containerd through systemd")
 	done := make(chan string, 1)
 	if _, err := conn.RestartUnitContext(ctx, unit, "replace", done); err != nil {
 		return fmt.Errorf("restart %s: %w", unit, err)

@@ -37,7 +37,7 @@ func (in *installer) uninstall(ctx context.Context) error {
 		return err
 	}
 	if len(pods) > 0 {
-		msg := fmt.Sprintf("uninstall refused: %d pods use handlers %s on this node: %s (delete them, or uninstall --force)",
+		msg := fmt.Sprintf("uninstall refused: %d pod(s) use handlers %s on this node: %s (delete them, or uninstall --force)",
 			len(pods), strings.Join(o.Handlers, ","), strings.Join(pods, ", "))
 		if !o.Force {
 			in.node.Report(ctx, corev1.EventTypeWarning, ReasonUninstallRefused, msg)
