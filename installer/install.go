@@ -57,6 +57,11 @@ func Install(ctx context.Context, o *Options, out io.Writer) error {
 func (in *installer) install(ctx context.Context) error {
 	o := in.o
 	configPath := o.Host(o.Config)
+	// The edit replaces the file by rename, which would turn a link into a
+	// copy: the file it points to is the one to name.
+	if st, err := os.Lstat(configPath); err == nil && st.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("containerd config %s is a symbolic link: give --config the file it points to", configPath)
+	}
 	config, err := os.ReadFile(configPath)
 	if err != nil {
 		return fmt.Errorf("containerd config: %w", err)
