@@ -14,6 +14,8 @@ SHIM      := bin/containerd-shim-pause-v2
 # The same shim with its failpoints compiled in (internal/failpoint), for
 # the crash-point sweep; never installed.
 SHIM_FAILPOINTS := bin/containerd-shim-pause-v2-failpoints
+# The node installer of the DaemonSet (package installer).
+INSTALLER := bin/containerd-shim-pause-installer
 LDFLAGS   := -s -w \
   -X github.com/containerd/containerd/v2/version.Version=$(VERSION) \
   -X github.com/containerd/containerd/v2/version.Revision=$(REVISION) \
@@ -42,6 +44,7 @@ deps-pause:
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(SHIM) ./cmd/containerd-shim-pause-v2
 	@! grep -qa gofail $(SHIM) || { echo "$(SHIM) carries failpoints"; exit 1; }
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(INSTALLER) ./cmd/containerd-shim-pause-installer
 
 build-failpoints:
 	CGO_ENABLED=0 $(GO) build -trimpath -tags failpoints -ldflags '$(LDFLAGS)' -o $(SHIM_FAILPOINTS) ./cmd/containerd-shim-pause-v2
@@ -112,9 +115,8 @@ install: build
 # The DaemonSets' image (deploy/installer.yaml) as an OCI archive: the shim
 # and the node installer, each at the image's root, nothing else.
 IMAGE ?= containerd-shim-pause-v2-installer:latest
-INSTALLER := bin/containerd-shim-pause-installer
 image: build
-	mkdir -p $(OUTPUT) && $(GO) run ./integration/testimage/mkinstaller $(IMAGE) $(OUTPUT)/installer-image.tar $(SHIM) $(wildcard $(INSTALLER))
+	mkdir -p $(OUTPUT) && $(GO) run ./integration/testimage/mkinstaller $(IMAGE) $(OUTPUT)/installer-image.tar $(SHIM) $(INSTALLER)
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/containerd-shim-pause-v2 $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml

@@ -1,0 +1,264 @@
+package installer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/containerd/log"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// Event reasons the installer records on the node.
+const (
+	ReasonInstalled        = "PauseRuntimeInstalled"
+	ReasonRestartNeeded    = "PauseRuntimeRestartNeeded"
+	ReasonInstallFailed    = "PauseRuntimeInstallFailed"
+	ReasonUninstalled      = "PauseRuntimeUninstalled"
+	ReasonUninstallRefused = "PauseRuntimeUninstallRefused"
+)
+
+// installer is one run's state: the options, the node and the host's
+// files as they were before the run touched them.
+type installer struct {
+	o         *Options
+	node      *Node
+	out       io.Writer
+	restarted bool // containerd was restarted by this run
+}
+
+func newInstaller(o *Options, out io.Writer) (*installer, error) {
+	node, err := NewNode(o.NodeName, o.Kubeconfig, out)
+	if err != nil {
+		return nil, err
+	}
+	return &installer{o: o, node: node, out: out}, nil
+}
+
+// Install puts the shim and its handlers on the node (see the package
+// comment). It returns nil also when containerd must be restarted by hand:
+// the node then carries the restart-needed annotation and no label.
+func Install(ctx context.Context, o *Options, out io.Writer) error {
+	in, err := newInstaller(o, out)
+	if err != nil {
+		return err
+	}
+	err = in.install(ctx)
+	if err != nil {
+		in.node.Report(ctx, corev1.EventTypeWarning, ReasonInstallFailed, err.Error())
+	}
+	return err
+}
+
+func (in *installer) install(ctx context.Context) error {
+	o := in.o
+	configPath := o.Host(o.Config)
+	// The edit replaces the file by rename, which would turn a link into a
+	// copy: the file it points to is the one to name.
+	if st, err := os.Lstat(configPath); err == nil && st.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("containerd config %s is a symbolic link: give --config the file it points to", configPath)
+	}
+	config, err := os.ReadFile(configPath)
+	if err != nil {
+		return fmt.Errorf("containerd config: %w", err)
+	}
+	info, err := ParseConfig(configPath, config)
+	if err != nil {
+		return err
+	}
+	if info.Version < 2 {
+		return fmt.Errorf("containerd config %s has version %d: containerd 2.0 or later with a version 2 or 3 config is needed (`containerd config migrate`)", configPath, info.Version)
+	}
+	version, err := ContainerdVersion(ctx, o.Host(o.ContainerdAddress))
+	if err != nil {
+		return err
+	}
+	if err := CheckContainerdVersion(version); err != nil {
+		return err
+	}
+	edited, err := AddImport(configPath, config, o.ImportGlob())
+	if err != nil {
+		return err
+	}
+
+	// What the run may change, to put back on failure.
+	var before []fileState
+	for _, p := range []string{o.Host(o.ShimPath()), o.Host(o.DropInPath()), configPath, configPath + BackupSuffix} {
+		s, err := snapshot(p)
+		if err != nil {
+			return err
+		}
+		before = append(before, s)
+	}
+	rollback := func(cause error) error { return in.rollback(ctx, before, cause) }
+
+	if _, err := InstallShim(o.ShimSource, o.Host(o.ShimPath())); err != nil {
+		return rollback(err)
+	}
+	dropInChanged, err := InstallDropIn(o.Host(o.DropInPath()), RenderDropIn(o.ShimPath(), o.Handlers, o.DensePodsPerShim))
+	if err != nil {
+		return rollback(err)
+	}
+	configChanged := string(edited) != string(config)
+	if configChanged {
+		if err := in.backupOnce(configPath, before[2]); err != nil {
+			return rollback(err)
+		}
+		if _, err := writeAtomic(configPath, edited, before[2].mode); err != nil {
+			return rollback(fmt.Errorf("write containerd config %s: %w", configPath, err))
+		}
+	}
+	missing, err := in.missing(ctx)
+	if err != nil {
+		return rollback(err)
+	}
+	log.G(ctx).WithFields(log.Fields{"containerd": version, "config_changed": configChanged, "drop_in_changed": dropInChanged, "missing": missing}).Debug("installed files")
+	// A new shim alone needs no restart: containerd starts the new binary
+	// for new pods. Handlers not live need one even when the files are
+	// unchanged, as when a previous run stopped before its restart.
+	if configChanged || dropInChanged || len(missing) > 0 {
+		err := in.restart(ctx)
+		if errors.Is(err, ErrNotSystemd) {
+			return in.restartNeeded(ctx, err)
+		}
+		if err != nil {
+			return rollback(err)
+		}
+		if err := in.waitHandlers(ctx); err != nil {
+			return rollback(err)
+		}
+	}
+	key, value, _ := o.LabelKV()
+	if err := in.node.SetMetadata(ctx, map[string]*string{key: &value}, map[string]*string{RestartNeededAnnotation: nil}); err != nil {
+		return err
+	}
+	in.node.Report(ctx, corev1.EventTypeNormal, ReasonInstalled,
+		fmt.Sprintf("handlers %s live on containerd %s with shim %s", strings.Join(o.Handlers, ","), version, o.ShimPath()))
+	return nil
+}
+
+// backupOnce keeps the config as it was before the installer first edited
+// it; a later run never overwrites that copy.
+func (in *installer) backupOnce(configPath string, orig fileState) error {
+	backup := configPath + BackupSuffix
+	if _, err := os.Stat(backup); err == nil {
+		return nil
+	}
+	if _, err := writeAtomic(backup, orig.data, orig.mode); err != nil {
+		return fmt.Errorf("backup of containerd config: %w", err)
+	}
+	return nil
+}
+
+// missing lists the handlers CRI does not serve on the installed shim.
+func (in *installer) missing(ctx context.Context) ([]string, error) {
+	c, err := DialCRI(in.o.Host(in.o.ContainerdAddress))
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	live, err := c.Handlers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return missingHandlers(live, in.o.Handlers, in.o.ShimPath()), nil
+}
+
+// restart restarts containerd's unit within the restart timeout.
+func (in *installer) restart(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, in.o.RestartTimeout)
+	defer cancel()
+	err := RestartUnit(ctx, in.o.Host(in.o.SystemdBus), in.o.ContainerdUnit)
+	if !errors.Is(err, ErrNotSystemd) {
+		in.restarted = true // even a failed restart job may have stopped it
+	}
+	return err
+}
+
+// waitHandlers waits, up to the restart timeout, until CRI lists every
+// handler on the installed shim.
+func (in *installer) waitHandlers(ctx context.Context) error {
+	deadline := time.Now().Add(in.o.RestartTimeout)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		missing, err := in.missing(cctx)
+		cancel()
+		if err == nil && len(missing) == 0 {
+			return nil
+		}
+		if err == nil {
+			err = fmt.Errorf("CRI does not list handlers %s on %s", strings.Join(missing, ","), in.o.ShimPath())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("containerd did not come back with the handlers within %v: %w", in.o.RestartTimeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// restartNeeded is the end of an install on a containerd the installer
+// cannot restart: the files are in place, the node says a restart is
+// needed and carries no label.
+func (in *installer) restartNeeded(ctx context.Context, cause error) error {
+	key, _, _ := in.o.LabelKV()
+	if err := in.node.SetMetadata(ctx, map[string]*string{key: nil}, map[string]*string{RestartNeededAnnotation: ptr("true")}); err != nil {
+		return err
+	}
+	in.node.Report(ctx, corev1.EventTypeWarning, ReasonRestartNeeded,
+		fmt.Sprintf("restart needed: %v; restart containerd on this node to load handlers %s", cause, strings.Join(in.o.Handlers, ",")))
+	return nil
+}
+
+// rollback puts the files back as they were, restarts containerd on them
+// when this run restarted it, and returns cause with what could not be
+// undone.
+func (in *installer) rollback(ctx context.Context, before []fileState, cause error) error {
+	var errs []error
+	for _, s := range before {
+		if err := s.restore(); err != nil {
+			errs = append(errs, fmt.Errorf("restore %s: %w", s.path, err))
+		}
+	}
+	done := "the node's files were restored"
+	if in.restarted {
+		if err := in.restart(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("restart containerd on the restored config: %w", err))
+		} else if err := in.waitCRI(ctx); err != nil {
+			errs = append(errs, err)
+		}
+		done += " and containerd restarted on them"
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w; the node could not be fully restored: %w", cause, errors.Join(errs...))
+	}
+	return fmt.Errorf("%w; %s", cause, done)
+}
+
+// waitCRI waits, up to the restart timeout, until CRI answers.
+func (in *installer) waitCRI(ctx context.Context) error {
+	deadline := time.Now().Add(in.o.RestartTimeout)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := in.missing(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("containerd did not come back within %v: %w", in.o.RestartTimeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}

@@ -1,0 +1,64 @@
+package installer
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestUnimport: the config goes back byte for byte when the install's edit
+// is all that changed (even where RemoveImport alone could not tell the
+// edit apart), keeps edits made since, and leaves an import the config had
+// before the install.
+func TestUnimport(t *testing.T) {
+	for _, tc := range []struct {
+		name, orig, later, want string
+		keepBackup              bool
+	}{
+		{name: "empty imports array", orig: "version = 3\nimports = []\n[a]\n", want: "version = 3\nimports = []\n[a]\n"},
+		{name: "no imports", orig: "version = 2\n[a]\n", want: "version = 2\n[a]\n"},
+		{
+			name: "edited since", orig: "version = 3\n[a]\n",
+			later: "# edited\nversion = 3\nimports = [\"/etc/containerd/conf.d/*.toml\"]\n[a]\n",
+			want:  "# edited\nversion = 3\n[a]\n", keepBackup: true,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			o, err := ParseArgs([]string{"uninstall", "--host-root", root}, func(string) string { return "" }, io.Discard)
+			if err != nil {
+				t.Fatal(err)
+			}
+			config := o.Host(o.Config)
+			installed, err := AddImport(config, []byte(tc.orig), o.ImportGlob())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.later != "" {
+				installed = []byte(tc.later)
+			}
+			os.MkdirAll(filepath.Dir(config), 0o755)
+			os.WriteFile(config, installed, 0o600)
+			os.WriteFile(config+BackupSuffix, []byte(tc.orig), 0o600)
+			in := &installer{o: o}
+			changed, err := in.unimport()
+			if err != nil || !changed {
+				t.Fatalf("changed=%v err=%v", changed, err)
+			}
+			got, _ := os.ReadFile(config)
+			if string(got) != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+			if st, _ := os.Stat(config); st.Mode().Perm() != 0o600 {
+				t.Errorf("config mode %v", st.Mode())
+			}
+			if _, err := os.Stat(config + BackupSuffix); (err == nil) != tc.keepBackup {
+				t.Errorf("backup kept: %v, want %v", err == nil, tc.keepBackup)
+			}
+			if changed, err := in.unimport(); changed || err != nil {
+				t.Errorf("a second unimport: changed=%v err=%v", changed, err)
+			}
+		})
+	}
+}
