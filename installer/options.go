@@ -39,7 +39,7 @@ type Options struct {
 	Kubeconfig        string
 	ShimSource        string
 
-	Wait  bool // install: block until SIGTERM afterwards
+	Wait  bool // install, uninstall: block until SIGTERM once done
 	Force bool // uninstall: even while pods use the handlers
 }
 
@@ -100,8 +100,8 @@ func ParseArgs(args []string, getenv func(string) string, out io.Writer) (*Optio
 	str(&timeout, "restart-timeout", "2m", "how long containerd may take to list the handlers after a restart")
 	str(&o.Kubeconfig, "kubeconfig", "", `kubeconfig file ("": in-cluster config)`)
 	str(&o.ShimSource, "shim-source", "/"+ShimName, "the shim binary to install")
-	if o.Command == CmdInstall {
-		fs.BoolVar(&o.Wait, "wait", envBool(getenv, "PAUSE_WAIT"), "after installing, block until SIGTERM")
+	if o.Command == CmdInstall || o.Command == CmdUninstall {
+		fs.BoolVar(&o.Wait, "wait", envBool(getenv, "PAUSE_WAIT"), "once done, block until SIGTERM (a DaemonSet's main container)")
 	}
 	if o.Command == CmdUninstall {
 		fs.BoolVar(&o.Force, "force", envBool(getenv, "PAUSE_FORCE"), "uninstall even while pods use the handlers")

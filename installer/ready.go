@@ -34,23 +34,24 @@ func Ready(ctx context.Context, o *Options, out io.Writer) error {
 	return nil
 }
 
-// Run runs the subcommand o.Command. An install with o.Wait then blocks
-// until ctx ends (the DaemonSet's SIGTERM) and returns nil: a rollout must
-// not take the runtime off the node.
+// Run runs the subcommand o.Command. An install or uninstall with o.Wait
+// then blocks until ctx ends (the DaemonSet's SIGTERM) and returns nil: a
+// rollout must not take the runtime off the node, and the uninstaller's pod
+// stays Ready to show its node is done.
 func Run(ctx context.Context, o *Options, out io.Writer) error {
+	var err error
 	switch o.Command {
 	case CmdInstall:
-		if err := Install(ctx, o, out); err != nil {
-			return err
-		}
-		if o.Wait {
-			<-ctx.Done()
-		}
-		return nil
+		err = Install(ctx, o, out)
 	case CmdUninstall:
-		return Uninstall(ctx, o, out)
+		err = Uninstall(ctx, o, out)
 	case CmdReady:
 		return Ready(ctx, o, out)
+	default:
+		return fmt.Errorf("unknown subcommand %q", o.Command)
 	}
-	return fmt.Errorf("unknown subcommand %q", o.Command)
+	if err == nil && o.Wait {
+		<-ctx.Done()
+	}
+	return err
 }

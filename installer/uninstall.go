@@ -16,7 +16,8 @@ import (
 // import the installer added to containerd's config (the config then is
 // byte for byte what it was before the install, unless edited since),
 // then restarts containerd and removes the shim binary. It refuses while
-// CRI lists pod sandboxes on the handlers, unless o.Force.
+// CRI lists pod sandboxes on the handlers, unless o.Force. Where an earlier
+// run left nothing but the label, it removes the label and asks CRI nothing.
 func Uninstall(ctx context.Context, o *Options, out io.Writer) error {
 	in, err := newInstaller(o, out)
 	if err != nil {
@@ -27,6 +28,12 @@ func Uninstall(ctx context.Context, o *Options, out io.Writer) error {
 
 func (in *installer) uninstall(ctx context.Context) error {
 	o := in.o
+	// The shim goes last: with it and the drop-in gone, an earlier run
+	// finished, and CRI (restarted without the handlers) need not be asked.
+	if !exists(o.Host(o.ShimPath())) && !exists(o.Host(o.DropInPath())) {
+		key, _, _ := o.LabelKV()
+		return in.node.SetMetadata(ctx, map[string]*string{key: nil}, map[string]*string{RestartNeededAnnotation: nil})
+	}
 	c, err := DialCRI(o.Host(o.ContainerdAddress))
 	if err != nil {
 		return err
@@ -139,4 +146,9 @@ func matchesInstall(name string, backup, current []byte, glob string) bool {
 func importsAlready(name string, backup []byte, glob string) bool {
 	info, err := ParseConfig(name, backup)
 	return err == nil && info.Imported(glob)
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return err == nil
 }

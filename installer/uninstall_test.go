@@ -62,3 +62,41 @@ func TestUnimport(t *testing.T) {
 		})
 	}
 }
+
+// TestUninstallWithNothingLeft: on a node where nothing of the installer's
+// is left (a second run of the uninstaller, or a node never installed), the
+// uninstall succeeds without asking CRI, which may no longer be there.
+func TestUninstallWithNothingLeft(t *testing.T) {
+	root := t.TempDir()
+	o, err := ParseArgs([]string{"uninstall", "--host-root", root, "--node-name", "",
+		"--containerd-address", "/nonexistent/containerd.sock"}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	config := o.Host(o.Config)
+	os.MkdirAll(filepath.Dir(config), 0o755)
+	const orig = "version = 3\n[a]\n"
+	os.WriteFile(config, []byte(orig), 0o600)
+	if err := Uninstall(t.Context(), o, io.Discard); err != nil {
+		t.Fatalf("uninstall with nothing installed: %v", err)
+	}
+	if got, _ := os.ReadFile(config); string(got) != orig {
+		t.Errorf("config changed: %q", got)
+	}
+
+	// With the shim still there, the pods are checked: CRI must answer.
+	os.MkdirAll(filepath.Dir(o.Host(o.ShimPath())), 0o755)
+	os.WriteFile(o.Host(o.ShimPath()), []byte("shim"), 0o755)
+	if err := Uninstall(t.Context(), o, io.Discard); err == nil {
+		t.Error("uninstall with the shim installed and no CRI to ask succeeded")
+	}
+}
+
+// TestUninstallTakesWait: the uninstaller DaemonSet's main container runs
+// `uninstall --wait`.
+func TestUninstallTakesWait(t *testing.T) {
+	o, err := ParseArgs([]string{"uninstall", "--wait"}, func(string) string { return "" }, io.Discard)
+	if err != nil || !o.Wait {
+		t.Fatalf("uninstall --wait: wait=%v err=%v", o != nil && o.Wait, err)
+	}
+}

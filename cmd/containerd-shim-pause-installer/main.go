@@ -1,6 +1,6 @@
 // Command containerd-shim-pause-installer puts containerd-shim-pause-v2 on
 // the node its DaemonSet pod runs on, takes it off, or says whether it is
-// ready (package installer): install [--wait] | uninstall [--force] | ready.
+// ready (package installer): install [--wait] | uninstall [--force] [--wait] | ready.
 package main
 
 import (
