@@ -88,8 +88,10 @@ func (n *Node) Report(ctx context.Context, eventType, reason, message string) {
 	}
 	now := metav1.NewTime(time.Now())
 	ev := &corev1.Event{
-		ObjectMeta:     metav1.ObjectMeta{GenerateName: n.name + ".", Namespace: metav1.NamespaceDefault},
-		InvolvedObject: corev1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: n.name},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: n.name + ".", Namespace: metav1.NamespaceDefault},
+		// The kubelet's own node events carry the node's name as uid;
+		// kubectl describe node selects events by it.
+		InvolvedObject: corev1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: n.name, UID: types.UID(n.name)},
 		Reason:         reason,
 		Message:        message,
 		Type:           eventType,
