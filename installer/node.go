@@ -71,7 +71,9 @@ func (n *Node) SetMetadata(ctx context.Context, labels, annotations map[string]*
 
 // HasLabel tells whether the node carries key=value.
 func (n *Node) HasLabel(ctx context.Context, key, value string) (bool, error) {
-	node, err := n.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+	// ResourceVersion "0": the API server answers from its cache, not
+	// etcd; the readiness probe asks this of every node.
+	node, err := n.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{ResourceVersion: "0"})
 	if err != nil {
 		return false, fmt.Errorf("get node %s: %w", n.name, err)
 	}
