@@ -268,4 +268,18 @@ func TestInstallerDropInLoads(t *testing.T) {
 	if _, err := runInstaller(t, bin, append([]string{"ready"}, args...)...); err != nil {
 		t.Errorf("ready: %v", err)
 	}
+
+	// An uninstall killed after it removed the drop-in and the import, but
+	// before its restart: containerd still serves the handlers, so the next
+	// uninstall must restart it (here, with no systemd, ask for a restart).
+	if err := os.Remove(filepath.Join(dir, "conf.d", "pause.toml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(config+installer.BackupSuffix, config); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runInstaller(t, bin, append([]string{"uninstall"}, args...)...)
+	if err != nil || !strings.Contains(out, installer.ReasonRestartNeeded) {
+		t.Errorf("uninstall with the handlers still loaded: %v, want a restart asked for\n%s", err, out)
+	}
 }
