@@ -81,6 +81,17 @@ func TestApplyOrder(t *testing.T) {
 	}
 }
 
+// TestNamespaceAdmitsPrivilegedPods: the installer's pods are privileged
+// with the host's root mounted; a cluster whose default Pod Security level
+// is baseline or restricted would reject them in a namespace that does not
+// say privileged.
+func TestNamespaceAdmitsPrivilegedPods(t *testing.T) {
+	ns := find[*corev1.Namespace](t, decodeDir(t, "."), namespace)
+	if got := ns.Labels["pod-security.kubernetes.io/enforce"]; got != "privileged" {
+		t.Errorf("namespace %s: pod-security.kubernetes.io/enforce %q, want privileged", namespace, got)
+	}
+}
+
 // TestRuntimeClass: each RuntimeClass names its handler in the drop-in,
 // keeps the overhead make bench measured per pod (at least that, exactly
 // the figures chosen), and schedules only on nodes with the ready label.

@@ -103,14 +103,9 @@ func (in *installer) install(ctx context.Context) error {
 	if err != nil {
 		return rollback(err)
 	}
-	configChanged := string(edited) != string(config)
-	if configChanged {
-		if err := in.backupOnce(configPath, before[2]); err != nil {
-			return rollback(err)
-		}
-		if _, err := writeAtomic(configPath, edited, before[2].mode); err != nil {
-			return rollback(fmt.Errorf("write containerd config %s: %w", configPath, err))
-		}
+	configChanged, err := in.importDropIns(configPath, before[2], edited)
+	if err != nil {
+		return rollback(err)
 	}
 	missing, err := in.missing(ctx)
 	if err != nil {
@@ -143,6 +138,23 @@ func (in *installer) install(ctx context.Context) error {
 
 // backupOnce keeps the config as it was before the installer first edited
 // it; a later run never overwrites that copy.
+// importDropIns writes containerd's config edited to import the drop-ins,
+// after a backup of the config as it was. The backup is made even when the
+// config imports them already: it is how uninstall tells an import the
+// config had from the one the install added.
+func (in *installer) importDropIns(configPath string, orig fileState, edited []byte) (bool, error) {
+	if err := in.backupOnce(configPath, orig); err != nil {
+		return false, err
+	}
+	if string(edited) == string(orig.data) {
+		return false, nil
+	}
+	if _, err := writeAtomic(configPath, edited, orig.mode); err != nil {
+		return false, fmt.Errorf("write containerd config %s: %w", configPath, err)
+	}
+	return true, nil
+}
+
 func (in *installer) backupOnce(configPath string, orig fileState) error {
 	backup := configPath + BackupSuffix
 	if _, err := os.Stat(backup); err == nil {

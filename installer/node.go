@@ -71,7 +71,9 @@ func (n *Node) SetMetadata(ctx context.Context, labels, annotations map[string]*
 
 // HasLabel tells whether the node carries key=value.
 func (n *Node) HasLabel(ctx context.Context, key, value string) (bool, error) {
-	node, err := n.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+	// ResourceVersion "0": the API server answers from its cache, not
+	// etcd; the readiness probe asks this of every node.
+	node, err := n.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{ResourceVersion: "0"})
 	if err != nil {
 		return false, fmt.Errorf("get node %s: %w", n.name, err)
 	}
@@ -88,8 +90,10 @@ func (n *Node) Report(ctx context.Context, eventType, reason, message string) {
 	}
 	now := metav1.NewTime(time.Now())
 	ev := &corev1.Event{
-		ObjectMeta:     metav1.ObjectMeta{GenerateName: n.name + ".", Namespace: metav1.NamespaceDefault},
-		InvolvedObject: corev1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: n.name},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: n.name + ".", Namespace: metav1.NamespaceDefault},
+		// The kubelet's own node events carry the node's name as uid;
+		// kubectl describe node selects events by it.
+		InvolvedObject: corev1.ObjectReference{APIVersion: "v1", Kind: "Node", Name: n.name, UID: types.UID(n.name)},
 		Reason:         reason,
 		Message:        message,
 		Type:           eventType,

@@ -47,6 +47,11 @@ func TestNodeMetadata(t *testing.T) {
 	if len(events.Items) != 1 || events.Items[0].InvolvedObject.Name != "n1" || events.Items[0].Reason != ReasonRestartNeeded {
 		t.Errorf("events %+v", events.Items)
 	}
+	// kubectl describe node finds a node's events by involvedObject.uid,
+	// which the kubelet sets to the node's name for its own.
+	if len(events.Items) == 1 && events.Items[0].InvolvedObject.UID != "n1" {
+		t.Errorf("event's involved object uid %q: kubectl describe node n1 would not show it", events.Items[0].InvolvedObject.UID)
+	}
 	if !strings.Contains(out.String(), ReasonRestartNeeded+": restart needed") {
 		t.Errorf("report %q", out.String())
 	}

@@ -39,10 +39,18 @@ func (in *installer) uninstall(ctx context.Context) error {
 		return err
 	}
 	pods, err := c.PodsOn(ctx, o.Handlers)
+	if err != nil {
+		c.Close()
+		return err
+	}
+	// Handlers containerd still serves need a restart even when this run
+	// changes no file: an earlier run may have been killed before its own.
+	live, err := c.Handlers(ctx)
 	c.Close()
 	if err != nil {
 		return err
 	}
+	loaded := len(missingHandlers(live, o.Handlers, o.ShimPath())) < len(o.Handlers)
 	if len(pods) > 0 {
 		msg := fmt.Sprintf("uninstall refused: %d pod(s) use handlers %s on this node: %s (delete them, or uninstall --force)",
 			len(pods), strings.Join(o.Handlers, ","), strings.Join(pods, ", "))
@@ -67,7 +75,7 @@ func (in *installer) uninstall(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if dropInRemoved || configChanged {
+	if dropInRemoved || configChanged || loaded {
 		err := in.restart(ctx)
 		switch {
 		case errors.Is(err, ErrNotSystemd):

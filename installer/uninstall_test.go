@@ -100,3 +100,44 @@ func TestUninstallTakesWait(t *testing.T) {
 		t.Fatalf("uninstall --wait: wait=%v err=%v", o != nil && o.Wait, err)
 	}
 }
+
+// TestUninstallKeepsAnImportTheConfigHad: a config that imported the
+// drop-in directory before the install (containerd's own default config
+// does, as do nodes set up by hand) keeps its import after the uninstall:
+// other drop-ins there go on loading.
+func TestUninstallKeepsAnImportTheConfigHad(t *testing.T) {
+	for _, orig := range []string{
+		"version = 3\nimports = [\"/etc/containerd/conf.d/*.toml\"]\n[a]\n",
+		"version = 3\nimports = ['/etc/containerd/conf.d/*.toml']\n[a]\n",
+	} {
+		root := t.TempDir()
+		o, err := ParseArgs([]string{"install", "--host-root", root}, func(string) string { return "" }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		config := o.Host(o.Config)
+		os.MkdirAll(filepath.Dir(config), 0o755)
+		os.WriteFile(config, []byte(orig), 0o644)
+		before, err := snapshot(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edited, err := AddImport(config, []byte(orig), o.ImportGlob())
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := &installer{o: o}
+		if _, err := in.importDropIns(config, before, edited); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := in.unimport(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(config); string(got) != orig {
+			t.Errorf("after install and uninstall: %q, want the config as it was, %q", got, orig)
+		}
+		if _, err := os.Stat(config + BackupSuffix); err == nil {
+			t.Error("the backup is left after the uninstall")
+		}
+	}
+}

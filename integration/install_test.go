@@ -37,17 +37,7 @@ func TestInstallAndUninstall(t *testing.T) {
 
 	// A second private containerd that knows the pause runtime only from
 	// the installed drop-in, which names the installed shim by its path.
-	other, err := testenv.Start(env.Repo, env.Shim, fmt.Sprintf("pause-install-%d", os.Getpid()),
-		testenv.WithDropIn(filepath.Join(confdir, "*.toml")))
-	defer func() {
-		if leaks := other.Leaks(); len(leaks) > 0 {
-			t.Errorf("left behind:\n  %s", strings.Join(leaks, "\n  "))
-		}
-		os.RemoveAll(other.Dir)
-	}()
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := startContainerdWithDropIns(t, "pause-install", filepath.Join(confdir, "*.toml"))
 	conn, rt := dialCRI(t, other.Address)
 	defer conn.Close()
 	ctx := context.Background()
@@ -107,4 +97,21 @@ func TestInstallerImage(t *testing.T) {
 	if err != nil || !strings.Contains(string(want), "Version") || strings.TrimSpace(got) != strings.TrimSpace(string(want)) {
 		t.Errorf("the image's shim -v:\n%s\nthe built one's (%v):\n%s", got, err, want)
 	}
+}
+
+// startContainerdWithDropIns starts a second private containerd that
+// imports dropIns, which the test ends with a check that it left nothing.
+func startContainerdWithDropIns(t *testing.T, name, dropIns string) *testenv.Env {
+	t.Helper()
+	other, err := testenv.Start(env.Repo, env.Shim, fmt.Sprintf("%s-%d", name, os.Getpid()), testenv.WithDropIn(dropIns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if leaks := other.Leaks(); len(leaks) > 0 {
+			t.Errorf("left behind:\n  %s", strings.Join(leaks, "\n  "))
+		}
+		os.RemoveAll(other.Dir)
+	})
+	return other
 }

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +12,6 @@ import (
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/installer"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testenv"
 )
 
 // stockConfig is a node's containerd config that imports no drop-ins, as
@@ -246,17 +244,7 @@ func TestInstallerDropInLoads(t *testing.T) {
 	if _, err := runInstaller(t, bin, append([]string{"install", "--containerd-address", env.Address}, args...)...); err != nil {
 		t.Fatalf("install: %v", err)
 	}
-	other, err := testenv.Start(env.Repo, env.Shim, fmt.Sprintf("pause-installer-%d", os.Getpid()),
-		testenv.WithDropIn(filepath.Join(dir, "conf.d", "*.toml")))
-	defer func() {
-		if leaks := other.Leaks(); len(leaks) > 0 {
-			t.Errorf("left behind:\n  %s", strings.Join(leaks, "\n  "))
-		}
-		os.RemoveAll(other.Dir)
-	}()
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := startContainerdWithDropIns(t, "pause-installer", filepath.Join(dir, "conf.d", "*.toml"))
 	c, err := installer.DialCRI(other.Address)
 	if err != nil {
 		t.Fatal(err)
@@ -279,5 +267,19 @@ func TestInstallerDropInLoads(t *testing.T) {
 	}
 	if _, err := runInstaller(t, bin, append([]string{"ready"}, args...)...); err != nil {
 		t.Errorf("ready: %v", err)
+	}
+
+	// An uninstall killed after it removed the drop-in and the import, but
+	// before its restart: containerd still serves the handlers, so the next
+	// uninstall must restart it (here, with no systemd, ask for a restart).
+	if err := os.Remove(filepath.Join(dir, "conf.d", "pause.toml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(config+installer.BackupSuffix, config); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runInstaller(t, bin, append([]string{"uninstall"}, args...)...)
+	if err != nil || !strings.Contains(out, installer.ReasonRestartNeeded) {
+		t.Errorf("uninstall with the handlers still loaded: %v, want a restart asked for\n%s", err, out)
 	}
 }
