@@ -194,19 +194,28 @@ func (in *installer) restart(ctx context.Context) error {
 // waitHandlers waits, up to the restart timeout, until CRI lists every
 // handler on the installed shim.
 func (in *installer) waitHandlers(ctx context.Context) error {
+	return in.waitContainerd(ctx, " with the handlers", func(ctx context.Context) error {
+		missing, err := in.missing(ctx)
+		if err == nil && len(missing) > 0 {
+			err = fmt.Errorf("CRI does not list handlers %s on %s", strings.Join(missing, ","), in.o.ShimPath())
+		}
+		return err
+	})
+}
+
+// waitContainerd polls ready, up to the restart timeout, until it returns
+// nil; what says what containerd must come back with.
+func (in *installer) waitContainerd(ctx context.Context, what string, ready func(context.Context) error) error {
 	deadline := time.Now().Add(in.o.RestartTimeout)
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		missing, err := in.missing(cctx)
+		err := ready(cctx)
 		cancel()
-		if err == nil && len(missing) == 0 {
+		if err == nil {
 			return nil
 		}
-		if err == nil {
-			err = fmt.Errorf("CRI does not list handlers %s on %s", strings.Join(missing, ","), in.o.ShimPath())
-		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("containerd did not come back with the handlers within %v: %w", in.o.RestartTimeout, err)
+			return fmt.Errorf("containerd did not come back%s within %v: %w", what, in.o.RestartTimeout, err)
 		}
 		select {
 		case <-ctx.Done():
@@ -256,21 +265,8 @@ func (in *installer) rollback(ctx context.Context, before []fileState, cause err
 
 // waitCRI waits, up to the restart timeout, until CRI answers.
 func (in *installer) waitCRI(ctx context.Context) error {
-	deadline := time.Now().Add(in.o.RestartTimeout)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		_, err := in.missing(cctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("containerd did not come back within %v: %w", in.o.RestartTimeout, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
+	return in.waitContainerd(ctx, "", func(ctx context.Context) error {
+		_, err := in.missing(ctx)
+		return err
+	})
 }
