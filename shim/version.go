@@ -14,6 +14,10 @@ const packageName = "containerd-shim-pause-v2"
 // them with -ldflags -X: `go install …@vX.Y.Z` then shows vX.Y.Z, not
 // containerd's own version.
 func StampVersion() {
+	// A make build is stamped already: it reads no build info at each start.
+	if version.Package == packageName {
+		return
+	}
 	if info, ok := debug.ReadBuildInfo(); ok {
 		stampFrom(info)
 	}
