@@ -175,6 +175,7 @@ binDir: /opt/pause/bin
 label: example.com/pause=on
 nodeSelector: {pool: pause}
 tolerations: [{key: dedicated, operator: Equal, value: pause, effect: NoSchedule}]
+extraEnv: [{name: KUBERNETES_SERVICE_HOST, value: 10.0.0.1}]
 `), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -207,6 +208,7 @@ tolerations: [{key: dedicated, operator: Equal, value: pause, effect: NoSchedule
 		"PAUSE_DENSE_PODS_PER_SHIM": "16",
 		"PAUSE_LABEL":               "example.com/pause=on",
 		"PAUSE_RESTART_TIMEOUT":     "5m",
+		"KUBERNETES_SERVICE_HOST":   "10.0.0.1",
 	}
 	checkInstallerContainer(t, c, want)
 	if c.Image != "registry.example/pause-installer:v2" || c.ImagePullPolicy != corev1.PullAlways {

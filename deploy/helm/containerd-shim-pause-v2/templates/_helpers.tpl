@@ -53,6 +53,9 @@
   value: {{ printf "%s=%s" (include "pause.labelKey" .) (include "pause.labelValue" .) | quote }}
 - name: PAUSE_RESTART_TIMEOUT
   value: {{ .Values.containerd.restartTimeout | quote }}
+{{- with .Values.extraEnv }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/* What every container running the installer has beyond its command. */}}
