@@ -153,17 +153,20 @@ bench: build deps
 
 # A real node: a throwaway Debian VM (systemd as PID 1, cgroup v2, /run
 # noexec, as Debian boots) runs the node's share of the integration tests,
-# make e2e's first scenarios with the kubelet on the systemd driver, and
-# critest's fast subset on the systemd handlers (hack/node/suite.sh).
+# make e2e's scenarios with the kubelet on the systemd driver, the cluster
+# install (deploy/ applied to a node whose containerd is a systemd unit:
+# TestClusterInstall), and critest's fast subset on pause-systemd
+# (hack/node/suite.sh). NODE_MODE=install runs the cluster install alone.
 deps-node:
 	DEPS_DIR=$(DEPS_DIR) ./hack/deps.sh node
 
-test-node: build build-failpoints deps deps-conformance deps-node deps-k8s
-	DEPS_DIR=$(DEPS_DIR) ./hack/node/payload.sh $(OUTPUT)/node-payload
+test-node: build build-failpoints deps deps-conformance deps-node deps-k8s deps-helm
+	DEPS_DIR=$(DEPS_DIR) ./hack/node/payload.sh $(OUTPUT)/node-payload $(NODE_MODE)
 	./hack/node/test.sh $(OUTPUT)/node-payload 2>&1 | tee $(OUTPUT)/test-node.log; exit $${PIPESTATUS[0]}
 
-# All of critest on the node's systemd handlers (runc with SystemdCgroup and
-# pause-systemd); about 15 minutes under emulation, so not in CI.
+# All of critest on the node's systemd handlers (runc with SystemdCgroup, the
+# reference, and pause-systemd); about 15 minutes under emulation, so not
+# in CI.
 conformance-node: build build-failpoints deps deps-conformance deps-node deps-k8s
 	DEPS_DIR=$(DEPS_DIR) ./hack/node/payload.sh $(OUTPUT)/node-payload conformance
 	NODE_TIMEOUT=100m ./hack/node/test.sh $(OUTPUT)/node-payload 2>&1 | tee $(OUTPUT)/conformance-node.log; exit $${PIPESTATUS[0]}

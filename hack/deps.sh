@@ -112,14 +112,13 @@ if [ "${1:-}" = node ]; then
 fi
 
 # `deps.sh k8s`: kubelet, kube-apiserver, kubectl and etcd for make e2e,
+# kube-scheduler and kube-controller-manager for make test-node,
 # built from the module proxy in hack/k8s and hack/etcd, whose go.mod pins
 # the versions (`go install` refuses hack/k8s's replace directives). The
 # stamp holds the pin and a hash of go.mod and go.sum: only a new pin rebuilds.
 # `deps.sh k8s-conformance` adds, for make e2e-conformance, from the build
 # module hack/k8s/conformance (the same approach; a go.mod of its own, so
-# neither set is rebuilt when the other's changes): kube-scheduler and
-# kube-controller-manager (the e2e framework's pods name no node, and its
-# namespaces need service accounts and a namespace controller), agnhost
+# neither set is rebuilt when the other's changes): agnhost
 # (the test image most specs run), e2e.test, the test binary of
 # k8s.io/kubernetes/test/e2e (`go test -c`), and the ginkgo CLI that runs
 # it in parallel (the version of the library e2e.test links).
@@ -156,9 +155,12 @@ if [ "${1:-}" = k8s ] || [ "${1:-}" = k8s-conformance ]; then
 	module_build build "$here/etcd" go.etcd.io/etcd/server/v3 etcd -- .
 	module_build build "$here/k8s" k8s.io/kubernetes kubelet kube-apiserver kubectl -- \
 		k8s.io/kubernetes/cmd/kubelet k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+	# The controllers (a DaemonSet's pods need both) for make test-node's
+	# cluster install, from the conformance module, which requires them.
+	module_build build "$here/k8s/conformance" k8s.io/kubernetes kube-scheduler kube-controller-manager -- \
+		k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-controller-manager
 	if [ "$1" = k8s-conformance ]; then
-		module_build build "$here/k8s/conformance" k8s.io/kubernetes kube-scheduler kube-controller-manager agnhost ginkgo -- \
-			k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kube-controller-manager \
+		module_build build "$here/k8s/conformance" k8s.io/kubernetes agnhost ginkgo -- \
 			k8s.io/kubernetes/test/images/agnhost github.com/onsi/ginkgo/v2/ginkgo
 		module_build test "$here/k8s/conformance" k8s.io/kubernetes e2e.test -- k8s.io/kubernetes/test/e2e
 	fi

@@ -32,8 +32,29 @@ e2e_skip='^TestNodeConformance$'
 focus='PodSandbox|basic operations on container|NamespaceOption|Streaming runtime should support (exec|attach)'
 mode=$(cat mode 2>/dev/null || echo test)
 rc=0
-if [ "$mode" = conformance ]; then
-	focus=
+# The one-node cluster needs an address besides loopback, which the
+# kubelet reports (with its Hostname) and through which the API server
+# streams exec, logs and attach; this VM has no network card (-nic none): a
+# dummy one, holding the default route, stands in (nothing leaves the VM).
+node_address() {
+	ip link add node0 type dummy && ip addr add 10.252.0.2/24 dev node0 &&
+		ip link set node0 up && ip route add default dev node0 || { echo "node: no address for the kubelet (a dummy link)"; return 1; }
+}
+# The cluster install: deploy/ applied to a cluster whose node's
+# containerd is containerd.service from a stock config; the installer's
+# images are in the payload (payload.sh).
+install_test() {
+	(cd repo/integration/e2e && PAUSE_E2E_INSTALL=$node/installer ./e2e.test -test.v -test.count=1 -test.timeout 40m -test.run '^TestClusterInstall$')
+}
+# critest's runc reference on this node runs with make conformance-node;
+# make test-node runs the handler under test.
+handlers=pause-systemd
+if [ "$mode" = install ]; then
+	node_address || rc=1
+	install_test || rc=1
+	exit $rc
+elif [ "$mode" = conformance ]; then
+	focus= handlers=runc,pause-systemd
 else
 	(cd repo/integration && ./integration.test -test.v -test.count=1 -test.timeout 40m -test.run "$tests") || rc=1
 	# A subset of the crash-point sweep (the host's sweeps every point in
@@ -44,15 +65,11 @@ else
 	# A one-node cluster (etcd, kube-apiserver, the kubelet on the systemd
 	# driver over cgroup v2) and make e2e's scenarios, on RuntimeClass
 	# pause and on runc, with the suite's leak check (pod slices included).
-	# A node has an address besides loopback, which the kubelet reports
-	# (with its Hostname) and through which the API server streams exec,
-	# logs and attach; this VM has no network card (-nic none): a dummy
-	# one, holding the default route, stands in (nothing leaves the VM).
-	ip link add node0 type dummy && ip addr add 10.252.0.2/24 dev node0 &&
-		ip link set node0 up && ip route add default dev node0 || { echo "node: no address for the kubelet (a dummy link)"; rc=1; }
+	node_address || rc=1
 	(cd repo/integration/e2e && ./e2e.test -test.v -test.count=1 -test.timeout 40m -test.skip "$e2e_skip") || rc=1
+	install_test || rc=1
 fi
-(cd repo && "$node/bin/conformance" -handlers runc,pause-systemd -focus "$focus" -standins "$node/standins" -out /var/log/pause-node/conformance) || rc=1
+(cd repo && "$node/bin/conformance" -handlers "$handlers" -focus "$focus" -standins "$node/standins" -out /var/log/pause-node/conformance) || rc=1
 [ "$mode" = conformance ] && cat /var/log/pause-node/conformance/*.md
 # Its totals, as lines the harness adds to its count.
 sed -n 's/^- \([^:]*\): \([0-9]* passed, [0-9]* failed\).*/critest \1: \2/p' /var/log/pause-node/conformance/*.md 2>/dev/null

@@ -49,6 +49,7 @@ type cluster struct {
 	env          *testenv.Env
 	sandboxImage string // the pause image CRI runs handler runc's pods on
 	pki          *pki
+	server       string // the API server's URL, on 127.0.0.1
 	kubeconfig   string // the test's own (system:masters)
 	client       *kubernetes.Clientset
 	cgroupRoot   string // the kubelet's cgroup root, under every hierarchy (cgroupfs driver)
@@ -137,6 +138,11 @@ type options struct {
 	// service account (Kubernetes' e2e framework), and lets pods be
 	// privileged.
 	controlPlane bool
+	// nodeService runs containerd as the node's containerd.service, from a
+	// stock config without this shim's handlers (testenv.AsNodeService),
+	// and the kubelet registers without the ready label: the node
+	// installer is to add both.
+	nodeService bool
 }
 
 // startCluster brings the cluster up, each part waited for before the next.
@@ -149,6 +155,9 @@ func startCluster(c *cluster, repo, shim string, opts options) error {
 	}
 	if opts.registry != "" {
 		envOpts = append(envOpts, testenv.WithRegistryMirror(opts.registry))
+	}
+	if opts.nodeService {
+		envOpts = append(envOpts, testenv.AsNodeService())
 	}
 	var err error
 	c.env, err = testenv.Start(repo, shim, fmt.Sprintf("pause-e2e-%d", os.Getpid()), envOpts...)
@@ -172,6 +181,7 @@ func startCluster(c *cluster, repo, shim string, opts options) error {
 	if err != nil {
 		return err
 	}
+	c.server = server
 	if err := c.setUpAPI(server, repo); err != nil {
 		return err
 	}
@@ -275,6 +285,9 @@ func (c *cluster) setUpAPI(server, repo string) error {
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}
 	if _, err := c.client.CoreV1().ServiceAccounts(namespace).Create(ctx, sa, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("default service account: %w", err)
+	}
+	if c.opts.nodeService {
+		return nil // the RuntimeClasses come with the installer's objects
 	}
 	if out, err := c.kubectl(ctx, nil, "apply", "-f", filepath.Join(repo, "deploy", "runtimeclass.yaml")); err != nil {
 		return fmt.Errorf("kubectl apply runtimeclass: %v: %s", err, out)
@@ -383,11 +396,13 @@ fileCheckFrequency: 2s
 	c.kubeletArgs = []string{"--config", configPath, "--kubeconfig", kubeconfig,
 		"--container-runtime-endpoint", "unix://" + c.env.Address,
 		"--root-dir", filepath.Join(c.dir, "kubelet"), "--cert-dir", filepath.Join(c.dir, "kubelet-pki"),
-		"--hostname-override", nodeName, "--v", "2",
+		"--hostname-override", nodeName, "--v", "2"}
+	if !c.opts.nodeService {
 		// The label the node installer sets once CRI lists the handlers,
 		// which deploy/'s RuntimeClasses select: this host's containerd
 		// has them from the start (the tests install no DaemonSet).
-		"--node-labels", "containerd-shim-pause-v2/ready=true"}
+		c.kubeletArgs = append(c.kubeletArgs, "--node-labels", "containerd-shim-pause-v2/ready=true")
+	}
 	kubelet, err := c.start("kubelet", c.kubeletArgs...)
 	if err != nil {
 		return err

@@ -46,6 +46,13 @@ func TestMain(m *testing.M) {
 			skip = "e2e: " + conformanceEnv + " is set: TestNodeConformance runs alone, on clusters of its own"
 			return m.Run()
 		}
+		if images := os.Getenv(installEnv); images != "" {
+			// make test-node: TestClusterInstall takes over the node's
+			// containerd.service, on a cluster of its own.
+			install = &installRun{repo: repo, shim: shim, images: images}
+			skip = "e2e: " + installEnv + " is set: TestClusterInstall runs alone, on a cluster of its own"
+			return m.Run()
+		}
 		dir, err := os.MkdirTemp("", "pause-e2e-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "e2e: FAIL:", err)

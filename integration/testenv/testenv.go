@@ -139,6 +139,7 @@ type Env struct {
 	podSubnet      string
 	defaultRuntime string
 	extraEnv       []string
+	node           bool // AsNodeService
 }
 
 // Prerequisites says what is missing to run a private containerd here (""
@@ -262,6 +263,12 @@ imports = [%[7]q]
 		config += fmt.Sprintf("[plugins.\"io.containerd.cri.v1.images\".registry]\n  config_path = %q\n", filepath.Join(dir, "certs.d"))
 	}
 	cfgPath := filepath.Join(dir, "config.toml")
+	if env.node {
+		if config, err = env.nodeConfig(); err != nil {
+			return err
+		}
+		cfgPath, env.Address = NodeConfig, NodeAddress
+	}
 	if err := os.WriteFile(cfgPath, []byte(config), 0o600); err != nil {
 		return err
 	}
@@ -275,6 +282,12 @@ imports = [%[7]q]
 // launch starts containerd on the written configuration and waits until it
 // answers.
 func (env *Env) launch() error {
+	if env.node {
+		if err := env.startUnit(); err != nil {
+			return err
+		}
+		return env.waitUp()
+	}
 	logf, err := os.OpenFile(env.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
@@ -295,7 +308,11 @@ func (env *Env) launch() error {
 	exited := make(chan struct{})
 	env.exited = exited
 	go func() { _ = cmd.Wait(); logf.Close(); close(exited) }()
+	return env.waitUp()
+}
 
+// waitUp waits until containerd answers, CRI included.
+func (env *Env) waitUp() error {
 	wait := 30 * time.Second
 	if Slow() {
 		// CRI recovers every pod before it serves: minutes under emulation.
@@ -346,6 +363,9 @@ func criReady(address string) error {
 // leaving the shims running, and starts it again on the same state.
 // whileDown runs while containerd is down.
 func (env *Env) Restart(sig syscall.Signal, whileDown func()) error {
+	if env.node {
+		return fmt.Errorf("containerd is the unit %s: restart it through systemd", NodeUnit)
+	}
 	env.Client.Close()
 	env.Client = nil
 	_ = syscall.Kill(env.pid, sig)
@@ -363,6 +383,10 @@ func (env *Env) Restart(sig syscall.Signal, whileDown func()) error {
 func (env *Env) Stop() {
 	if env.Client != nil {
 		env.Client.Close()
+	}
+	if env.node {
+		env.stopUnit()
+		return
 	}
 	if env.pid == 0 || env.exited == nil {
 		return
