@@ -82,7 +82,7 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 		socketDir = filepath.Join(defaults.DefaultStateDir, "s")
 	}
 	if runtimeOpts.PodsPerShim != 1 && isSandboxBundle() {
-		address, err := m.startPooled(ctx, opts, runtimeOpts, id, socketDir)
+		address, err := pool.Start(ctx, bootstrap(opts, runtimeOpts, socketDir), opts, runtimeOpts, id, socketDir)
 		if err != nil {
 			return nil, err
 		}
@@ -115,6 +115,37 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 	}
 	result.Address = address
 	return result, nil
+}
+
+// taskBundles is the directory (under containerd's state) of the bundles of
+// tasks; a sandbox's bundle lives under its sandbox controller's.
+const taskBundles = "io.containerd.runtime.v2.task"
+
+// isSandboxBundle tells whether `start` runs in a sandbox's bundle (its
+// working directory), not a task's: only sandboxes share shims.
+func isSandboxBundle() bool {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return false
+	}
+	return filepath.Base(filepath.Dir(filepath.Dir(cwd))) != taskBundles
+}
+
+// spawnShared starts a shared shim's server; tests stand in for it.
+var spawnShared = spawn
+
+// bootstrap is what the pool of a shared shim borrows from `start`.
+func bootstrap(opts *bootapi.BootstrapParams, runtimeOpts options.Options, socketDir string) pool.Bootstrap {
+	return pool.Bootstrap{
+		Spawn: func(ctx context.Context, srv pool.ServerSpec) error {
+			err := spawnShared(ctx, opts, runtimeOpts, socketDir, server{id: srv.ID, address: srv.Address, procs: srv.Procs, env: srv.Env})
+			if errors.Is(err, errShimRuns) {
+				err = fmt.Errorf("a shim already listens at %s: %w", srv.Address, err)
+			}
+			return err
+		},
+		RecordSocket: recordPodSocket,
+	}
 }
 
 // recordPodSocket records the socket of pod id, whose bundle is the
@@ -303,7 +334,7 @@ func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	bundle := filepath.Join(filepath.Dir(cwd), id)
 	failpoint.Inject(failpoint.ShimDeleteBegin)
 	if dir, ok := poolOfBundle(bundle); ok {
-		leavePool(ctx, dir, id, bundle)
+		pool.Leave(ctx, dir, id, bundle)
 	}
 	failpoint.Inject(failpoint.ShimDeleteAfterPool)
 	isPod, err := pod.CleanupBundle(ctx, bundle)
@@ -315,7 +346,7 @@ func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 		// A shim that died before its pod had a record left the pod's
 		// address, which no record names.
 		pool.RemoveDeadSockets(podSockets(ctx, bundle, id))
-		pod.SweepOrphans(ctx, leavePool)
+		pod.SweepOrphans(ctx, pool.Leave)
 		return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(unix.SIGKILL)}, nil
 	}
 	return m.Shim.Stop(ctx, id)
