@@ -36,12 +36,32 @@ const (
 
 // BundleFile, in a pod's bundle, names the pool directory of the pod's
 // shim, for `shim delete`, which knows neither the options nor the shim.
+// Start writes it; OfBundle reads it.
 const BundleFile = "pause-pool"
+
+// OfBundle returns the pool directory that the pod's bundle names, or ""
+// when the pod's shim is not shared.
+func OfBundle(bundle string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, BundleFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	return string(data), err
+}
+
+// poolsDir, under containerd's socket directory, holds the pools.
+const poolsDir = "pause-pools"
 
 // Dir is the directory of the pool of key, under containerd's socket
 // directory (a tmpfs only root writes: the pool goes with the sockets).
 func Dir(socketDir, key string) string {
-	return filepath.Join(socketDir, "pause-pools", key)
+	return filepath.Join(socketDir, poolsDir, key)
+}
+
+// ValidDir tells whether dir, read back from a file, can be a pool's
+// directory.
+func ValidDir(dir string) bool {
+	return filepath.IsAbs(dir) && filepath.Clean(dir) == dir && filepath.Base(filepath.Dir(dir)) == poolsDir
 }
 
 // Key names a pool after what its shims must have in common.

@@ -333,7 +333,7 @@ func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	}
 	bundle := filepath.Join(filepath.Dir(cwd), id)
 	failpoint.Inject(failpoint.ShimDeleteBegin)
-	if dir, ok := poolOfBundle(bundle); ok {
+	if dir, err := pool.OfBundle(bundle); err == nil && dir != "" {
 		pool.Leave(ctx, dir, id, bundle)
 	}
 	failpoint.Inject(failpoint.ShimDeleteAfterPool)
@@ -350,16 +350,6 @@ func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 		return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(unix.SIGKILL)}, nil
 	}
 	return m.Shim.Stop(ctx, id)
-}
-
-// poolOfBundle is the pool directory a pod's bundle names (pool.BundleFile),
-// if it names one: the pod was given to a shared shim.
-func poolOfBundle(bundle string) (string, bool) {
-	data, err := os.ReadFile(filepath.Join(bundle, pool.BundleFile))
-	if err != nil {
-		return "", false
-	}
-	return string(data), true
 }
 
 // podSockets are the addresses of pod id's sockets (the debug one too), as
