@@ -75,45 +75,47 @@ func (sh *SharedShim) Retire(ctx context.Context, srv Server, id, bundle string)
 // the start fails (killed after it gave the pod to this shim), so such a
 // pod never comes, and the shim need not wait a StartTimeout for it.
 func dropGone(ctx context.Context, srv Server, locked *Pool, own Shim, bundles string) (Shim, error) {
-	for _, id := range own.Pods {
-		if srv.Has(id) {
-			continue
-		}
+	return dropAwaited(srv, locked, own, func(id string) bool {
 		if _, err := os.Lstat(filepath.Join(bundles, id)); !errors.Is(err, os.ErrNotExist) {
-			continue
+			return false
 		}
 		log.G(ctx).WithField("sandbox", id).Info("a pod given to this shim has no bundle left: dropped")
+		return true
+	})
+}
+
+// ExpireUnclaimed drops, every half ttl (the runtime's StartTimeout), the
+// pods a start gave the shim more than ttl ago that never came (containerd
+// died between start and CreateSandbox, or the start failed after choosing
+// this shim): the shim would wait for them for ever. It runs for the
+// shim's life.
+func (sh *SharedShim) ExpireUnclaimed(ctx context.Context, srv Server, ttl time.Duration) {
+	for range time.Tick(ttl / 2) {
+		sh.updateRecord(ctx, srv, func(locked *Pool, own Shim) (Shim, error) {
+			return dropAwaited(srv, locked, own, func(id string) bool {
+				if at, err := locked.AssignedAt(own.Name, id); err != nil || time.Since(at) < ttl {
+					return false
+				}
+				log.G(ctx).WithField("sandbox", id).Warn("a pod given to this shim never came: dropped")
+				return true
+			})
+		})
+	}
+}
+
+// dropAwaited takes out of the shim's record the pods given to it that
+// have not come, and that never says never will.
+func dropAwaited(srv Server, locked *Pool, own Shim, never func(id string) bool) (Shim, error) {
+	for _, id := range own.Pods {
+		if srv.Has(id) || !never(id) {
+			continue
+		}
 		var err error
 		if own, err = locked.Release(own, id); err != nil {
 			return own, err
 		}
 	}
 	return own, nil
-}
-
-// ExpireUnclaimed drops, every half StartTimeout, the pods a start gave
-// the shim more than a StartTimeout ago that never came (containerd died
-// between start and CreateSandbox, or the start failed after choosing this
-// shim): the shim would wait for them for ever. It runs for the shim's life.
-func (sh *SharedShim) ExpireUnclaimed(ctx context.Context, srv Server, ttl time.Duration) {
-	for range time.Tick(ttl / 2) {
-		sh.updateRecord(ctx, srv, func(locked *Pool, own Shim) (Shim, error) {
-			for _, id := range own.Pods {
-				if srv.Has(id) {
-					continue // it came
-				}
-				if at, err := locked.AssignedAt(own.Name, id); err != nil || time.Since(at) < ttl {
-					continue
-				}
-				log.G(ctx).WithField("sandbox", id).Warn("a pod given to this shim never came: dropped")
-				var err error
-				if own, err = locked.Release(own, id); err != nil {
-					return own, err
-				}
-			}
-			return own, nil
-		})
-	}
 }
 
 // updateRecord runs change on the shim's record in the locked pool, then

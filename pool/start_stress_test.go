@@ -42,11 +42,7 @@ func TestStartStress(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	waitAll(t, &wg, errs)
 	shims := ps.shims(t)
 	held := 0
 	for _, s := range shims {
