@@ -1,9 +1,9 @@
-// Package shim bootstraps the shim process: `start` finds or starts the one
-// shim process of a pod and answers its socket, `delete` cleans up after a
-// task or a pod from its bundle alone, `-info` describes the runtime. The
-// shim's services live in package task, its pods in package pod: the
-// bootstrap imports pod (to clean up a pod's bundle, check the systemd
-// driver, place the shim in its cgroup) and options, never task.
+// Package shim bootstraps the shim process: `start` answers the socket of
+// the shim that serves a task or pod, starting one unless it runs (or
+// asking package pool for a shared one); `delete` cleans up after a task or
+// pod from its bundle alone; `-info` describes the runtime. The shim's
+// services are package task's: the bootstrap imports pod, pool and options,
+// never task.
 package shim
 
 import (
@@ -322,8 +322,9 @@ func serveCommand(ctx context.Context, srv server, containerdAddress string, deb
 	return cmd, nil
 }
 
-// Stop is `shim delete`: for a pod's bundle it kills what the pod left and
-// removes its cgroups and its sockets; a container's bundle is runc.v2's.
+// Stop is `shim delete`: for a pod's bundle it takes the pod out of its
+// pool if it has one, kills what the pod left, removes its cgroups and its
+// sockets; a container's bundle is runc.v2's.
 // It also finishes the work of any earlier delete of a pod that was killed
 // before it ended (see pod.SweepOrphans): containerd runs delete only once.
 func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {

@@ -1,11 +1,11 @@
-// Package task is the shim's ttrpc face: the sandbox API v1 (sandbox.go)
-// and the task API v3, thin adapters over the shim's pods (package pod,
+// Package task is the shim's ttrpc face: thin adapters of the sandbox API
+// v1 (sandbox.go) and the task API v3 over the shim's pods (package pod,
 // through its Registry). Containers run through containerd's own runc task
-// service, so they behave exactly as under io.containerd.runc.v2; this
-// package only routes a container to its pod (which joins it, and stops it
-// with the pod), hands runc its options, and keeps the shim alive while a
-// pod lives. A shim started for a task outside any sandbox is a drop-in
-// runc.v2 shim.
+// service, so they behave exactly as under io.containerd.runc.v2: this
+// package routes a container to its pod (which joins it, stops it with the
+// pod), hands runc its options, keeps the shim alive while a pod lives. A
+// shared shim's place in its pool is package pool's. A shim started for a
+// task outside any sandbox is a drop-in runc.v2 shim.
 package task
 
 import (
@@ -56,7 +56,7 @@ type Service struct {
 	shared *pool.SharedShim
 }
 
-// NewService wraps containerd's runc task service with the pod.
+// NewService wraps containerd's runc task service with the shim's pods.
 func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service, grpcAddress string) (*Service, error) {
 	opts, err := options.FromEnv()
 	if err != nil {
