@@ -17,6 +17,7 @@ import (
 // SharedShim is a shim's place in its pool when it serves the pods of many
 // starts (PodsPerShim is not 1).
 type SharedShim struct {
+	// Dir is its pool's directory, Name its name there.
 	Dir, Name string
 	// Address is the shim's socket, which it removes as it exits.
 	Address string
@@ -53,7 +54,7 @@ func SharedFromEnv() *SharedShim {
 // Retire takes pod id (if any) out of the pool, with the pods given to
 // the shim that will never come (see dropGone; bundle, if known, is the
 // leaving pod's, beside theirs) and, when the shim has no pod left, the
-// shim too, which then exits.
+// shim too, which then exits (srv.Exit).
 func (sh *SharedShim) Retire(ctx context.Context, srv Server, id, bundle string) {
 	sh.updateRecord(ctx, srv, func(locked *Pool, own Shim) (Shim, error) {
 		if id != "" {

@@ -158,7 +158,7 @@ func addShim(ctx context.Context, b Bootstrap, locked *Pool, opts *bootapi.Boots
 	failpoint.Inject(failpoint.PoolStartAfterShimRecord)
 	srv := ServerSpec{
 		ID: shimID, Address: address,
-		Procs: min(runtime.NumCPU(), 4), // a P per CPU, up to 4
+		Procs: min(runtime.NumCPU(), 4), // its pods' calls run at once, but each P costs memory
 		Env:   []string{DirEnv + "=" + dir, NameEnv + "=" + name, AddressEnv + "=" + address},
 	}
 	if err := b.Spawn(ctx, srv); err != nil {
@@ -189,7 +189,7 @@ func socketPath(address string) string { return strings.TrimPrefix(address, "uni
 // out every dead shim left with no pod (this one with its last pod, or one
 // killed as it left the pool). A live shim has taken the pod out itself
 // when the pod shut down. dir is the pool's directory, as the pod's bundle
-// (BundleFile) or the copy of its record names it.
+// (OfBundle) or the copy of its record names it.
 func Leave(ctx context.Context, dir, id, bundle string) {
 	if _, err := os.Stat(dir); err != nil {
 		return // the pool's last shim removed it
