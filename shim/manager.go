@@ -1,6 +1,6 @@
 // Package shim bootstraps the shim process: `start` answers the socket of
-// the shim that serves a task or pod, starting one unless it runs (or
-// asking package pool for a shared one); `delete` cleans up after a task or
+// the shim that serves a task or pod, starting that shim unless it runs (a
+// shared shim is package pool's choice); `delete` cleans up after a task or
 // pod from its bundle alone; `-info` describes the runtime. The shim's
 // services are package task's: the bootstrap imports pod, pool and options,
 // never task.
