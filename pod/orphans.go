@@ -51,7 +51,7 @@ type orphan struct {
 	// containerd's `shim delete` own the pod and the copy is not acted on.
 	Bundle string `json:"bundle"`
 	// Pool is the pool directory of the pod's shared shim, if it has one
-	// (the bundle's pool.BundleFile).
+	// (as the bundle names it: pool.OfBundle).
 	Pool   string `json:"pool,omitempty"`
 	Record record `json:"record"`
 }
@@ -66,14 +66,12 @@ func orphanPath(bundle string) string {
 // rename: a reader sees the old copy or the new one.
 func saveOrphan(bundle string, s record) error {
 	o := orphan{Bundle: bundle, Record: s}
-	data, err := os.ReadFile(filepath.Join(bundle, pool.BundleFile))
-	switch {
-	case err == nil:
-		o.Pool = string(data)
-	case !errors.Is(err, os.ErrNotExist):
+	var err error
+	if o.Pool, err = pool.OfBundle(bundle); err != nil {
 		return err
 	}
-	if data, err = json.Marshal(o); err != nil {
+	data, err := json.Marshal(o)
+	if err != nil {
 		return err
 	}
 	// The parent first, as the pause binary's cache makes it (open to
@@ -130,8 +128,7 @@ func (o orphan) check(path string) error {
 	if orphanPath(o.Bundle) != path {
 		return fmt.Errorf("bundle %q is not the one this copy is named after", o.Bundle)
 	}
-	if o.Pool != "" && (!filepath.IsAbs(o.Pool) || filepath.Clean(o.Pool) != o.Pool ||
-		filepath.Base(filepath.Dir(o.Pool)) != filepath.Base(pool.Dir("", ""))) {
+	if o.Pool != "" && !pool.ValidDir(o.Pool) {
 		return fmt.Errorf("pool %q is not a shim pool directory", o.Pool)
 	}
 	return o.Record.check()

@@ -126,11 +126,7 @@ func TestLockStress(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	waitAll(t, &wg, errs)
 	if n := overlaps.Load(); n > 0 {
 		t.Errorf("%d of %d rounds had two holders inside the pool at once", n, rounds.Load())
 	}
@@ -191,5 +187,15 @@ func TestRemovedMeanwhile(t *testing.T) {
 	}
 	if _, err := Lock(filepath.Join(file, "k")); err == nil {
 		t.Error("Lock under a file succeeded")
+	}
+}
+
+// waitAll waits for wg, then fails t with each error sent on errs.
+func waitAll(t *testing.T, wg *sync.WaitGroup, errs chan error) {
+	t.Helper()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -1,15 +1,7 @@
-// Package pool records which shim process serves which pods when pods
-// share shims (the runtime option PodsPerShim is not 1).
-//
-// A pool is the shims of one containerd, namespace, shim binary and options:
-// a directory beside containerd's shim sockets holding a lock file, and for
-// each shim its socket address and the ids of the pods it serves. `shim
-// start` holds the lock while it picks a shim with room (or starts one) and
-// records the pod there; a shim holds it while it takes a pod out and,
-// when none is left, itself, before it exits: so start never hands out a
-// shim that is on its way out. `shim delete` takes a pod out of a shim that
-// died, and the shim out once it has no pod left. Whoever leaves the pool
-// empty removes it as it unlocks (see Lock).
+// Package pool shares shims among pods when the runtime option PodsPerShim
+// is not 1: `shim start` gives a pod to a shim with room, or starts one; a
+// shared shim leaves its pool with its last pod; `shim delete` clears what
+// a dead shim left. It sits below pod: of the rooms it imports options alone.
 package pool
 
 import (
@@ -36,12 +28,32 @@ const (
 
 // BundleFile, in a pod's bundle, names the pool directory of the pod's
 // shim, for `shim delete`, which knows neither the options nor the shim.
+// Start writes it; OfBundle reads it.
 const BundleFile = "pause-pool"
+
+// OfBundle returns the pool directory that the pod's bundle names, or ""
+// when the pod's shim is not shared.
+func OfBundle(bundle string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(bundle, BundleFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return "", nil
+	}
+	return string(data), err
+}
+
+// poolsDir, under containerd's socket directory, holds the pools.
+const poolsDir = "pause-pools"
 
 // Dir is the directory of the pool of key, under containerd's socket
 // directory (a tmpfs only root writes: the pool goes with the sockets).
 func Dir(socketDir, key string) string {
-	return filepath.Join(socketDir, "pause-pools", key)
+	return filepath.Join(socketDir, poolsDir, key)
+}
+
+// ValidDir tells whether dir, read back from a file, can be a pool's
+// directory.
+func ValidDir(dir string) bool {
+	return filepath.IsAbs(dir) && filepath.Clean(dir) == dir && filepath.Base(filepath.Dir(dir)) == poolsDir
 }
 
 // Key names a pool after what its shims must have in common.
@@ -54,6 +66,16 @@ func Key(parts ...string) string {
 const lockFile = "lock"
 
 // Pool is a pool directory, locked.
+//
+// A pool is the shims of one containerd, namespace, shim binary and options:
+// a directory beside containerd's shim sockets holding a lock file, and for
+// each shim its socket address and the ids of the pods it serves. `shim
+// start` holds the lock while it picks a shim with room (or starts one) and
+// records the pod there; a shim holds it while it takes a pod out and,
+// when none is left, itself, before it exits: so start never hands out a
+// shim that is on its way out. `shim delete` takes a pod out of a shim that
+// died, and the shim out once it has no pod left. Whoever leaves the pool
+// empty removes it as it unlocks (see Lock).
 type Pool struct {
 	dir  string
 	lock *os.File

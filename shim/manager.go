@@ -1,9 +1,9 @@
-// Package shim bootstraps the shim process: `start` finds or starts the one
-// shim process of a pod and answers its socket, `delete` cleans up after a
-// task or a pod from its bundle alone, `-info` describes the runtime. The
-// shim's services live in package task, its pods in package pod: the
-// bootstrap imports pod (to clean up a pod's bundle, check the systemd
-// driver, place the shim in its cgroup) and options, never task.
+// Package shim bootstraps the shim process: `start` answers the socket of
+// the shim that serves a task or pod, starting that shim unless it runs (a
+// shared shim is package pool's choice); `delete` cleans up after a task or
+// pod from its bundle alone; `-info` describes the runtime. The shim's
+// services are package task's: the bootstrap imports pod, pool and options,
+// never task.
 package shim
 
 import (
@@ -82,7 +82,7 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 		socketDir = filepath.Join(defaults.DefaultStateDir, "s")
 	}
 	if runtimeOpts.PodsPerShim != 1 && isSandboxBundle() {
-		address, err := m.startPooled(ctx, opts, runtimeOpts, id, socketDir)
+		address, err := pool.Start(ctx, bootstrap(opts, runtimeOpts, socketDir), opts, runtimeOpts, id, socketDir)
 		if err != nil {
 			return nil, err
 		}
@@ -115,6 +115,37 @@ func (m *Manager) Start(ctx context.Context, opts *bootapi.BootstrapParams) (_ *
 	}
 	result.Address = address
 	return result, nil
+}
+
+// taskBundles is the directory (under containerd's state) of the bundles of
+// tasks; a sandbox's bundle lives under its sandbox controller's.
+const taskBundles = "io.containerd.runtime.v2.task"
+
+// isSandboxBundle tells whether `start` runs in a sandbox's bundle (its
+// working directory), not a task's: only sandboxes share shims.
+func isSandboxBundle() bool {
+	cwd, err := os.Getwd()
+	if err != nil {
+		return false
+	}
+	return filepath.Base(filepath.Dir(filepath.Dir(cwd))) != taskBundles
+}
+
+// spawnShared starts a shared shim's server; tests stand in for it.
+var spawnShared = spawn
+
+// bootstrap is what the pool of a shared shim borrows from `start`.
+func bootstrap(opts *bootapi.BootstrapParams, runtimeOpts options.Options, socketDir string) pool.Bootstrap {
+	return pool.Bootstrap{
+		Spawn: func(ctx context.Context, srv pool.ServerSpec) error {
+			err := spawnShared(ctx, opts, runtimeOpts, socketDir, server{id: srv.ID, address: srv.Address, procs: srv.Procs, env: srv.Env})
+			if errors.Is(err, errShimRuns) {
+				err = fmt.Errorf("a shim already listens at %s: %w", srv.Address, err)
+			}
+			return err
+		},
+		RecordSocket: recordPodSocket,
+	}
 }
 
 // recordPodSocket records the socket of pod id, whose bundle is the
@@ -291,8 +322,9 @@ func serveCommand(ctx context.Context, srv server, containerdAddress string, deb
 	return cmd, nil
 }
 
-// Stop is `shim delete`: for a pod's bundle it kills what the pod left and
-// removes its cgroups and its sockets; a container's bundle is runc.v2's.
+// Stop is `shim delete`: for a pod's bundle it takes the pod out of its
+// pool if it has one, kills what the pod left, removes its cgroups and its
+// sockets; a container's bundle is runc.v2's.
 // It also finishes the work of any earlier delete of a pod that was killed
 // before it ended (see pod.SweepOrphans): containerd runs delete only once.
 func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) {
@@ -302,8 +334,8 @@ func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 	}
 	bundle := filepath.Join(filepath.Dir(cwd), id)
 	failpoint.Inject(failpoint.ShimDeleteBegin)
-	if dir, ok := poolOfBundle(bundle); ok {
-		leavePool(ctx, dir, id, bundle)
+	if dir, err := pool.OfBundle(bundle); err == nil && dir != "" {
+		pool.Leave(ctx, dir, id, bundle)
 	}
 	failpoint.Inject(failpoint.ShimDeleteAfterPool)
 	isPod, err := pod.CleanupBundle(ctx, bundle)
@@ -315,20 +347,10 @@ func (m *Manager) Stop(ctx context.Context, id string) (shim.StopStatus, error) 
 		// A shim that died before its pod had a record left the pod's
 		// address, which no record names.
 		pool.RemoveDeadSockets(podSockets(ctx, bundle, id))
-		pod.SweepOrphans(ctx, leavePool)
+		pod.SweepOrphans(ctx, pool.Leave)
 		return shim.StopStatus{ExitedAt: time.Now(), ExitStatus: 128 + int(unix.SIGKILL)}, nil
 	}
 	return m.Shim.Stop(ctx, id)
-}
-
-// poolOfBundle is the pool directory a pod's bundle names (pool.BundleFile),
-// if it names one: the pod was given to a shared shim.
-func poolOfBundle(bundle string) (string, bool) {
-	data, err := os.ReadFile(filepath.Join(bundle, pool.BundleFile))
-	if err != nil {
-		return "", false
-	}
-	return string(data), true
 }
 
 // podSockets are the addresses of pod id's sockets (the debug one too), as

@@ -1,11 +1,11 @@
-// Package task is the shim's ttrpc face: the sandbox API v1 (sandbox.go)
-// and the task API v3, thin adapters over the shim's pods (package pod,
+// Package task is the shim's ttrpc face: thin adapters of the sandbox API
+// v1 (sandbox.go) and the task API v3 over the shim's pods (package pod,
 // through its Registry). Containers run through containerd's own runc task
-// service, so they behave exactly as under io.containerd.runc.v2; this
-// package only routes a container to its pod (which joins it, and stops it
-// with the pod), hands runc its options, and keeps the shim alive while a
-// pod lives. A shim started for a task outside any sandbox is a drop-in
-// runc.v2 shim.
+// service, so they behave exactly as under io.containerd.runc.v2: this
+// package routes a container to its pod (which joins it, stops it with the
+// pod), hands runc its options, keeps the shim alive while a pod lives. A
+// shared shim's place in its pool is package pool's. A shim started for a
+// task outside any sandbox is a drop-in runc.v2 shim.
 package task
 
 import (
@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
@@ -35,6 +36,7 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // Service holds the shim's pods (one, or up to PodsPerShim on a shared
@@ -51,10 +53,10 @@ type Service struct {
 	pods *pod.Registry
 	// shared is the shim's place in its pool when pods share shims; nil
 	// for a shim of one pod.
-	shared *sharedShim
+	shared *pool.SharedShim
 }
 
-// NewService wraps containerd's runc task service with the pod.
+// NewService wraps containerd's runc task service with the shim's pods.
 func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Service, grpcAddress string) (*Service, error) {
 	opts, err := options.FromEnv()
 	if err != nil {
@@ -74,10 +76,10 @@ func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Servi
 	events.pods.Store(s.pods)
 	s.grpcAddress = grpcAddress
 	s.socketDir = os.Getenv(options.SocketDirEnv)
-	s.shared = sharedFromEnv()
+	s.shared = pool.SharedFromEnv()
 	if s.shared != nil {
-		log.G(ctx).WithFields(log.Fields{"shim": s.shared.name, "pods_per_shim": opts.PodsPerShim}).Info("shared shim")
-		go s.expireUnclaimed(context.WithoutCancel(ctx))
+		log.G(ctx).WithFields(log.Fields{"shim": s.shared.Name, "pods_per_shim": opts.PodsPerShim}).Info("shared shim")
+		go s.shared.ExpireUnclaimed(context.WithoutCancel(ctx), poolServer{s}, time.Duration(opts.StartTimeout))
 	}
 	return s, nil
 }
@@ -287,7 +289,7 @@ func (t *taskService) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) 
 		return &ptypes.Empty{}, nil
 	}
 	if t.svc.shared != nil {
-		t.svc.retire(ctx, "", "")
+		t.svc.shared.Retire(ctx, poolServer{t.svc}, "", "")
 		return &ptypes.Empty{}, nil
 	}
 	return t.TTRPCTaskService.Shutdown(ctx, r)

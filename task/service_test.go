@@ -538,7 +538,7 @@ func TestSharedShimLeavesItsPoolWithItsLastPod(t *testing.T) {
 		}
 	}
 	pl.Unlock()
-	ts.s.shared = &sharedShim{dir: dir, name: "me"}
+	ts.s.shared = &pool.SharedShim{Dir: dir, Name: "me"}
 	ctx := testCtx()
 	// containerd makes a pod's bundle, beside the others, before its start.
 	bundles := t.TempDir()

@@ -42,14 +42,14 @@ func sharedService(t *testing.T, withPods bool) *testService {
 	if err := os.WriteFile(sock, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	ts.s.shared = &sharedShim{dir: dir, name: "me", address: "unix://" + sock}
+	ts.s.shared = &pool.SharedShim{Dir: dir, Name: "me", Address: "unix://" + sock}
 	return ts
 }
 
 // socketGone fails t if the shared shim's socket is left.
 func socketGone(t *testing.T, ts *testService) {
 	t.Helper()
-	if _, err := os.Lstat(strings.TrimPrefix(ts.s.shared.address, "unix://")); !errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(strings.TrimPrefix(ts.s.shared.Address, "unix://")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the exited shim's socket is left: %v", err)
 	}
 }
@@ -58,7 +58,7 @@ func socketGone(t *testing.T, ts *testService) {
 // (its periodic check, or a task Shutdown) instead of staying for ever.
 func TestSharedShimWithoutRecordExits(t *testing.T) {
 	ts := sharedService(t, false)
-	ts.s.retire(testCtx(), "", "")
+	ts.s.shared.Retire(testCtx(), poolServer{ts.s}, "", "")
 	if !ts.exited() {
 		t.Fatal("a shared shim with no record and no pod stays")
 	}
@@ -76,7 +76,7 @@ func TestSharedShimWithoutRecordExitsAfterItsPods(t *testing.T) {
 	if _, err := ts.sb.StartSandbox(ctx, &sandboxAPI.StartSandboxRequest{SandboxID: "a"}); err != nil {
 		t.Fatal(err)
 	}
-	ts.s.retire(ctx, "", "")
+	ts.s.shared.Retire(ctx, poolServer{ts.s}, "", "")
 	if ts.exited() {
 		t.Fatal("a shared shim with no record exited under a live pod")
 	}
@@ -101,11 +101,11 @@ func TestSharedShimDropsAPodWhoseBundleIsGone(t *testing.T) {
 	if err := os.Mkdir(live, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := pool.Lock(ts.s.shared.dir)
+	pl, err := pool.Lock(ts.s.shared.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pl.AddShim("me", ts.s.shared.address); err != nil {
+	if err := pl.AddShim("me", ts.s.shared.Address); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"a", "never-came"} {

@@ -1,4 +1,4 @@
-package shim
+package pool
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // pooledStart runs `shim start` for pods of a shared-shim handler, with
@@ -24,16 +23,17 @@ type pooledStart struct {
 	opts        *bootapi.BootstrapParams
 	runtimeOpts options.Options
 	socketDir   string
+	bootstrap   Bootstrap
 	// dir is the handler's pool.
 	dir string
 
 	mu sync.Mutex
 	// spawned are the servers started; listeners, their sockets.
-	spawned   []server
+	spawned   []ServerSpec
 	listeners map[string]net.Listener
 	// beforeSpawn, when set, runs as a server is started; an error fails
 	// the start.
-	beforeSpawn func(srv server) error
+	beforeSpawn func(srv ServerSpec) error
 }
 
 func newPooledStart(t *testing.T, podsPerShim uint32) *pooledStart {
@@ -57,8 +57,9 @@ func newPooledStart(t *testing.T, podsPerShim uint32) *pooledStart {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps.dir = pool.Dir(socketDir, pool.Key(ps.opts.ContainerdGrpcAddress, "pool-test", self, ps.runtimeOpts.Encode()))
-	spawnShared = func(_ context.Context, _ *bootapi.BootstrapParams, _ options.Options, _ string, srv server) error {
+	ps.dir = Dir(socketDir, Key(ps.opts.ContainerdGrpcAddress, "pool-test", self, ps.runtimeOpts.Encode()))
+	ps.bootstrap.RecordSocket = func(string, string) error { return nil }
+	ps.bootstrap.Spawn = func(_ context.Context, srv ServerSpec) error {
 		ps.mu.Lock()
 		hook := ps.beforeSpawn
 		ps.mu.Unlock()
@@ -67,7 +68,7 @@ func newPooledStart(t *testing.T, podsPerShim uint32) *pooledStart {
 				return err
 			}
 		}
-		l, err := net.Listen("unix", socketPath(srv.address))
+		l, err := net.Listen("unix", socketPath(srv.Address))
 		if err != nil {
 			return err
 		}
@@ -83,22 +84,21 @@ func newPooledStart(t *testing.T, podsPerShim uint32) *pooledStart {
 		}()
 		ps.mu.Lock()
 		ps.spawned = append(ps.spawned, srv)
-		ps.listeners[srv.address] = l
+		ps.listeners[srv.Address] = l
 		ps.mu.Unlock()
 		return nil
 	}
-	t.Cleanup(func() { spawnShared = spawn })
 	return ps
 }
 
 func (ps *pooledStart) start(id string) (string, error) {
-	return (&Manager{}).startPooled(ps.ctx, ps.opts, ps.runtimeOpts, id, ps.socketDir)
+	return Start(ps.ctx, ps.bootstrap, ps.opts, ps.runtimeOpts, id, ps.socketDir)
 }
 
 // shims lists the pool's shims.
-func (ps *pooledStart) shims(t *testing.T) []pool.Shim {
+func (ps *pooledStart) shims(t *testing.T) []Shim {
 	t.Helper()
-	pl, err := pool.Lock(ps.dir)
+	pl, err := Lock(ps.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,11 +137,11 @@ func TestStartOverAnIncompleteRecord(t *testing.T) {
 func TestStartRecordsTheShimBeforeItRuns(t *testing.T) {
 	ps := newPooledStart(t, 3)
 	recorded := false
-	ps.beforeSpawn = func(srv server) error {
-		for _, kv := range srv.env {
-			if name, ok := strings.CutPrefix(kv, pool.NameEnv+"="); ok {
+	ps.beforeSpawn = func(srv ServerSpec) error {
+		for _, kv := range srv.Env {
+			if name, ok := strings.CutPrefix(kv, NameEnv+"="); ok {
 				address, err := os.ReadFile(filepath.Join(ps.dir, name, "address"))
-				recorded = err == nil && string(address) == srv.address
+				recorded = err == nil && string(address) == srv.Address
 			}
 		}
 		return nil
@@ -157,7 +157,7 @@ func TestStartRecordsTheShimBeforeItRuns(t *testing.T) {
 // A shim that failed to start leaves no record.
 func TestStartThatFailsLeavesNoRecord(t *testing.T) {
 	ps := newPooledStart(t, 3)
-	ps.beforeSpawn = func(server) error { return errors.New("exec failed") }
+	ps.beforeSpawn = func(ServerSpec) error { return errors.New("exec failed") }
 	if _, err := ps.start("pod-a"); err == nil {
 		t.Fatal("start succeeded with a shim that failed to start")
 	}
@@ -170,7 +170,7 @@ func TestStartThatFailsLeavesNoRecord(t *testing.T) {
 // leaves (a record no one listens at, with no pod) goes at the next start.
 func TestStartAfterAStartKilledBeforeSpawn(t *testing.T) {
 	ps := newPooledStart(t, 3)
-	pl, err := pool.Lock(ps.dir)
+	pl, err := Lock(ps.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestShimDeleteRemovesADeadShimWithNoPod(t *testing.T) {
 	if err := os.WriteFile(dead, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := pool.Lock(ps.dir)
+	pl, err := Lock(ps.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +204,7 @@ func TestShimDeleteRemovesADeadShimWithNoPod(t *testing.T) {
 		t.Fatal(err)
 	}
 	pl.Unlock()
-	leavePool(ps.ctx, ps.dir, "pod-a", filepath.Join(t.TempDir(), "pod-a"))
+	Leave(ps.ctx, ps.dir, "pod-a", filepath.Join(t.TempDir(), "pod-a"))
 	if _, err := os.Lstat(dead); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the dead shim's socket is left: %v", err)
 	}
@@ -227,7 +227,7 @@ func TestShimDeleteReleasesPodsOfADeadShimWhoseBundleIsGone(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(bundles, "still-here"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := pool.Lock(ps.dir)
+	pl, err := Lock(ps.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestShimDeleteReleasesPodsOfADeadShimWhoseBundleIsGone(t *testing.T) {
 		}
 	}
 	pl.Unlock()
-	leavePool(ps.ctx, ps.dir, "other", filepath.Join(bundles, "other"))
+	Leave(ps.ctx, ps.dir, "other", filepath.Join(bundles, "other"))
 	shims := ps.shims(t)
 	if len(shims) != 1 || shims[0].Name != "200" {
 		t.Errorf("pool after the delete: %+v, want only shim 200 (its pod's bundle is still there: its own delete will come)", shims)

@@ -1,4 +1,4 @@
-package shim
+package pool
 
 import (
 	"context"
@@ -16,28 +16,33 @@ import (
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
-// taskBundles is the directory (under containerd's state) of the bundles of
-// tasks; a sandbox's bundle lives under its sandbox controller's.
-const taskBundles = "io.containerd.runtime.v2.task"
-
-// isSandboxBundle tells whether `start` runs in a sandbox's bundle (its
-// working directory), not a task's: only sandboxes share shims.
-func isSandboxBundle() bool {
-	cwd, err := os.Getwd()
-	if err != nil {
-		return false
-	}
-	return filepath.Base(filepath.Dir(filepath.Dir(cwd))) != taskBundles
+// ServerSpec is a shared shim server for the bootstrap to start.
+type ServerSpec struct {
+	// ID names it to pkg/shim; Address is its socket's.
+	ID, Address string
+	// Procs is its GOMAXPROCS.
+	Procs int
+	// Env is added to its environment.
+	Env []string
 }
 
-// startPooled returns the address of pod id on a shim of its pool: the one
+// Bootstrap is what `shim start` lends the pool: the pool decides which
+// shim serves a pod, the bootstrap starts shims and keeps pods' records.
+type Bootstrap struct {
+	// Spawn starts a shim server.
+	Spawn func(ctx context.Context, srv ServerSpec) error
+	// RecordSocket records the socket of pod id, whose bundle is the
+	// working directory, for a later `shim delete` to remove.
+	RecordSocket func(id, address string) error
+}
+
+// Start returns the address of pod id on a shim of its pool: the one
 // that already serves it, else one with room, else a new one. The pod's
 // address is its own (containerd and `shim delete` know the pod by it): a
 // symbolic link to its shim's socket.
-func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams, runtimeOpts options.Options, id, socketDir string) (string, error) {
+func Start(ctx context.Context, b Bootstrap, opts *bootapi.BootstrapParams, runtimeOpts options.Options, id, socketDir string) (string, error) {
 	ns, err := namespaces.NamespaceRequired(ctx)
 	if err != nil {
 		return "", err
@@ -47,8 +52,8 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 		return "", err
 	}
 	grpcAddress := opts.GetContainerdGrpcAddress()
-	dir := pool.Dir(socketDir, pool.Key(grpcAddress, ns, self, runtimeOpts.Encode()))
-	locked, err := pool.Lock(dir)
+	dir := Dir(socketDir, Key(grpcAddress, ns, self, runtimeOpts.Encode()))
+	locked, err := Lock(dir)
 	if err != nil {
 		return "", err
 	}
@@ -62,7 +67,7 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 	if err != nil {
 		return "", err
 	}
-	if holder, held := pool.Holder(shims, id); held {
+	if holder, held := Holder(shims, id); held {
 		if shim.CanConnect(address) {
 			return address, nil
 		}
@@ -76,14 +81,14 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 		return "", err
 	}
 	if host == nil {
-		if host, err = addShim(ctx, locked, opts, runtimeOpts, socketDir, dir); err != nil {
+		if host, err = addShim(ctx, b, locked, opts, socketDir, dir); err != nil {
 			return "", err
 		}
 	}
 	// Record, then act. `shim delete` finds the pool from the bundle (the
 	// working directory); a start killed after Assign leaves a pod that
 	// never comes, which its shim drops after StartTimeout.
-	if err := os.WriteFile(pool.BundleFile, []byte(dir), 0o600); err != nil {
+	if err := os.WriteFile(BundleFile, []byte(dir), 0o600); err != nil {
 		return "", err
 	}
 	failpoint.Inject(failpoint.PoolStartAfterBundleFile)
@@ -91,7 +96,7 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 		return "", err
 	}
 	failpoint.Inject(failpoint.PoolStartAfterAssign)
-	if err := recordPodSocket(id, address); err != nil {
+	if err := b.RecordSocket(id, address); err != nil {
 		return "", err
 	}
 	if err := linkPodSocket(address, host.Address); err != nil {
@@ -107,7 +112,7 @@ func (m *Manager) startPooled(ctx context.Context, opts *bootapi.BootstrapParams
 
 // roomIn returns a live shim of the pool's shims with room for a pod (max
 // 0: no limit), or nil. Dead shims with no pod left are removed on the way.
-func roomIn(ctx context.Context, locked *pool.Pool, shims []pool.Shim, max int) (*pool.Shim, error) {
+func roomIn(ctx context.Context, locked *Pool, shims []Shim, max int) (*Shim, error) {
 	for i := range shims {
 		s := &shims[i]
 		if max != 0 && len(s.Pods) >= max {
@@ -126,7 +131,7 @@ func roomIn(ctx context.Context, locked *pool.Pool, shims []pool.Shim, max int) 
 // removeIfDead removes shim s from the pool, with its socket, if it serves
 // no pod and nobody listens at its address: a start killed before the
 // shim listened, or a shim killed as it left its pool, left it so.
-func removeIfDead(ctx context.Context, locked *pool.Pool, s pool.Shim) error {
+func removeIfDead(ctx context.Context, locked *Pool, s Shim) error {
 	if len(s.Pods) > 0 || shim.CanConnect(s.Address) {
 		return nil
 	}
@@ -135,15 +140,12 @@ func removeIfDead(ctx context.Context, locked *pool.Pool, s pool.Shim) error {
 	return locked.RemoveShim(s.Name)
 }
 
-// spawnShared starts a shared shim's server; tests stand in for it.
-var spawnShared = spawn
-
 // addShim records a new shim in the pool, then starts it. Recorded first, a
 // shim is never left running with no record naming it (no start would hand
 // it out, and it would wait for a pod for ever); a start killed before the
 // shim listens leaves a record with no pod and nobody at its address,
 // which the next start removes (roomIn).
-func addShim(ctx context.Context, locked *pool.Pool, opts *bootapi.BootstrapParams, runtimeOpts options.Options, socketDir, dir string) (*pool.Shim, error) {
+func addShim(ctx context.Context, b Bootstrap, locked *Pool, opts *bootapi.BootstrapParams, socketDir, dir string) (*Shim, error) {
 	name := locked.NewName()
 	shimID := "pause-pool-" + name
 	address, err := shim.CreateSocketAddress(ctx, socketDir, opts.GetContainerdGrpcAddress(), shimID, false)
@@ -154,21 +156,18 @@ func addShim(ctx context.Context, locked *pool.Pool, opts *bootapi.BootstrapPara
 		return nil, err
 	}
 	failpoint.Inject(failpoint.PoolStartAfterShimRecord)
-	srv := server{
-		id: shimID, address: address,
-		procs: min(runtime.NumCPU(), 4), // a P per CPU, up to 4
-		env:   []string{pool.DirEnv + "=" + dir, pool.NameEnv + "=" + name, pool.AddressEnv + "=" + address},
+	srv := ServerSpec{
+		ID: shimID, Address: address,
+		Procs: min(runtime.NumCPU(), 4), // its pods' calls run at once, but each P costs memory
+		Env:   []string{DirEnv + "=" + dir, NameEnv + "=" + name, AddressEnv + "=" + address},
 	}
-	if err := spawnShared(ctx, opts, runtimeOpts, socketDir, srv); err != nil {
+	if err := b.Spawn(ctx, srv); err != nil {
 		if rerr := locked.RemoveShim(name); rerr != nil {
 			log.G(ctx).WithError(rerr).WithField("shim", name).Warn("shim pool: remove the record of a shim that did not start")
 		}
-		if errors.Is(err, errShimRuns) {
-			err = fmt.Errorf("a shim already listens at %s: %w", address, err)
-		}
 		return nil, err
 	}
-	return &pool.Shim{Name: name, Address: address}, nil
+	return &Shim{Name: name, Address: address}, nil
 }
 
 // linkPodSocket makes the pod's address a link to its shim's socket.
@@ -185,17 +184,17 @@ func linkPodSocket(podAddress, shimAddress string) error {
 // socketPath is the file of a unix:// address.
 func socketPath(address string) string { return strings.TrimPrefix(address, "unix://") }
 
-// leavePool is `shim delete`'s share for a pod of a shared shim: a shim
+// Leave is `shim delete`'s share for a pod of a shared shim: a shim
 // that died cannot take its pods out of the pool, so delete does, and takes
 // out every dead shim left with no pod (this one with its last pod, or one
 // killed as it left the pool). A live shim has taken the pod out itself
 // when the pod shut down. dir is the pool's directory, as the pod's bundle
-// (pool.BundleFile) or the copy of its record names it.
-func leavePool(ctx context.Context, dir, id, bundle string) {
+// (OfBundle) or the copy of its record names it.
+func Leave(ctx context.Context, dir, id, bundle string) {
 	if _, err := os.Stat(dir); err != nil {
 		return // the pool's last shim removed it
 	}
-	locked, err := pool.Lock(dir)
+	locked, err := Lock(dir)
 	if err != nil {
 		log.G(ctx).WithError(err).Warn("shim pool")
 		return

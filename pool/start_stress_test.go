@@ -1,4 +1,4 @@
-package shim
+package pool
 
 import (
 	"fmt"
@@ -7,8 +7,6 @@ import (
 	"testing"
 
 	"github.com/containerd/containerd/v2/pkg/shim"
-
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
 )
 
 // Hundreds of starts and pod exits race on one handler's pool: no start
@@ -44,11 +42,7 @@ func TestStartStress(t *testing.T) {
 			}
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	waitAll(t, &wg, errs)
 	shims := ps.shims(t)
 	held := 0
 	for _, s := range shims {
@@ -61,7 +55,7 @@ func TestStartStress(t *testing.T) {
 		t.Errorf("%d pods held, want %d", held, len(staying))
 	}
 	for id, address := range staying {
-		s, ok := pool.Holder(shims, id)
+		s, ok := Holder(shims, id)
 		if !ok {
 			t.Errorf("pod %s on no shim", id)
 			continue
@@ -82,7 +76,7 @@ func TestStartStress(t *testing.T) {
 // leaves the pool and its socket goes; with its last pod the shim leaves
 // too, and the pool if it was the last shim.
 func (ps *pooledStart) leave(id string) error {
-	pl, err := pool.Lock(ps.dir)
+	pl, err := Lock(ps.dir)
 	if err != nil {
 		return err
 	}
@@ -91,7 +85,7 @@ func (ps *pooledStart) leave(id string) error {
 	if err != nil {
 		return err
 	}
-	s, ok := pool.Holder(shims, id)
+	s, ok := Holder(shims, id)
 	if !ok {
 		return fmt.Errorf("pod %s on no shim", id)
 	}
