@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -54,6 +55,22 @@ func Dir(socketDir, key string) string {
 // directory.
 func ValidDir(dir string) bool {
 	return filepath.IsAbs(dir) && filepath.Clean(dir) == dir && filepath.Base(filepath.Dir(dir)) == poolsDir
+}
+
+// BinaryIdentity tells the shim binary at path from another one installed
+// at the same path: an upgrade renames a new file over it. A pool's key
+// carries it, so that after an upgrade new pods go to shims of the new
+// binary while the old binary's shims keep their pods until those end.
+func BinaryIdentity(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", fmt.Errorf("shim binary: %w", err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return "", fmt.Errorf("shim binary %s: no inode", path)
+	}
+	return fmt.Sprintf("%d:%d:%d:%d", st.Dev, st.Ino, fi.Size(), fi.ModTime().UnixNano()), nil
 }
 
 // Key names a pool after what its shims must have in common.

@@ -173,3 +173,38 @@ func TestLockAfterPrune(t *testing.T) {
 		t.Fatal("the pool's lock file is free while the waiter holds the pool")
 	}
 }
+
+// TestBinaryIdentity: a binary renamed over the old one at the same path,
+// as an upgrade installs it, even with the same bytes, is another binary
+// (its shims go in another pool); the same file read twice is the same.
+func TestBinaryIdentity(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "containerd-shim-pause-v2")
+	if err := os.WriteFile(path, []byte("v1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	first, err := BinaryIdentity(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := BinaryIdentity(path); err != nil || again != first {
+		t.Fatalf("the same file: %q then %q (%v)", first, again, err)
+	}
+	next := filepath.Join(dir, ".next")
+	if err := os.WriteFile(next, []byte("v1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, path); err != nil {
+		t.Fatal(err)
+	}
+	upgraded, err := BinaryIdentity(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if upgraded == first {
+		t.Errorf("a binary renamed over the old one has the old one's identity %q", first)
+	}
+	if _, err := BinaryIdentity(filepath.Join(dir, "missing")); err == nil {
+		t.Error("a missing binary has an identity")
+	}
+}

@@ -51,8 +51,12 @@ func Start(ctx context.Context, b Bootstrap, opts *bootapi.BootstrapParams, runt
 	if err != nil {
 		return "", err
 	}
+	binary, err := BinaryIdentity(self)
+	if err != nil {
+		return "", err
+	}
 	grpcAddress := opts.GetContainerdGrpcAddress()
-	dir := Dir(socketDir, Key(grpcAddress, ns, self, runtimeOpts.Encode()))
+	dir := Dir(socketDir, Key(grpcAddress, ns, self, binary, runtimeOpts.Encode()))
 	locked, err := Lock(dir)
 	if err != nil {
 		return "", err

@@ -106,14 +106,21 @@ type Runtime struct {
 	// PullPauseImage leaves CRI's pause image pull on, as a handler that
 	// forgot disable_pause_image_pull would.
 	PullPauseImage bool
+	// Binary, when set, is the shim's absolute path (runtime_type), as
+	// the node installer's drop-in names it.
+	Binary string
 }
 
 // WithRuntime adds a CRI runtime handler on this shim.
 func WithRuntime(r Runtime) Option {
 	return func(e *Env) {
 		table := `plugins."io.containerd.cri.v1.runtime".containerd.runtimes.` + r.Name
+		runtimeType := RuntimeName
+		if r.Binary != "" {
+			runtimeType = r.Binary
+		}
 		e.runtimes += fmt.Sprintf("[%s]\n  runtime_type = %q\n  sandboxer = \"shim\"\n  disable_pause_image_pull = %t\n[%s.options]\n%s\n",
-			table, RuntimeName, !r.PullPauseImage, table, r.Options)
+			table, runtimeType, !r.PullPauseImage, table, r.Options)
 	}
 }
 
