@@ -19,10 +19,11 @@ echo "node: init $(cat /proc/1/comm), $(systemctl --version | head -1), kernel $
 echo "node: /sys/fs/cgroup is $(stat -fc %T /sys/fs/cgroup); /run is mounted $(findmnt -no OPTIONS /run)"
 
 # The CRI pod scenarios (pod and containers sharing localhost, exec, logs,
-# stats, stop/remove; OOM; containerd restarts with live pods), the
-# systemd placement and unit cleanup, ctr pods, and the pause task's
-# privileges, on this node.
-tests='^(TestNode.*|TestCRIPodWithoutPauseImage|TestCRIPodsandboxMode|TestOOMKilled|TestPodMemoryLimitOOM|TestContainerdRestartKeepsPods|TestPodSharesNamespacesAndLoopback|TestPauseTaskLeastPrivilege|TestShimKilled|TestPodsShareShims|TestSharedShimKilled)$'
+# stats, stop/remove; OOM), the systemd placement and unit cleanup, ctr
+# pods, and the pause task's privileges, on this node. Containerd restarts
+# with live pods are make e2e's TestContainerdKilled and TestClusterInstall
+# here (TestContainerdRestartKeepsPods runs on the host).
+tests='^(TestNode.*|TestCRIPodWithoutPauseImage|TestCRIPodsandboxMode|TestOOMKilled|TestPodMemoryLimitOOM|TestPodSharesNamespacesAndLoopback|TestPauseTaskLeastPrivilege|TestShimKilled|TestPodsShareShims|TestSharedShimKilled)$'
 # make e2e's scenarios, all of them (NodeConformance is make
 # e2e-conformance's, on the host).
 e2e_skip='^TestNodeConformance$'

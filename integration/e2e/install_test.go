@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -178,21 +179,22 @@ func TestClusterInstall(t *testing.T) {
 	if pid := testenv.NodeServicePid(); pid != installedPid {
 		t.Errorf("the upgrade restarted containerd (main pid %d, was %d): nothing but the shim changed", pid, installedPid)
 	}
-	runcBefore.unchanged(t, ctx, "upgrade")
+	runcBefore.kept(t, ctx, "upgrade")
 	for h, r := range old {
-		r.unchanged(t, ctx, "upgrade")
+		r.kept(t, ctx, "upgrade")
 		if v := podShimVersion(t, r.pid); v != version {
 			t.Errorf("handler %s's pod %s runs shim version %q after the upgrade, want the old %q", h, r.name, v, version)
 		}
 	}
-	// A new pause pod starts a shim of its own, the new binary. (A new
-	// pause-dense pod joins a shared shim with room, which may be the old
-	// binary's: docs/cluster.md, Upgrade.)
-	upgraded := createPod(t, ctx, classPod("upgraded", "pause"))
-	pausePods = append(pausePods, upgraded.Name)
-	r := observe(t, ctx, waitPod(t, ctx, upgraded.Name, "Ready", ready))
-	if v := podShimVersion(t, r.pid); v != strings.TrimSpace(string(upgradeVersion)) {
-		t.Errorf("pod %s, made after the upgrade, runs shim version %q, want %q", upgraded.Name, v, upgradeVersion)
+	// New pods start on the new binary: a pause pod's shim is its own, a
+	// pause-dense pod's pool is the new binary's (pool.BinaryIdentity).
+	for _, h := range []string{"pause", installer.DenseHandler} {
+		pod := createPod(t, ctx, classPod("upgraded", h))
+		pausePods = append(pausePods, pod.Name)
+		r := observe(t, ctx, waitPod(t, ctx, pod.Name, "Ready", ready))
+		if v := podShimVersion(t, r.pid); v != strings.TrimSpace(string(upgradeVersion)) {
+			t.Errorf("pod %s, made after the upgrade, runs shim version %q, want %q", pod.Name, v, upgradeVersion)
+		}
 	}
 	step("old pods unchanged on the old shim; a new pod on the new one")
 
@@ -212,11 +214,10 @@ func TestClusterInstall(t *testing.T) {
 		t.Fatalf("a refused uninstall changed the node: shim %v, label %t", err, nodeLabelled(t, ctx))
 	}
 	deletePods(t, ctx, pausePods...)
-	// Their sandboxes go with the kubelet's garbage collection (once a
-	// minute): until then the uninstaller counts them. The refused init
-	// container is retried with a growing back-off; a new pod runs it at
-	// once.
-	waitNoSandboxes(t, ctx, "pause", installer.DenseHandler)
+	// Until their sandboxes are removed the uninstaller counts them. The
+	// refused init container is retried with a growing back-off; a new pod
+	// runs it at once.
+	removeSandboxes(t, ctx, "pause", installer.DenseHandler)
 	kubectlOK(t, ctx, "-n", installNS, "delete", "pod", "-l", "app.kubernetes.io/name="+uninstallerDS, "--wait=false")
 	rollout(t, ctx, uninstallerDS)
 	step("uninstall rolled out")
@@ -235,15 +236,19 @@ func TestClusterInstall(t *testing.T) {
 	chart := filepath.Join(install.repo, "deploy", "helm", "containerd-shim-pause-v2")
 	host, port := apiHostPort(t, c.server)
 	env := fmt.Sprintf(`[{"name":"KUBERNETES_SERVICE_HOST","value":%q},{"name":"KUBERNETES_SERVICE_PORT","value":%q}]`, host, port)
-	helmOK(t, ctx, "install", "pause", chart, "--set-json", "extraEnv="+env, "--set", "namespace.name="+installNS+"-helm", "--wait")
-	step("helm install --wait returned")
+	helmNS := installNS + "-helm"
+	helmOK(t, ctx, "install", "pause", chart, "--set-json", "extraEnv="+env, "--set", "namespace.name="+helmNS)
+	// Not helm's --wait: it counts a DaemonSet ready with maxUnavailable
+	// pods not Ready, so on one node it waits for none.
+	rolloutIn(t, ctx, helmNS, installerDS)
+	step("helm install: the installer's pod is Ready")
 	if !nodeLabelled(t, ctx) {
 		t.Fatalf("helm install: node %s has no label %s", nodeName, readyLabel)
 	}
 	pod := createPod(t, ctx, classPod("helm", installer.DenseHandler))
 	waitPod(t, ctx, pod.Name, "Ready", ready)
 	deletePods(t, ctx, pod.Name)
-	waitNoSandboxes(t, ctx, "pause", installer.DenseHandler)
+	removeSandboxes(t, ctx, "pause", installer.DenseHandler)
 	step("helm: a pod on pause-dense ran")
 	helmOK(t, ctx, "upgrade", "pause", chart, "--reuse-values", "--set", "cleanup=true", "--wait")
 	step("helm upgrade --set cleanup=true --wait returned")
@@ -349,11 +354,16 @@ func kubectlOK(t *testing.T, ctx context.Context, args ...string) {
 // rollout waits until every node runs the DaemonSet's current pod, Ready.
 func rollout(t *testing.T, ctx context.Context, ds string) {
 	t.Helper()
+	rolloutIn(t, ctx, installNS, ds)
+}
+
+func rolloutIn(t *testing.T, ctx context.Context, ns, ds string) {
+	t.Helper()
 	deadline, _ := ctx.Deadline()
 	timeout := fmt.Sprintf("--timeout=%ds", int(time.Until(deadline).Seconds()))
-	if out, err := c.kubectl(ctx, nil, "-n", installNS, "rollout", "status", "daemonset/"+ds, timeout); err != nil {
-		pods, _ := c.kubectl(context.Background(), nil, "-n", installNS, "describe", "pods")
-		logs, _ := c.kubectl(context.Background(), nil, "-n", installNS, "logs", "-l", "app.kubernetes.io/part-of=containerd-shim-pause-v2", "--all-containers", "--tail=30")
+	if out, err := c.kubectl(ctx, nil, "-n", ns, "rollout", "status", "daemonset/"+ds, timeout); err != nil {
+		pods, _ := c.kubectl(context.Background(), nil, "-n", ns, "describe", "pods")
+		logs, _ := c.kubectl(context.Background(), nil, "-n", ns, "logs", "-l", "app.kubernetes.io/part-of=containerd-shim-pause-v2", "--all-containers", "--tail=30")
 		t.Fatalf("daemonset %s did not roll out: %v: %s\npods:\n%s\nlogs:\n%s", ds, err, out, pods, logs)
 	}
 }
@@ -386,12 +396,31 @@ func criHandlers(t *testing.T, ctx context.Context) map[string]string {
 	return handlers
 }
 
-// classPod is restartPod (what running.unchanged checks) on RuntimeClass
-// handler.
+// classPod is an idle pod on RuntimeClass handler.
 func classPod(name, handler string) *corev1.Pod {
-	pod := restartPod(name, handler)
+	pod := newPod(name, handler, sh("app", idle))
 	pod.Spec.RuntimeClassName = ptr(handler)
 	return pod
+}
+
+// kept checks, more cheaply than unchanged, that a pod runs on in the same
+// sandbox (its pause process alive) with the same containers, none
+// restarted.
+func (r running) kept(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
+	pod := waitPod(t, ctx, r.name, "Ready after the "+what, ready)
+	now := observe(t, ctx, pod)
+	if string(pod.UID) != r.uid || now.sandbox != r.sandbox || now.pid != r.pid {
+		t.Errorf("pod %s after the %s: uid %s, sandbox %s, pause pid %d; before: %s, %s, %d", r.name, what, pod.UID, now.sandbox, now.pid, r.uid, r.sandbox, r.pid)
+	}
+	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", r.pid)); err != nil || strings.TrimSpace(string(comm)) != "pause" {
+		t.Errorf("pod %s's pause pid %d is not a live pause process after the %s: %q %v", r.name, r.pid, what, comm, err)
+	}
+	for name, was := range r.containers {
+		if is, ok := now.containers[name]; !ok || !is.same(was) {
+			t.Errorf("pod %s's container %s changed across the %s: %s before, %+v after", r.name, name, what, was, is)
+		}
+	}
 }
 
 // shimVersion is what `binary -v` says its version is.
@@ -472,34 +501,31 @@ func deletePods(t *testing.T, ctx context.Context, names ...string) {
 	}
 }
 
-// waitNoSandboxes waits until CRI holds no sandbox on handlers.
-func waitNoSandboxes(t *testing.T, ctx context.Context, handlers ...string) {
+// removeSandboxes stops and removes, through CRI, the sandboxes on
+// handlers, all of deleted pods by now: the kubelet's garbage collection
+// does the same within a minute, which the test does not wait for.
+func removeSandboxes(t *testing.T, ctx context.Context, handlers ...string) {
 	t.Helper()
 	rt, done, err := criClient(c.env.Address)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer done()
-	for {
-		var left []string
-		sbs, err := rt.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{})
-		if err == nil {
-			for _, sb := range sbs.Items {
-				for _, h := range handlers {
-					if sb.RuntimeHandler == h {
-						record(sb.Id)
-						left = append(left, sb.Metadata.GetName()+" "+sb.Id+" "+sb.State.String())
-					}
-				}
-			}
-			if len(left) == 0 {
-				return
-			}
+	sbs, err := rt.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, sb := range sbs.Items {
+		if !slices.Contains(handlers, sb.RuntimeHandler) {
+			continue
 		}
-		if ctx.Err() != nil {
-			t.Fatalf("sandboxes on %v still there: %v %v", handlers, left, err)
+		record(sb.Id)
+		if _, err := rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			t.Fatalf("stop sandbox %s (pod %s): %v", sb.Id, sb.Metadata.GetName(), err)
 		}
-		time.Sleep(time.Second)
+		if _, err := rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil {
+			t.Fatalf("remove sandbox %s (pod %s): %v", sb.Id, sb.Metadata.GetName(), err)
+		}
 	}
 }
 
