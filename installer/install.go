@@ -29,6 +29,12 @@ type installer struct {
 	node      *Node
 	out       io.Writer
 	restarted bool // containerd was restarted by this run
+
+	// What the run asks of the node's containerd and systemd; tests stand
+	// in for them.
+	version     func(context.Context) (string, error)
+	handlers    func(context.Context) (map[string]string, error)
+	restartUnit func(ctx context.Context, ifRunning bool) error
 }
 
 func newInstaller(o *Options, out io.Writer) (*installer, error) {
@@ -36,7 +42,22 @@ func newInstaller(o *Options, out io.Writer) (*installer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &installer{o: o, node: node, out: out}, nil
+	in := &installer{o: o, node: node, out: out}
+	in.version = func(ctx context.Context) (string, error) {
+		return ContainerdVersion(ctx, o.Host(o.ContainerdAddress))
+	}
+	in.handlers = func(ctx context.Context) (map[string]string, error) {
+		c, err := DialCRI(o.Host(o.ContainerdAddress))
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		return c.Handlers(ctx)
+	}
+	in.restartUnit = func(ctx context.Context, ifRunning bool) error {
+		return RestartUnit(ctx, o.Host(o.SystemdBus), o.ContainerdUnit, ifRunning)
+	}
+	return in, nil
 }
 
 // Install puts the shim and its handlers on the node (see the package
@@ -73,7 +94,7 @@ func (in *installer) install(ctx context.Context) error {
 	if info.Version < 2 {
 		return fmt.Errorf("containerd config %s has version %d: containerd 2.0 or later with a version 2 or 3 config is needed (`containerd config migrate`)", configPath, info.Version)
 	}
-	version, err := ContainerdVersion(ctx, o.Host(o.ContainerdAddress))
+	version, err := in.version(ctx)
 	if err != nil {
 		return err
 	}
@@ -116,7 +137,7 @@ func (in *installer) install(ctx context.Context) error {
 	// for new pods. Handlers not live need one even when the files are
 	// unchanged, as when a previous run stopped before its restart.
 	if configChanged || dropInChanged || len(missing) > 0 {
-		err := in.restart(ctx)
+		err := in.restart(ctx, true)
 		if errors.Is(err, ErrNotSystemd) {
 			return in.restartNeeded(ctx, err)
 		}
@@ -168,24 +189,20 @@ func (in *installer) backupOnce(configPath string, orig fileState) error {
 
 // missing lists the handlers CRI does not serve on the installed shim.
 func (in *installer) missing(ctx context.Context) ([]string, error) {
-	c, err := DialCRI(in.o.Host(in.o.ContainerdAddress))
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	live, err := c.Handlers(ctx)
+	live, err := in.handlers(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return missingHandlers(live, in.o.Handlers, in.o.ShimPath()), nil
 }
 
-// restart restarts containerd's unit within the restart timeout.
-func (in *installer) restart(ctx context.Context) error {
+// restart restarts containerd's unit within the restart timeout: with
+// ifRunning only a unit that is (or is becoming) active, else in any state.
+func (in *installer) restart(ctx context.Context, ifRunning bool) error {
 	ctx, cancel := context.WithTimeout(ctx, in.o.RestartTimeout)
 	defer cancel()
-	err := RestartUnit(ctx, in.o.Host(in.o.SystemdBus), in.o.ContainerdUnit)
-	if !errors.Is(err, ErrNotSystemd) {
+	err := in.restartUnit(ctx, ifRunning)
+	if !errors.Is(err, ErrNotSystemd) && !errors.Is(err, errNoRestartJob) {
 		in.restarted = true // even a failed restart job may have stopped it
 	}
 	return err
@@ -250,7 +267,8 @@ func (in *installer) rollback(ctx context.Context, before []fileState, cause err
 	}
 	done := "the node's files were restored"
 	if in.restarted {
-		if err := in.restart(ctx); err != nil {
+		// The installer's own restart may have left the unit failed.
+		if err := in.restart(ctx, false); err != nil {
 			errs = append(errs, fmt.Errorf("restart containerd on the restored config: %w", err))
 		} else if err := in.waitCRI(ctx); err != nil {
 			errs = append(errs, err)

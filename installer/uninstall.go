@@ -76,7 +76,7 @@ func (in *installer) uninstall(ctx context.Context) error {
 		return err
 	}
 	if dropInRemoved || configChanged || loaded {
-		err := in.restart(ctx)
+		err := in.restart(ctx, true)
 		switch {
 		case errors.Is(err, ErrNotSystemd):
 			if err := in.node.SetMetadata(ctx, nil, map[string]*string{RestartNeededAnnotation: ptr("true")}); err != nil {
