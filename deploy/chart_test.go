@@ -209,6 +209,7 @@ tolerations: [{key: dedicated, operator: Equal, value: pause, effect: NoSchedule
 		"PAUSE_RESTART_TIMEOUT":     "5m",
 	}
 	checkInstallerContainer(t, c, want)
+	checkGracePeriod(t, ds)
 	if c.Image != "registry.example/pause-installer:v2" || c.ImagePullPolicy != corev1.PullAlways {
 		t.Errorf("image %q pull %q", c.Image, c.ImagePullPolicy)
 	}
@@ -244,6 +245,8 @@ func TestChartRejectsBadValues(t *testing.T) {
 		{"label=a=b=c", `want key=value`},
 		{"handlers=null", "handlers: at least one"},
 		{"namespace.name=", "namespace.name is required"},
+		{"containerd.restartTimeout=2x", `containerd.restartTimeout "2x": want`},
+		{"containerd.restartTimeout=", `containerd.restartTimeout "": want`},
 	} {
 		out, err := helmRun(t, "template", "pause", chart, "--set", c.set)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

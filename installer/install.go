@@ -68,11 +68,30 @@ func Install(ctx context.Context, o *Options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	err = in.install(ctx)
+	return in.runInstall(ctx)
+}
+
+// runInstall installs and reports a failure.
+func (in *installer) runInstall(ctx context.Context) error {
+	err := in.install(ctx)
 	if err != nil {
-		in.node.Report(ctx, corev1.EventTypeWarning, ReasonInstallFailed, err.Error())
+		// A SIGTERM may have ended ctx: the failure is reported still.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+		defer cancel()
+		in.node.Report(rctx, corev1.EventTypeWarning, ReasonInstallFailed, err.Error())
 	}
 	return err
+}
+
+// reportTimeout bounds the report of a failure made after ctx ended.
+const reportTimeout = 10 * time.Second
+
+// RollbackTimeout bounds a rollback on an install whose restart timeout is
+// restart: a restart of containerd on the restored files, the wait for
+// CRI, and the file writes. A pod stopping the installer must give it this
+// beyond a restart in progress (its termination grace period).
+func RollbackTimeout(restart time.Duration) time.Duration {
+	return 2*restart + 15*time.Second
 }
 
 func (in *installer) install(ctx context.Context) error {
@@ -257,8 +276,11 @@ func (in *installer) restartNeeded(ctx context.Context, cause error) error {
 
 // rollback puts the files back as they were, restarts containerd on them
 // when this run restarted it, and returns cause with what could not be
-// undone.
+// undone. It runs to its end, within RollbackTimeout, even when ctx has
+// ended: a SIGTERM must not leave containerd on files no longer there.
 func (in *installer) rollback(ctx context.Context, before []fileState, cause error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RollbackTimeout(in.o.RestartTimeout))
+	defer cancel()
 	var errs []error
 	for _, s := range before {
 		if err := s.restore(); err != nil {
