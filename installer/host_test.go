@@ -3,16 +3,19 @@ package installer
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 // fakeHost stands in for a node's containerd and systemd: a restart loads
@@ -83,6 +86,20 @@ func (h *fakeHost) load() {
 	}
 }
 
+func (h *fakeHost) pollCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.polls
+}
+
+// restartByHand is someone restarting containerd on the node, not
+// through the installer.
+func (h *fakeHost) restartByHand() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.load()
+}
+
 func (h *fakeHost) restartCalls() []restartCall {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -116,6 +133,14 @@ func newTestInstaller(t *testing.T, args ...string) (*installer, *fakeHost, *fak
 	}
 	h := &fakeHost{o: o, systemd: true}
 	client := fake.NewClientset(&corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: testNode}})
+	// The fake API server does not generate names, as the real one does.
+	var events atomic.Int64
+	client.PrependReactor("create", "events", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if ev, ok := a.(k8stesting.CreateAction).GetObject().(*corev1.Event); ok && ev.Name == "" {
+			ev.Name = ev.GenerateName + strconv.FormatInt(events.Add(1), 10)
+		}
+		return false, nil, nil
+	})
 	var out bytes.Buffer
 	in := &installer{o: o, node: &Node{name: testNode, client: client, out: &out}, out: &out,
 		version:     func(context.Context) (string, error) { return "v2.4.2", nil },
@@ -166,5 +191,3 @@ func eventReasons(t *testing.T, client *fake.Clientset) []string {
 	}
 	return reasons
 }
-
-var _ = errors.Is

@@ -29,6 +29,8 @@ type installer struct {
 	node      *Node
 	out       io.Writer
 	restarted bool // containerd was restarted by this run
+	// The run ended with the node annotated restart-needed.
+	restartByHand bool
 
 	// What the run asks of the node's containerd and systemd; tests stand
 	// in for them.
@@ -71,9 +73,13 @@ func Install(ctx context.Context, o *Options, out io.Writer) error {
 	return in.runInstall(ctx)
 }
 
-// runInstall installs and reports a failure.
+// runInstall installs and reports a failure. With o.Wait, an install that
+// left the node awaiting a restart by hand then waits for that restart.
 func (in *installer) runInstall(ctx context.Context) error {
 	err := in.install(ctx)
+	if err == nil && in.restartByHand && in.o.Wait {
+		return in.awaitRestartByHand(ctx)
+	}
 	if err != nil {
 		// A SIGTERM may have ended ctx: the failure is reported still.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
@@ -167,6 +173,13 @@ func (in *installer) install(ctx context.Context) error {
 			return rollback(err)
 		}
 	}
+	return in.installed(ctx, version)
+}
+
+// installed labels the node once CRI lists the handlers on the shim, and
+// takes off the restart-needed annotation.
+func (in *installer) installed(ctx context.Context, version string) error {
+	o := in.o
 	key, value, _ := o.LabelKV()
 	if err := in.node.SetMetadata(ctx, map[string]*string{key: &value}, map[string]*string{RestartNeededAnnotation: nil}); err != nil {
 		return err
@@ -244,7 +257,7 @@ func (in *installer) waitHandlers(ctx context.Context) error {
 func (in *installer) waitContainerd(ctx context.Context, what string, ready func(context.Context) error) error {
 	deadline := time.Now().Add(in.o.RestartTimeout)
 	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, criPollTimeout)
 		err := ready(cctx)
 		cancel()
 		if err == nil {
@@ -271,8 +284,45 @@ func (in *installer) restartNeeded(ctx context.Context, cause error) error {
 	}
 	in.node.Report(ctx, corev1.EventTypeWarning, ReasonRestartNeeded,
 		fmt.Sprintf("restart needed: %v; restart containerd on this node to load handlers %s", cause, strings.Join(in.o.Handlers, ",")))
+	in.restartByHand = true
 	return nil
 }
+
+// awaitRestartByHand asks CRI every poll interval whether containerd, now
+// restarted by someone else, lists the handlers on the installed shim;
+// once it does, the node is labelled as after an install's own restart. A
+// CRI that does not answer (containerd down for its restart) is asked
+// again. It returns nil when ctx ends first: a SIGTERM only ends the wait.
+func (in *installer) awaitRestartByHand(ctx context.Context) error {
+	log.G(ctx).WithField("interval", in.o.pollInterval()).Info("waiting for containerd to be restarted by hand")
+	tick := time.NewTicker(in.o.pollInterval())
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, criPollTimeout)
+		missing, err := in.missing(cctx)
+		cancel()
+		if err != nil || len(missing) > 0 {
+			log.G(ctx).WithError(err).WithField("missing", missing).Debug("containerd not restarted with the handlers yet")
+			continue
+		}
+		// The restart may have brought another containerd.
+		cctx, cancel = context.WithTimeout(ctx, criPollTimeout)
+		version, err := in.version(cctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		return in.installed(ctx, version)
+	}
+}
+
+// criPollTimeout bounds one question to containerd.
+const criPollTimeout = 5 * time.Second
 
 // rollback puts the files back as they were, restarts containerd on them
 // when this run restarted it, and returns cause with what could not be

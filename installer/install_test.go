@@ -3,7 +3,11 @@ package installer
 import (
 	"context"
 	"maps"
+	"slices"
 	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
 )
 
 // TestInstall: on a systemd node the install writes the files, restarts
@@ -64,5 +68,96 @@ func TestRollbackAfterCancel(t *testing.T) {
 	}
 	if reasons := eventReasons(t, client); len(reasons) != 1 || reasons[0] != ReasonInstallFailed {
 		t.Errorf("events %v, want %s recorded though the context was cancelled", reasons, ReasonInstallFailed)
+	}
+}
+
+// TestRestartNeededWait: where containerd is not a systemd unit, install
+// --wait annotates the node restart-needed, then asks CRI every poll
+// interval until containerd, restarted by hand, lists the handlers on the
+// installed shim; then it labels the node, removes the annotation and
+// records the install. Without --wait it returns once the node is
+// annotated, and a SIGTERM while it waits ends the wait with no error.
+func TestRestartNeededWait(t *testing.T) {
+	annotated := func(n *corev1.Node) bool { return n.Annotations[RestartNeededAnnotation] == "true" }
+	t.Run("wait", func(t *testing.T) {
+		in, h, client, _ := newTestInstaller(t)
+		h.systemd = false
+		in.o.Wait = true
+		in.o.PollInterval = time.Millisecond
+		key, value, _ := in.o.LabelKV()
+		done := make(chan error, 1)
+		go func() { done <- in.runInstall(t.Context()) }()
+		waitFor(t, "the restart-needed annotation", func() bool { return annotated(getNode(t, client)) })
+		polls := h.pollCount()
+		waitFor(t, "CRI polled while containerd is not restarted", func() bool { return h.pollCount() > polls+2 })
+		if n := getNode(t, client); n.Labels[key] != "" {
+			t.Fatalf("labelled before containerd was restarted: %v", n.Labels)
+		}
+		h.restartByHand()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("install --wait: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("install --wait did not see containerd restarted by hand with the handlers")
+		}
+		n := getNode(t, client)
+		if n.Labels[key] != value || annotated(n) {
+			t.Errorf("after the restart by hand: labels %v annotations %v, want %s=%s and no %s", n.Labels, n.Annotations, key, value, RestartNeededAnnotation)
+		}
+		if r := eventReasons(t, client); !slices.Equal(r, []string{ReasonRestartNeeded, ReasonInstalled}) {
+			t.Errorf("events %v", r)
+		}
+		if len(h.restartCalls()) != 1 {
+			t.Errorf("restarts asked %+v, want the one that found no systemd", h.restartCalls())
+		}
+	})
+	t.Run("no wait", func(t *testing.T) {
+		in, h, client, _ := newTestInstaller(t)
+		h.systemd = false
+		in.o.PollInterval = time.Millisecond
+		if err := in.runInstall(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		polls := h.pollCount()
+		time.Sleep(20 * time.Millisecond)
+		if n := getNode(t, client); !annotated(n) || len(n.Labels) != 0 || h.pollCount() != polls {
+			t.Errorf("install: labels %v annotations %v, CRI polled %d times after it returned", n.Labels, n.Annotations, h.pollCount()-polls)
+		}
+	})
+	t.Run("SIGTERM while waiting", func(t *testing.T) {
+		in, h, client, _ := newTestInstaller(t)
+		h.systemd = false
+		in.o.Wait = true
+		in.o.PollInterval = time.Millisecond
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- in.runInstall(ctx) }()
+		waitFor(t, "the restart-needed annotation", func() bool { return annotated(getNode(t, client)) })
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("SIGTERM while waiting for a restart by hand: %v, want nil", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a SIGTERM did not end the wait")
+		}
+		if n := getNode(t, client); len(n.Labels) != 0 || !annotated(n) {
+			t.Errorf("labels %v annotations %v", n.Labels, n.Annotations)
+		}
+	})
+}
+
+// waitFor polls cond until it holds, failing the test after a while.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

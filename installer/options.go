@@ -41,6 +41,23 @@ type Options struct {
 
 	Wait  bool // install, uninstall: block until SIGTERM once done
 	Force bool // uninstall: even while pods use the handlers
+
+	// PollInterval is how often install --wait asks CRI whether a
+	// containerd it could not restart was restarted by hand (0: every
+	// DefaultPollInterval).
+	PollInterval time.Duration
+}
+
+// DefaultPollInterval is how often install --wait asks CRI for the
+// handlers on a node awaiting a restart by hand: a verbose status on a
+// local socket, cheap at this pace.
+const DefaultPollInterval = 5 * time.Second
+
+func (o *Options) pollInterval() time.Duration {
+	if o.PollInterval > 0 {
+		return o.PollInterval
+	}
+	return DefaultPollInterval
 }
 
 // DenseHandler is the handler whose pods share shims (PodsPerShim).
