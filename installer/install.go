@@ -140,12 +140,28 @@ func (in *installer) install(ctx context.Context) error {
 		}
 		before = append(before, s)
 	}
-	rollback := func(cause error) error { return in.rollback(ctx, before, cause) }
+	dropIn := RenderDropIn(o.ShimPath(), o.Handlers, o.DensePodsPerShim)
+	digest, err := attemptDigest(before, o.ShimSource, dropIn, edited, version)
+	if err != nil {
+		return err
+	}
+	if err := in.checkAttempt(ctx, digest, version); err != nil {
+		return err
+	}
+	rollback := func(cause error) error {
+		err := in.rollback(ctx, before, cause)
+		if in.restarted {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+			defer cancel()
+			in.recordAttempt(rctx, digest, err)
+		}
+		return err
+	}
 
 	if _, err := InstallShim(o.ShimSource, o.Host(o.ShimPath())); err != nil {
 		return rollback(err)
 	}
-	dropInChanged, err := InstallDropIn(o.Host(o.DropInPath()), RenderDropIn(o.ShimPath(), o.Handlers, o.DensePodsPerShim))
+	dropInChanged, err := InstallDropIn(o.Host(o.DropInPath()), dropIn)
 	if err != nil {
 		return rollback(err)
 	}
@@ -181,7 +197,7 @@ func (in *installer) install(ctx context.Context) error {
 func (in *installer) installed(ctx context.Context, version string) error {
 	o := in.o
 	key, value, _ := o.LabelKV()
-	if err := in.node.SetMetadata(ctx, map[string]*string{key: &value}, map[string]*string{RestartNeededAnnotation: nil}); err != nil {
+	if err := in.node.SetMetadata(ctx, map[string]*string{key: &value}, map[string]*string{RestartNeededAnnotation: nil, InstallFailedAnnotation: nil}); err != nil {
 		return err
 	}
 	in.node.Report(ctx, corev1.EventTypeNormal, ReasonInstalled,
@@ -279,7 +295,7 @@ func (in *installer) waitContainerd(ctx context.Context, what string, ready func
 // needed and carries no label.
 func (in *installer) restartNeeded(ctx context.Context, cause error) error {
 	key, _, _ := in.o.LabelKV()
-	if err := in.node.SetMetadata(ctx, map[string]*string{key: nil}, map[string]*string{RestartNeededAnnotation: ptr("true")}); err != nil {
+	if err := in.node.SetMetadata(ctx, map[string]*string{key: nil}, map[string]*string{RestartNeededAnnotation: ptr("true"), InstallFailedAnnotation: nil}); err != nil {
 		return err
 	}
 	in.node.Report(ctx, corev1.EventTypeWarning, ReasonRestartNeeded,

@@ -3,7 +3,9 @@ package installer
 import (
 	"context"
 	"maps"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,5 +161,67 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestFailedInstallNotRepeated: an install that restarted containerd and
+// failed leaves the node's files as they were and records the attempt on
+// the node; the kubelet's next try with the same files and containerd
+// fails at once, restarting nothing. A change (another shim, here) is
+// tried, and so is the same install once the record is removed.
+func TestFailedInstallNotRepeated(t *testing.T) {
+	in, h, client, _ := newTestInstaller(t, "--restart-timeout", "300ms")
+	h.broken = true
+	before := hostFiles(t, in.o)
+	run := func() error {
+		in.restarted, in.restartByHand = false, false
+		return in.runInstall(t.Context())
+	}
+	if err := run(); err == nil {
+		t.Fatal("an install on a containerd that never lists the handlers succeeded")
+	}
+	if n := len(h.restartCalls()); n != 2 {
+		t.Fatalf("%d restarts, want the install's and the rollback's", n)
+	}
+	if after := hostFiles(t, in.o); !maps.Equal(before, after) {
+		t.Fatalf("files after the failed install:\n%v\nwant\n%v", after, before)
+	}
+	if getNode(t, client).Annotations[InstallFailedAnnotation] == "" {
+		t.Errorf("no %s on the node after a failed install", InstallFailedAnnotation)
+	}
+
+	err := run()
+	if err == nil || !strings.Contains(err.Error(), InstallFailedAnnotation) {
+		t.Errorf("the same install again: %v, want an error naming %s", err, InstallFailedAnnotation)
+	}
+	if n := len(h.restartCalls()); n != 2 {
+		t.Errorf("the same install again restarted containerd (%d restarts in all)", n)
+	}
+	if after := hostFiles(t, in.o); !maps.Equal(before, after) {
+		t.Errorf("the same install again changed files")
+	}
+
+	// A new image: another shim, tried.
+	if err := os.WriteFile(in.o.ShimSource, []byte("shim v2"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(); err == nil {
+		t.Fatal("an install on a containerd that never lists the handlers succeeded")
+	}
+	if n := len(h.restartCalls()); n != 4 {
+		t.Errorf("%d restarts in all, want the new shim tried once (4)", n)
+	}
+
+	// The operator mends containerd and removes the record.
+	h.broken = false
+	if err := in.node.SetMetadata(t.Context(), nil, map[string]*string{InstallFailedAnnotation: nil}); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(); err != nil {
+		t.Fatalf("install after the record was removed: %v", err)
+	}
+	key, value, _ := in.o.LabelKV()
+	if n := getNode(t, client); n.Labels[key] != value || n.Annotations[InstallFailedAnnotation] != "" {
+		t.Errorf("labels %v annotations %v", n.Labels, n.Annotations)
 	}
 }

@@ -77,6 +77,11 @@ const BackupSuffix = ".pause-backup"
 // by hand to load the handlers (it is not a systemd unit).
 const RestartNeededAnnotation = "containerd-shim-pause-v2/restart-needed"
 
+// InstallFailedAnnotation records on the node an install that restarted
+// containerd and failed: what it was tried with (a digest) and why it
+// failed. The same install is not tried again while it is there.
+const InstallFailedAnnotation = "containerd-shim-pause-v2/install-failed"
+
 // ParseArgs reads the subcommand and its flags from args (without the
 // program name); each flag's default comes from the environment variable
 // PAUSE_<FLAG> (upper snake case) when set, from getenv. Flag errors and
