@@ -211,6 +211,7 @@ extraEnv: [{name: KUBERNETES_SERVICE_HOST, value: 10.0.0.1}]
 		"KUBERNETES_SERVICE_HOST":   "10.0.0.1",
 	}
 	checkInstallerContainer(t, c, want)
+	checkGracePeriod(t, ds)
 	if c.Image != "registry.example/pause-installer:v2" || c.ImagePullPolicy != corev1.PullAlways {
 		t.Errorf("image %q pull %q", c.Image, c.ImagePullPolicy)
 	}
@@ -246,6 +247,8 @@ func TestChartRejectsBadValues(t *testing.T) {
 		{"label=a=b=c", `want key=value`},
 		{"handlers=null", "handlers: at least one"},
 		{"namespace.name=", "namespace.name is required"},
+		{"containerd.restartTimeout=2x", `containerd.restartTimeout "2x": want`},
+		{"containerd.restartTimeout=", `containerd.restartTimeout "": want`},
 	} {
 		out, err := helmRun(t, "template", "pause", chart, "--set", c.set)
 		if err == nil || !strings.Contains(err.Error(), c.want) {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/pelletier/go-toml/v2"
 	appsv1 "k8s.io/api/apps/v1"
@@ -19,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/installer"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 )
 
@@ -181,6 +183,7 @@ func TestInstallerDaemonSet(t *testing.T) {
 	if c.LivenessProbe != nil || c.Lifecycle != nil {
 		t.Error("a liveness probe or a lifecycle hook: the installer must not be restarted or run anything on stop")
 	}
+	checkGracePeriod(t, ds)
 	u := ds.Spec.UpdateStrategy
 	if u.Type != appsv1.RollingUpdateDaemonSetStrategyType || u.RollingUpdate == nil || u.RollingUpdate.MaxUnavailable == nil ||
 		u.RollingUpdate.MaxUnavailable.String() != "1" || (u.RollingUpdate.MaxSurge != nil && u.RollingUpdate.MaxSurge.IntValue() != 0) {
@@ -217,6 +220,29 @@ func TestUninstallerDaemonSet(t *testing.T) {
 			t.Errorf("%s: command %q, want %q", c.container.Name, c.container.Command, c.command)
 		}
 	}
+}
+
+// checkGracePeriod: a pod stopped (a rollout, a delete) while its installer
+// restarts containerd gives it the time to finish the restart it is in and
+// to roll back, so the kubelet's SIGKILL cannot stop a rollback midway.
+func checkGracePeriod(t *testing.T, ds *appsv1.DaemonSet) {
+	t.Helper()
+	restart, err := time.ParseDuration(envOf(ds.Spec.Template.Spec.Containers[0])["PAUSE_RESTART_TIMEOUT"])
+	if err != nil {
+		t.Fatalf("restart timeout: %v", err)
+	}
+	need := restart + installer.RollbackTimeout(restart)
+	g := ds.Spec.Template.Spec.TerminationGracePeriodSeconds
+	if g == nil || time.Duration(*g)*time.Second <= need {
+		t.Errorf("termination grace period %v s, want more than %v (the restart timeout %v and a rollback)", ptrValue(g), need, restart)
+	}
+}
+
+func ptrValue[T any](p *T) any {
+	if p == nil {
+		return "unset"
+	}
+	return *p
 }
 
 // checkNodePod checks what the installer and the uninstaller share: the

@@ -6,5 +6,6 @@
 // systemd, waits until CRI lists the handlers and then labels the node, so
 // that RuntimeClasses schedule pods only where the handlers are live. It
 // also undoes all of that (Uninstall) and answers a readiness probe (Ready).
-// Every step is idempotent: a second run changes nothing.
+// Every step is idempotent: a second run changes nothing, and an install
+// that failed after restarting containerd is not repeated unchanged.
 package installer

@@ -29,6 +29,14 @@ type installer struct {
 	node      *Node
 	out       io.Writer
 	restarted bool // containerd was restarted by this run
+	// The run ended with the node annotated restart-needed.
+	restartByHand bool
+
+	// What the run asks of the node's containerd and systemd; tests stand
+	// in for them.
+	version     func(context.Context) (string, error)
+	handlers    func(context.Context) (map[string]string, error)
+	restartUnit func(ctx context.Context, ifRunning bool) error
 }
 
 func newInstaller(o *Options, out io.Writer) (*installer, error) {
@@ -36,7 +44,22 @@ func newInstaller(o *Options, out io.Writer) (*installer, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &installer{o: o, node: node, out: out}, nil
+	in := &installer{o: o, node: node, out: out}
+	in.version = func(ctx context.Context) (string, error) {
+		return ContainerdVersion(ctx, o.Host(o.ContainerdAddress))
+	}
+	in.handlers = func(ctx context.Context) (map[string]string, error) {
+		c, err := DialCRI(o.Host(o.ContainerdAddress))
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		return c.Handlers(ctx)
+	}
+	in.restartUnit = func(ctx context.Context, ifRunning bool) error {
+		return RestartUnit(ctx, o.Host(o.SystemdBus), o.ContainerdUnit, ifRunning)
+	}
+	return in, nil
 }
 
 // Install puts the shim and its handlers on the node (see the package
@@ -47,11 +70,34 @@ func Install(ctx context.Context, o *Options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	err = in.install(ctx)
+	return in.runInstall(ctx)
+}
+
+// runInstall installs and reports a failure. With o.Wait, an install that
+// left the node awaiting a restart by hand then waits for that restart.
+func (in *installer) runInstall(ctx context.Context) error {
+	err := in.install(ctx)
+	if err == nil && in.restartByHand && in.o.Wait {
+		return in.awaitRestartByHand(ctx)
+	}
 	if err != nil {
-		in.node.Report(ctx, corev1.EventTypeWarning, ReasonInstallFailed, err.Error())
+		// A SIGTERM may have ended ctx: the failure is reported still.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+		defer cancel()
+		in.node.Report(rctx, corev1.EventTypeWarning, ReasonInstallFailed, err.Error())
 	}
 	return err
+}
+
+// reportTimeout bounds the report of a failure made after ctx ended.
+const reportTimeout = 10 * time.Second
+
+// RollbackTimeout bounds a rollback on an install whose restart timeout is
+// restart: a restart of containerd on the restored files, the wait for
+// CRI, and the file writes. A pod stopping the installer must give it this
+// beyond a restart in progress (its termination grace period).
+func RollbackTimeout(restart time.Duration) time.Duration {
+	return 2*restart + 15*time.Second
 }
 
 func (in *installer) install(ctx context.Context) error {
@@ -73,7 +119,7 @@ func (in *installer) install(ctx context.Context) error {
 	if info.Version < 2 {
 		return fmt.Errorf("containerd config %s has version %d: containerd 2.0 or later with a version 2 or 3 config is needed (`containerd config migrate`)", configPath, info.Version)
 	}
-	version, err := ContainerdVersion(ctx, o.Host(o.ContainerdAddress))
+	version, err := in.version(ctx)
 	if err != nil {
 		return err
 	}
@@ -94,12 +140,28 @@ func (in *installer) install(ctx context.Context) error {
 		}
 		before = append(before, s)
 	}
-	rollback := func(cause error) error { return in.rollback(ctx, before, cause) }
+	dropIn := RenderDropIn(o.ShimPath(), o.Handlers, o.DensePodsPerShim)
+	digest, err := attemptDigest(before, o.ShimSource, dropIn, edited, version)
+	if err != nil {
+		return err
+	}
+	if err := in.checkAttempt(ctx, digest, version); err != nil {
+		return err
+	}
+	rollback := func(cause error) error {
+		err := in.rollback(ctx, before, cause)
+		if in.restarted {
+			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
+			defer cancel()
+			in.recordAttempt(rctx, digest, err)
+		}
+		return err
+	}
 
 	if _, err := InstallShim(o.ShimSource, o.Host(o.ShimPath())); err != nil {
 		return rollback(err)
 	}
-	dropInChanged, err := InstallDropIn(o.Host(o.DropInPath()), RenderDropIn(o.ShimPath(), o.Handlers, o.DensePodsPerShim))
+	dropInChanged, err := InstallDropIn(o.Host(o.DropInPath()), dropIn)
 	if err != nil {
 		return rollback(err)
 	}
@@ -116,7 +178,7 @@ func (in *installer) install(ctx context.Context) error {
 	// for new pods. Handlers not live need one even when the files are
 	// unchanged, as when a previous run stopped before its restart.
 	if configChanged || dropInChanged || len(missing) > 0 {
-		err := in.restart(ctx)
+		err := in.restart(ctx, true)
 		if errors.Is(err, ErrNotSystemd) {
 			return in.restartNeeded(ctx, err)
 		}
@@ -127,8 +189,15 @@ func (in *installer) install(ctx context.Context) error {
 			return rollback(err)
 		}
 	}
+	return in.installed(ctx, version)
+}
+
+// installed labels the node once CRI lists the handlers on the shim, and
+// takes off the restart-needed annotation.
+func (in *installer) installed(ctx context.Context, version string) error {
+	o := in.o
 	key, value, _ := o.LabelKV()
-	if err := in.node.SetMetadata(ctx, map[string]*string{key: &value}, map[string]*string{RestartNeededAnnotation: nil}); err != nil {
+	if err := in.node.SetMetadata(ctx, map[string]*string{key: &value}, map[string]*string{RestartNeededAnnotation: nil, InstallFailedAnnotation: nil}); err != nil {
 		return err
 	}
 	in.node.Report(ctx, corev1.EventTypeNormal, ReasonInstalled,
@@ -168,24 +237,20 @@ func (in *installer) backupOnce(configPath string, orig fileState) error {
 
 // missing lists the handlers CRI does not serve on the installed shim.
 func (in *installer) missing(ctx context.Context) ([]string, error) {
-	c, err := DialCRI(in.o.Host(in.o.ContainerdAddress))
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	live, err := c.Handlers(ctx)
+	live, err := in.handlers(ctx)
 	if err != nil {
 		return nil, err
 	}
 	return missingHandlers(live, in.o.Handlers, in.o.ShimPath()), nil
 }
 
-// restart restarts containerd's unit within the restart timeout.
-func (in *installer) restart(ctx context.Context) error {
+// restart restarts containerd's unit within the restart timeout: with
+// ifRunning only a unit that is (or is becoming) active, else in any state.
+func (in *installer) restart(ctx context.Context, ifRunning bool) error {
 	ctx, cancel := context.WithTimeout(ctx, in.o.RestartTimeout)
 	defer cancel()
-	err := RestartUnit(ctx, in.o.Host(in.o.SystemdBus), in.o.ContainerdUnit)
-	if !errors.Is(err, ErrNotSystemd) {
+	err := in.restartUnit(ctx, ifRunning)
+	if !errors.Is(err, ErrNotSystemd) && !errors.Is(err, errNoRestartJob) {
 		in.restarted = true // even a failed restart job may have stopped it
 	}
 	return err
@@ -208,7 +273,7 @@ func (in *installer) waitHandlers(ctx context.Context) error {
 func (in *installer) waitContainerd(ctx context.Context, what string, ready func(context.Context) error) error {
 	deadline := time.Now().Add(in.o.RestartTimeout)
 	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		cctx, cancel := context.WithTimeout(ctx, criPollTimeout)
 		err := ready(cctx)
 		cancel()
 		if err == nil {
@@ -230,18 +295,58 @@ func (in *installer) waitContainerd(ctx context.Context, what string, ready func
 // needed and carries no label.
 func (in *installer) restartNeeded(ctx context.Context, cause error) error {
 	key, _, _ := in.o.LabelKV()
-	if err := in.node.SetMetadata(ctx, map[string]*string{key: nil}, map[string]*string{RestartNeededAnnotation: ptr("true")}); err != nil {
+	if err := in.node.SetMetadata(ctx, map[string]*string{key: nil}, map[string]*string{RestartNeededAnnotation: ptr("true"), InstallFailedAnnotation: nil}); err != nil {
 		return err
 	}
 	in.node.Report(ctx, corev1.EventTypeWarning, ReasonRestartNeeded,
 		fmt.Sprintf("restart needed: %v; restart containerd on this node to load handlers %s", cause, strings.Join(in.o.Handlers, ",")))
+	in.restartByHand = true
 	return nil
 }
 
+// awaitRestartByHand asks CRI every poll interval whether containerd, now
+// restarted by someone else, lists the handlers on the installed shim;
+// once it does, the node is labelled as after an install's own restart. A
+// CRI that does not answer (containerd down for its restart) is asked
+// again. It returns nil when ctx ends first: a SIGTERM only ends the wait.
+func (in *installer) awaitRestartByHand(ctx context.Context) error {
+	log.G(ctx).WithField("interval", in.o.pollInterval()).Info("waiting for containerd to be restarted by hand")
+	tick := time.NewTicker(in.o.pollInterval())
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		cctx, cancel := context.WithTimeout(ctx, criPollTimeout)
+		missing, err := in.missing(cctx)
+		cancel()
+		if err != nil || len(missing) > 0 {
+			log.G(ctx).WithError(err).WithField("missing", missing).Debug("containerd not restarted with the handlers yet")
+			continue
+		}
+		// The restart may have brought another containerd.
+		cctx, cancel = context.WithTimeout(ctx, criPollTimeout)
+		version, err := in.version(cctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		return in.installed(ctx, version)
+	}
+}
+
+// criPollTimeout bounds one question to containerd.
+const criPollTimeout = 5 * time.Second
+
 // rollback puts the files back as they were, restarts containerd on them
 // when this run restarted it, and returns cause with what could not be
-// undone.
+// undone. It runs to its end, within RollbackTimeout, even when ctx has
+// ended: a SIGTERM must not leave containerd on files no longer there.
 func (in *installer) rollback(ctx context.Context, before []fileState, cause error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), RollbackTimeout(in.o.RestartTimeout))
+	defer cancel()
 	var errs []error
 	for _, s := range before {
 		if err := s.restore(); err != nil {
@@ -250,7 +355,8 @@ func (in *installer) rollback(ctx context.Context, before []fileState, cause err
 	}
 	done := "the node's files were restored"
 	if in.restarted {
-		if err := in.restart(ctx); err != nil {
+		// The installer's own restart may have left the unit failed.
+		if err := in.restart(ctx, false); err != nil {
 			errs = append(errs, fmt.Errorf("restart containerd on the restored config: %w", err))
 		} else if err := in.waitCRI(ctx); err != nil {
 			errs = append(errs, err)

@@ -81,6 +81,19 @@ func (n *Node) HasLabel(ctx context.Context, key, value string) (bool, error) {
 	return ok && v == value, nil
 }
 
+// Annotation is the node's annotation key ("" when it has none, or with
+// no node).
+func (n *Node) Annotation(ctx context.Context, key string) (string, error) {
+	if !n.Enabled() {
+		return "", nil
+	}
+	node, err := n.client.CoreV1().Nodes().Get(ctx, n.name, metav1.GetOptions{})
+	if err != nil {
+		return "", fmt.Errorf("get node %s: %w", n.name, err)
+	}
+	return node.Annotations[key], nil
+}
+
 // Report writes message to out and, with a node, records it as an event
 // on the node (a failure to record is only written to out).
 func (n *Node) Report(ctx context.Context, eventType, reason, message string) {

@@ -41,6 +41,23 @@ type Options struct {
 
 	Wait  bool // install, uninstall: block until SIGTERM once done
 	Force bool // uninstall: even while pods use the handlers
+
+	// PollInterval is how often install --wait asks CRI whether a
+	// containerd it could not restart was restarted by hand (0: every
+	// DefaultPollInterval).
+	PollInterval time.Duration
+}
+
+// DefaultPollInterval is how often install --wait asks CRI for the
+// handlers on a node awaiting a restart by hand: a verbose status on a
+// local socket, cheap at this pace.
+const DefaultPollInterval = 5 * time.Second
+
+func (o *Options) pollInterval() time.Duration {
+	if o.PollInterval > 0 {
+		return o.PollInterval
+	}
+	return DefaultPollInterval
 }
 
 // DenseHandler is the handler whose pods share shims (PodsPerShim).
@@ -59,6 +76,11 @@ const BackupSuffix = ".pause-backup"
 // RestartNeededAnnotation marks a node whose containerd must be restarted
 // by hand to load the handlers (it is not a systemd unit).
 const RestartNeededAnnotation = "containerd-shim-pause-v2/restart-needed"
+
+// InstallFailedAnnotation records on the node an install that restarted
+// containerd and failed: what it was tried with (a digest) and why it
+// failed. The same install is not tried again while it is there.
+const InstallFailedAnnotation = "containerd-shim-pause-v2/install-failed"
 
 // ParseArgs reads the subcommand and its flags from args (without the
 // program name); each flag's default comes from the environment variable

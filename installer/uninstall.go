@@ -32,7 +32,7 @@ func (in *installer) uninstall(ctx context.Context) error {
 	// finished, and CRI (restarted without the handlers) need not be asked.
 	if !exists(o.Host(o.ShimPath())) && !exists(o.Host(o.DropInPath())) {
 		key, _, _ := o.LabelKV()
-		return in.node.SetMetadata(ctx, map[string]*string{key: nil}, map[string]*string{RestartNeededAnnotation: nil})
+		return in.node.SetMetadata(ctx, map[string]*string{key: nil}, map[string]*string{RestartNeededAnnotation: nil, InstallFailedAnnotation: nil})
 	}
 	c, err := DialCRI(o.Host(o.ContainerdAddress))
 	if err != nil {
@@ -61,7 +61,7 @@ func (in *installer) uninstall(ctx context.Context) error {
 		fmt.Fprintln(in.out, "forced:", msg)
 	}
 	key, _, _ := o.LabelKV()
-	if err := in.node.SetMetadata(ctx, map[string]*string{key: nil}, map[string]*string{RestartNeededAnnotation: nil}); err != nil {
+	if err := in.node.SetMetadata(ctx, map[string]*string{key: nil}, map[string]*string{RestartNeededAnnotation: nil, InstallFailedAnnotation: nil}); err != nil {
 		return err
 	}
 	dropIn := o.Host(o.DropInPath())
@@ -76,7 +76,7 @@ func (in *installer) uninstall(ctx context.Context) error {
 		return err
 	}
 	if dropInRemoved || configChanged || loaded {
-		err := in.restart(ctx)
+		err := in.restart(ctx, true)
 		switch {
 		case errors.Is(err, ErrNotSystemd):
 			if err := in.node.SetMetadata(ctx, nil, map[string]*string{RestartNeededAnnotation: ptr("true")}); err != nil {

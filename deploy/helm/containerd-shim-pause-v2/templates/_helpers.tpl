@@ -94,3 +94,25 @@ volumes:
       path: /
       type: Directory
 {{- end }}
+
+{{/* containerd.restartTimeout in seconds: a Go duration of whole hours,
+     minutes and seconds (2m, 90s, 1m30s). */}}
+{{- define "pause.restartSeconds" -}}
+{{- $t := toString .Values.containerd.restartTimeout -}}
+{{- if or (not $t) (not (regexMatch "^([0-9]+h)?([0-9]+m)?([0-9]+s)?$" $t)) -}}
+{{- fail (printf "containerd.restartTimeout %q: want a duration in whole hours, minutes and seconds, e.g. 2m or 90s" $t) -}}
+{{- end -}}
+{{- $s := 0 -}}
+{{- with regexFind "[0-9]+h" $t }}{{ $s = add $s (mul (trimSuffix "h" . | atoi) 3600) }}{{ end -}}
+{{- with regexFind "[0-9]+m" $t }}{{ $s = add $s (mul (trimSuffix "m" . | atoi) 60) }}{{ end -}}
+{{- with regexFind "[0-9]+s" $t }}{{ $s = add $s (trimSuffix "s" . | atoi) }}{{ end -}}
+{{- if not $s }}{{ fail (printf "containerd.restartTimeout %q: want a duration in whole hours, minutes and seconds, e.g. 2m or 90s" $t) }}{{ end -}}
+{{- $s -}}
+{{- end }}
+
+{{/* The installer pod's termination grace period: a SIGTERM in the middle
+     of an install lets the restart under way end, then rolls back (a
+     restart and a wait for CRI): three restart timeouts and a minute. */}}
+{{- define "pause.gracePeriod" -}}
+{{- add (mul 3 (include "pause.restartSeconds" . | atoi)) 60 -}}
+{{- end }}
