@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	cri "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -281,5 +282,102 @@ func TestInstallerDropInLoads(t *testing.T) {
 	out, err = runInstaller(t, bin, append([]string{"uninstall"}, args...)...)
 	if err != nil || !strings.Contains(out, installer.ReasonRestartNeeded) {
 		t.Errorf("uninstall with the handlers still loaded: %v, want a restart asked for\n%s", err, out)
+	}
+}
+
+// TestInstallerWaitsForRestartByHand: install --wait where containerd is
+// not a systemd unit takes the restart-needed path and keeps asking CRI;
+// once the node's containerd, restarted by hand (here: the socket now
+// leads to a containerd that imports the drop-in directory), serves the
+// handlers on the installed shim, it records the install, and then only
+// waits: SIGTERM ends it with exit 0 and removes nothing.
+func TestInstallerWaitsForRestartByHand(t *testing.T) {
+	requireEnv(t)
+	bin := installerBinary(t)
+	dir := t.TempDir()
+	config := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(config, []byte("version = 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The node's containerd socket, before its restart: the test's
+	// containerd, which imports no drop-ins.
+	sock := filepath.Join(dir, "containerd.sock")
+	if err := os.Symlink(env.Address, sock); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "install", "--wait", "--host-root", "/", "--node-name", "", "--shim-source", env.Shim,
+		"--config", config, "--drop-in-dir", filepath.Join(dir, "conf.d"), "--bin-dir", filepath.Join(dir, "bin"),
+		"--containerd-address", sock, "--systemd-bus", filepath.Join(dir, "no-bus"), "--restart-timeout", "20s")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// exited is closed once the installer has exited, with its error in
+	// exitErr.
+	exited := make(chan struct{})
+	var exitErr error
+	go func() { exitErr = cmd.Wait(); close(exited) }()
+	defer func() {
+		select {
+		case <-exited:
+		default:
+			cmd.Process.Kill()
+			<-exited
+		}
+		t.Logf("installer output:\n%s", out.String())
+	}()
+	waitOutput := func(what string, d time.Duration) {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for !strings.Contains(out.String(), what) {
+			select {
+			case <-exited:
+				t.Fatalf("the installer exited (%v) before printing %s", exitErr, what)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s from the installer within %v", what, d)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	waitOutput(installer.ReasonRestartNeeded, 30*time.Second)
+	// Not restarted yet: it waits and records nothing.
+	time.Sleep(2 * installer.DefaultPollInterval)
+	if strings.Contains(out.String(), installer.ReasonInstalled) {
+		t.Fatal("install recorded before containerd was restarted with the handlers")
+	}
+
+	// The restart by hand: the node's socket now leads to a containerd
+	// that loads the drop-in.
+	other := startContainerdWithDropIns(t, "pause-byhand", filepath.Join(dir, "conf.d", "*.toml"))
+	next := sock + ".next"
+	if err := os.Symlink(other.Address, next); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(next, sock); err != nil {
+		t.Fatal(err)
+	}
+	waitOutput(installer.ReasonInstalled, 30*time.Second)
+	select {
+	case <-exited:
+		t.Fatalf("install --wait exited (%v) after the install; want it to wait for SIGTERM", exitErr)
+	default:
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		if exitErr != nil {
+			t.Errorf("install --wait on SIGTERM: %v, want exit 0", exitErr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("install --wait did not end on SIGTERM")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "conf.d", installer.DropInName)); err != nil {
+		t.Errorf("the drop-in after SIGTERM: %v", err)
 	}
 }
