@@ -63,24 +63,55 @@ func (p *Pod) waitMembers(ctx context.Context) {
 // Admit joins the container id, whose spec is at configPath, to the pod:
 // its spec is rewritten to live in the pod (see joinPod). Created must
 // follow once runc's create has ended.
-func (p *Pod) Admit(ctx context.Context, id, configPath string) (cgroupsPath string, err error) {
+//
+// The pod's lock is not held over the spec's I/O: the id is reserved first
+// (a second admission of it conflicts, and a stop waits for it as for a
+// create under way), then the spec is read and rewritten, and the container
+// joins the pod, or its reservation is dropped.
+func (p *Pod) Admit(ctx context.Context, id, configPath string) (string, error) {
+	pausePid, done, err := p.reserve(id)
+	if err != nil {
+		return "", err
+	}
+	cgroupsPath, err := joinPod(configPath, id, p, pausePid)
+	if err != nil {
+		p.Created(id, false)
+		return "", err
+	}
+	passStep("admit spec joined")
+	failpoint.Inject(failpoint.PodAdmitAfterSpec)
+	p.countOOMBaseline()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.creating[id] != done {
+		// Never: only Created drops a reservation, and it follows Admit.
+		return "", fmt.Errorf("container %s of sandbox %s: its admission was dropped: %w", id, p.id, errdefs.ErrAborted)
+	}
+	p.members[id] = struct{}{}
+	if p.reg != nil {
+		p.reg.joined(p, id)
+	}
+	log.G(ctx).WithField("container", id).Debug("container joins pod")
+	return cgroupsPath, nil
+}
+
+// reserve takes container id for an admission, if the pod takes one: it
+// returns the pause task's pid, which the spec joins, and the channel Created
+// closes.
+func (p *Pod) reserve(id string) (int, chan struct{}, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.state.admit(p); err != nil {
-		return "", err
+		return 0, nil, err
 	}
-	if _, ok := p.members[id]; ok {
-		return "", fmt.Errorf("container %s already exists in sandbox %s: %w", id, p.id, errdefs.ErrAlreadyExists)
+	_, member := p.members[id]
+	_, admitting := p.creating[id]
+	if member || admitting {
+		return 0, nil, fmt.Errorf("container %s already exists in sandbox %s: %w", id, p.id, errdefs.ErrAlreadyExists)
 	}
-	if cgroupsPath, err = joinPod(configPath, id, p); err != nil {
-		return "", err
-	}
-	failpoint.Inject(failpoint.PodAdmitAfterSpec)
-	p.countOOMBaseline()
-	p.members[id] = struct{}{}
-	p.creating[id] = make(chan struct{})
-	log.G(ctx).WithField("container", id).Debug("container joins pod")
-	return cgroupsPath, nil
+	done := make(chan struct{})
+	p.creating[id] = done
+	return p.pause.Pid, done, nil
 }
 
 // Created ends the create of an admitted container: a member if runc
@@ -93,17 +124,29 @@ func (p *Pod) Created(id string, ok bool) {
 		delete(p.creating, id)
 	}
 	if !ok {
-		delete(p.members, id)
+		p.dropMember(id)
 	}
 }
 
 // Forget drops a container that has been deleted.
 func (p *Pod) Forget(id string) {
 	p.mu.Lock()
-	delete(p.members, id)
+	defer p.mu.Unlock()
+	p.dropMember(id)
 	delete(p.oom.noted, id)
 	delete(p.oom.killed, id)
-	p.mu.Unlock()
+}
+
+// dropMember removes id from the pod's members and the registry's index;
+// the pod's lock is held.
+func (p *Pod) dropMember(id string) {
+	if _, ok := p.members[id]; !ok {
+		return
+	}
+	delete(p.members, id)
+	if p.reg != nil {
+		p.reg.left(p, id)
+	}
 }
 
 // IsMember tells whether container id belongs to the pod.

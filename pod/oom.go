@@ -49,13 +49,22 @@ func (p *Pod) oomKills() (uint64, error) {
 }
 
 // countOOMBaseline sets the baseline once, before the first container
-// runs; the caller holds the lock.
+// runs. It reads the pod's cgroup without the lock (an admission's I/O):
+// of two first admissions at once, the first to finish sets it.
 func (p *Pod) countOOMBaseline() {
-	if p.oom.counted {
+	p.mu.Lock()
+	counted := p.oom.counted
+	p.mu.Unlock()
+	if counted {
 		return
 	}
-	p.oom.counted = true
-	p.oom.reported, _ = p.oomKills()
+	kills, _ := p.oomKills()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.oom.counted {
+		p.oom.counted = true
+		p.oom.reported = kills
+	}
 }
 
 // OOMReported records a TaskOOM event reported for member id.

@@ -41,6 +41,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -113,6 +114,12 @@ type Pod struct {
 	pauseCfg  pause.Config
 	createdAt time.Time
 	deps      *Deps
+	// reg is the registry that holds the pod (nil for a pod made alone):
+	// set before anyone else knows the pod.
+	reg *Registry
+	// gone is set once the pod is shut down, for good: the registry reads
+	// it without the pod's lock.
+	gone atomic.Bool
 
 	mu    sync.Mutex
 	state state

@@ -13,8 +13,13 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
 )
 
-// Registry holds a shim's pods by sandbox id. Its lock guards the map
-// alone; each pod has its own.
+// Registry holds a shim's pods by sandbox id, and indexes their containers:
+// the lookups on every task call and event of a shared shim (MemberOf,
+// Live) cost the same whether it serves one pod or a thousand.
+//
+// Its lock guards its own maps and counts alone, and is the innermost: a
+// pod updates the index under its own lock (members join and leave, the pod
+// shuts down), so nothing here takes a pod's lock while holding it.
 type Registry struct {
 	deps *Deps
 	// max is how many pods the shim serves at once; 0 sets no limit.
@@ -22,6 +27,10 @@ type Registry struct {
 
 	mu   sync.Mutex
 	pods map[string]*Pod
+	// members maps each container that joined a pod here to its pod.
+	members map[string]*Pod
+	// live counts the pods not shut down.
+	live int
 }
 
 // NewRegistry returns the registry of a shim that serves up to max pods at
@@ -32,7 +41,7 @@ func NewRegistry(deps *Deps, max int) *Registry {
 		// containerd's own data (see pause.SetFallbackDir).
 		pause.SetFallbackDir(filepath.Join(deps.ContainerdRoot, "io.containerd.pause.v2"))
 	}
-	return &Registry{deps: deps, max: max, pods: map[string]*Pod{}}
+	return &Registry{deps: deps, max: max, pods: map[string]*Pod{}, members: map[string]*Pod{}}
 }
 
 // Deps are what the registry gives its pods.
@@ -55,8 +64,13 @@ func (r *Registry) Create(ctx context.Context, sp Spec) (*Pod, error) {
 	if err := r.roomLocked(sp.ID); err != nil {
 		return nil, err
 	}
+	// The one pod lock taken under the registry's: no one else knows p
+	// yet. Its abandon timer, if it fired at once, would wait for this
+	// lock to count the pod out.
+	p.reg = r
 	p.arm(ctx)
 	r.pods[sp.ID] = p
+	r.live++
 	return p, nil
 }
 
@@ -86,16 +100,25 @@ func (r *Registry) roomLocked(id string) error {
 // after pod does not keep them all; a pod not shut down is kept
 // (FailedPrecondition).
 func (r *Registry) Remove(id string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	p, ok := r.pods[id]
-	if !ok {
+	p, err := r.Get(id)
+	if err != nil {
 		return nil
 	}
 	if !p.shutDown() {
 		return fmt.Errorf("sandbox %q is %s, not shut down: %w", id, p.State(), errdefs.ErrFailedPrecondition)
 	}
-	delete(r.pods, id)
+	// Shut down, it takes no container any more: its members are final.
+	left := p.memberIDs()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pods[id] == p {
+		delete(r.pods, id)
+	}
+	for _, c := range left {
+		if r.members[c] == p {
+			delete(r.members, c)
+		}
+	}
 	return nil
 }
 
@@ -143,20 +166,40 @@ func (r *Registry) Pods() []*Pod {
 
 // Live tells whether a pod here is not shut down: the shim must stay.
 func (r *Registry) Live() bool {
-	for _, p := range r.Pods() {
-		if !p.shutDown() {
-			return true
-		}
-	}
-	return false
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.live > 0
 }
 
 // MemberOf returns the pod container id belongs to, or nil.
 func (r *Registry) MemberOf(id string) *Pod {
-	for _, p := range r.Pods() {
-		if p.IsMember(id) {
-			return p
-		}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.members[id]
+}
+
+// joined indexes container id as a member of p; p's lock is held.
+func (r *Registry) joined(p *Pod, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.members[id] = p
+}
+
+// left drops container id, a member of p, from the index; p's lock is held.
+func (r *Registry) left(p *Pod, id string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.members[id] == p {
+		delete(r.members, id)
 	}
-	return nil
+}
+
+// shutDown counts p, which has just shut down, out of the live pods; p's
+// lock is held. A pod shuts down once, and only while it is here.
+func (r *Registry) shutDown(p *Pod) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pods[p.id] == p {
+		r.live--
+	}
 }

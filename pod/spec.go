@@ -23,7 +23,9 @@ const criContainerType = "io.kubernetes.cri.container-type"
 // pod's network, IPC, UTS and (when shared) PID namespaces, and puts the
 // container's cgroup under the pod's. It returns the container's cgroup
 // path as runc will read it, so that the spec is read once per container.
-func joinPod(configPath, id string, p *Pod) (string, error) {
+// It runs without the pod's lock: pausePid is the pod's pause task, which
+// the caller read under it.
+func joinPod(configPath, id string, p *Pod, pausePid int) (string, error) {
 	data, err := os.ReadFile(configPath)
 	if err != nil {
 		return "", fmt.Errorf("read container spec: %w", err)
@@ -41,7 +43,7 @@ func joinPod(configPath, id string, p *Pod) (string, error) {
 		}
 		return spec.Linux.CgroupsPath, checkPodMembership(&spec, p.cfg)
 	}
-	out, cgroupsPath, err := rewriteSpecJSON(data, p.pause.Pid, p.cfg, p.rec.ContainerCgroup(id))
+	out, cgroupsPath, err := rewriteSpecJSON(data, pausePid, p.cfg, p.rec.ContainerCgroup(id))
 	if err != nil {
 		return "", err
 	}

@@ -121,7 +121,7 @@ func TestJoinPodLeavesCRIContainers(t *testing.T) {
 	data, _ := json.Marshal(spec)
 	path := filepath.Join(dir, "config.json")
 	os.WriteFile(path, data, 0o600)
-	if _, err := joinPod(path, "c1", &Pod{cfg: &podConfig{}}); err != nil {
+	if _, err := joinPod(path, "c1", &Pod{cfg: &podConfig{}}, 0); err != nil {
 		t.Fatal(err)
 	}
 	after, _ := os.ReadFile(path)
@@ -129,7 +129,7 @@ func TestJoinPodLeavesCRIContainers(t *testing.T) {
 		t.Error("a CRI container's spec was rewritten: CRI sets its own joins")
 	}
 	os.WriteFile(path, []byte("{not json"), 0o600)
-	if _, err := joinPod(path, "c1", &Pod{cfg: &podConfig{}}); !errdefs.IsInvalidArgument(err) {
+	if _, err := joinPod(path, "c1", &Pod{cfg: &podConfig{}}, 0); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("malformed spec: %v", err)
 	}
 }
@@ -314,7 +314,7 @@ func TestJoinPodKeepsUnknownSpecFields(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &Pod{cfg: &podConfig{SharePID: true}, pause: &pause.Process{Pid: 42}, rec: record{Layout: cgroups.Layout{PodCgroup: "/default/pod"}}}
-	cgroupsPath, err := joinPod(path, "c1", p)
+	cgroupsPath, err := joinPod(path, "c1", p, p.pause.Pid)
 	if err != nil {
 		t.Fatal(err)
 	}

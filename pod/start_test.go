@@ -33,7 +33,7 @@ import (
 // of its own) on the host's network, whose bundle lies where containerd puts
 // one, with containerd's root beside it: its start makes files, a mount, a
 // cgroup and a pause task.
-func criPodSpec(t *testing.T, r *Registry, id string) Spec {
+func criPodSpec(t testing.TB, r *Registry, id string) Spec {
 	t.Helper()
 	dir := t.TempDir()
 	r.Deps().ContainerdRoot = filepath.Join(dir, "root")

@@ -64,6 +64,18 @@ func to(p *Pod, next state) error {
 	return nil
 }
 
+// toShutDown makes the transition to shut down, which no transition
+// leaves: the pod is gone for good, and its registry no longer counts it
+// among the pods that keep the shim.
+func toShutDown(p *Pod) error {
+	p.state = &shutdownState{}
+	p.gone.Store(true)
+	if p.reg != nil {
+		p.reg.shutDown(p)
+	}
+	return nil
+}
+
 // stopTimer stops the abandon timer, which matters only before a start.
 func stopTimer(t *time.Timer) {
 	if t != nil {
@@ -234,7 +246,7 @@ func (s *stoppingState) stop(*Pod) error { return nil }
 
 func (s *stoppingState) stopped(p *Pod) error { return to(p, &stoppedState{}) }
 
-func (s *stoppingState) shutDown(p *Pod) error { return to(p, &shutdownState{}) }
+func (s *stoppingState) shutDown(p *Pod) error { return toShutDown(p) }
 
 func (s *stoppingState) abandon(p *Pod) error { return errState(p, s, "not abandoned") }
 
@@ -256,7 +268,7 @@ func (s *stoppedState) stop(p *Pod) error { return to(p, &stoppingState{}) }
 func (s *stoppedState) stopped(*Pod) error { return nil }
 
 // shutDown: a ShutdownSandbox ran beside a StopSandbox that ended first.
-func (s *stoppedState) shutDown(p *Pod) error { return to(p, &shutdownState{}) }
+func (s *stoppedState) shutDown(p *Pod) error { return toShutDown(p) }
 
 // shutdownState: the pod is removed; the shim exits once no container is
 // left. It stays in the registry so that calls about it get answers.

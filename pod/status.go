@@ -49,13 +49,8 @@ func (p *Pod) PausePid() int {
 	return p.pause.Pid
 }
 
-// shutDown tells whether the pod is gone for good.
-func (p *Pod) shutDown() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	_, ok := p.state.(*shutdownState)
-	return ok
-}
+// shutDown tells whether the pod is gone for good; it takes no lock.
+func (p *Pod) shutDown() bool { return p.gone.Load() }
 
 // Status is what SandboxStatus says of the pod.
 type Status struct {

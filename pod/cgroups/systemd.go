@@ -90,15 +90,22 @@ func UnitNameEscape(s string) string {
 // busy or wedged manager must not hold a pod's start or stop for ever.
 const systemdTimeout = 30 * time.Second
 
-// withSystemd runs fn on a connection to systemd, within systemdTimeout.
+// systemdBus is the shim's connection to systemd, shared by its jobs.
+var systemdBus = &sharedBus[*systemd.Conn]{dial: func(ctx context.Context) (*systemd.Conn, error) {
+	// The connection outlives the job that opens it: godbus closes a
+	// connection when its dial's context ends.
+	return systemd.NewWithContext(context.WithoutCancel(ctx))
+}}
+
+// withSystemd runs fn on the shim's connection to systemd, within
+// systemdTimeout.
 func withSystemd(ctx context.Context, fn func(context.Context, *systemd.Conn) error) error {
 	ctx, cancel := context.WithTimeout(ctx, systemdTimeout)
 	defer cancel()
-	conn, err := systemd.NewWithContext(ctx)
+	conn, err := systemdBus.get(ctx)
 	if err != nil {
 		return fmt.Errorf("connect to systemd: %w", err)
 	}
-	defer conn.Close()
 	return fn(ctx, conn)
 }
 
