@@ -47,16 +47,11 @@ func Start(ctx context.Context, b Bootstrap, opts *bootapi.BootstrapParams, runt
 	if err != nil {
 		return "", err
 	}
-	self, err := os.Executable()
-	if err != nil {
-		return "", err
-	}
-	binary, err := BinaryIdentity(self)
-	if err != nil {
-		return "", err
-	}
 	grpcAddress := opts.GetContainerdGrpcAddress()
-	dir := Dir(socketDir, Key(grpcAddress, ns, self, binary, runtimeOpts.Encode()))
+	dir, err := poolDir(socketDir, grpcAddress, ns, runtimeOpts)
+	if err != nil {
+		return "", err
+	}
 	locked, err := Lock(dir)
 	if err != nil {
 		return "", err
@@ -112,6 +107,20 @@ func Start(ctx context.Context, b Bootstrap, opts *bootapi.BootstrapParams, runt
 	failpoint.Inject(failpoint.PoolStartEnd)
 	log.G(ctx).WithFields(log.Fields{"shim": host.Name, "pods": len(host.Pods) + 1}).Debug("pod given to a shared shim")
 	return address, nil
+}
+
+// poolDir is the directory of the pool a pod joins: the pool of this
+// containerd and namespace, this shim binary and these options.
+func poolDir(socketDir, grpcAddress, ns string, runtimeOpts options.Options) (string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	binary, err := BinaryIdentity(self)
+	if err != nil {
+		return "", err
+	}
+	return Dir(socketDir, Key(grpcAddress, ns, self, binary, runtimeOpts.Encode())), nil
 }
 
 // roomIn returns a live shim of the pool's shims with room for a pod (max

@@ -53,11 +53,9 @@ func newPooledStart(t *testing.T, podsPerShim uint32) *pooledStart {
 		listeners:   map[string]net.Listener{},
 	}
 	ps.runtimeOpts.PodsPerShim = podsPerShim
-	self, err := os.Executable()
-	if err != nil {
+	if ps.dir, err = poolDir(socketDir, ps.opts.ContainerdGrpcAddress, "pool-test", ps.runtimeOpts); err != nil {
 		t.Fatal(err)
 	}
-	ps.dir = Dir(socketDir, Key(ps.opts.ContainerdGrpcAddress, "pool-test", self, ps.runtimeOpts.Encode()))
 	ps.bootstrap.RecordSocket = func(string, string) error { return nil }
 	ps.bootstrap.Spawn = func(_ context.Context, srv ServerSpec) error {
 		ps.mu.Lock()
