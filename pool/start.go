@@ -48,7 +48,7 @@ func Start(ctx context.Context, b Bootstrap, opts *bootapi.BootstrapParams, runt
 		return "", err
 	}
 	grpcAddress := opts.GetContainerdGrpcAddress()
-	dir, err := poolDir(socketDir, grpcAddress, ns, runtimeOpts)
+	dir, err := DirFor(socketDir, grpcAddress, ns, runtimeOpts)
 	if err != nil {
 		return "", err
 	}
@@ -109,9 +109,9 @@ func Start(ctx context.Context, b Bootstrap, opts *bootapi.BootstrapParams, runt
 	return address, nil
 }
 
-// poolDir is the directory of the pool a pod joins: the pool of this
+// DirFor is the directory of the pool a pod joins: the pool of this
 // containerd and namespace, this shim binary and these options.
-func poolDir(socketDir, grpcAddress, ns string, runtimeOpts options.Options) (string, error) {
+func DirFor(socketDir, grpcAddress, ns string, runtimeOpts options.Options) (string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", err

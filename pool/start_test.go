@@ -53,7 +53,7 @@ func newPooledStart(t *testing.T, podsPerShim uint32) *pooledStart {
 		listeners:   map[string]net.Listener{},
 	}
 	ps.runtimeOpts.PodsPerShim = podsPerShim
-	if ps.dir, err = poolDir(socketDir, ps.opts.ContainerdGrpcAddress, "pool-test", ps.runtimeOpts); err != nil {
+	if ps.dir, err = DirFor(socketDir, ps.opts.ContainerdGrpcAddress, "pool-test", ps.runtimeOpts); err != nil {
 		t.Fatal(err)
 	}
 	ps.bootstrap.RecordSocket = func(string, string) error { return nil }

@@ -39,14 +39,14 @@ func TestStartAnswersOnlyItsResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	self, err := os.Executable()
+	dir, err := pool.DirFor(socketDir, opts.ContainerdGrpcAddress, "pool-test", runtimeOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	spawnShared = func(context.Context, *bootapi.BootstrapParams, options.Options, string, server) error { return nil }
 	t.Cleanup(func() { spawnShared = spawn })
 	// A shim recorded but never started: nobody at its address, no pod.
-	dead := filepath.Join(pool.Dir(socketDir, pool.Key(opts.ContainerdGrpcAddress, "pool-test", self, runtimeOpts.Encode())), "100")
+	dead := filepath.Join(dir, "100")
 	if err := os.MkdirAll(filepath.Join(dead, "pods"), 0o700); err != nil {
 		t.Fatal(err)
 	}
