@@ -79,10 +79,18 @@ func TestConcurrentPodsUnderLoad(t *testing.T) {
 // a pod subnet larger than the pods of a pass and the shared-shim handler;
 // its leak check runs last.
 func startStressEnv(t *testing.T) *testenv.Env {
-	other, err := testenv.Start(env.Repo, env.Shim, fmt.Sprintf("pause-stress-%d", os.Getpid()),
+	return startPrivateEnv(t, "pause-stress",
 		testenv.WithLogLevel("info"),
 		testenv.WithPodSubnet("10.252.0.0/22"),
 		testenv.WithRuntime(testenv.Runtime{Name: denseHandler, Options: "PodsPerShim = 0"}))
+}
+
+// startPrivateEnv starts a containerd of the test's own, the suite's shim
+// with opts; its leak check runs when the test ends, after the cleanups
+// registered later (its pods').
+func startPrivateEnv(t *testing.T, name string, opts ...testenv.Option) *testenv.Env {
+	t.Helper()
+	other, err := testenv.Start(env.Repo, env.Shim, fmt.Sprintf("%s-%d", name, os.Getpid()), opts...)
 	t.Cleanup(func() {
 		if leaks := other.Leaks(); len(leaks) > 0 {
 			t.Errorf("left behind:\n  %s", strings.Join(leaks, "\n  "))

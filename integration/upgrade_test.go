@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -34,21 +33,8 @@ func TestDenseUpgradeStartsNewShim(t *testing.T) {
 		}
 	}
 	install()
-	other, err := testenv.Start(env.Repo, env.Shim, fmt.Sprintf("pause-upgrade-%d", os.Getpid()),
+	other := startPrivateEnv(t, "pause-upgrade",
 		testenv.WithRuntime(testenv.Runtime{Name: "dense-installed", Binary: installed, Options: "PodsPerShim = 0"}))
-	t.Cleanup(func() {
-		if leaks := other.Leaks(); len(leaks) > 0 {
-			t.Errorf("left behind:\n  %s", strings.Join(leaks, "\n  "))
-		}
-		if !t.Failed() {
-			os.RemoveAll(other.Dir)
-		} else {
-			t.Logf("containerd log kept in %s", other.LogPath())
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	conn, rt := dialCRI(t, other.Address)
 	t.Cleanup(func() { conn.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

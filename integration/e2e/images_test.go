@@ -135,11 +135,7 @@ func TestNoPauseImage(t *testing.T) {
 	waitPod(t, ctx, host.Name, "Ready", ready)
 
 	// The node has run pods on handler pause only.
-	rt, done, err := criClient(c.env.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer done()
+	rt := testCRI(t)
 	sbs, err := rt.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{})
 	if err != nil {
 		t.Fatal(err)

@@ -380,11 +380,7 @@ func nodeLabelled(t *testing.T, ctx context.Context) bool {
 // criHandlers are the handlers CRI lists, each with its runtime type.
 func criHandlers(t *testing.T, ctx context.Context) map[string]string {
 	t.Helper()
-	rt, done, err := criClient(c.env.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer done()
+	rt := testCRI(t)
 	st, err := rt.Status(ctx, &cri.StatusRequest{Verbose: true})
 	if err != nil {
 		t.Fatal(err)
@@ -506,11 +502,7 @@ func deletePods(t *testing.T, ctx context.Context, names ...string) {
 // does the same within a minute, which the test does not wait for.
 func removeSandboxes(t *testing.T, ctx context.Context, handlers ...string) {
 	t.Helper()
-	rt, done, err := criClient(c.env.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer done()
+	rt := testCRI(t)
 	sbs, err := rt.ListPodSandbox(ctx, &cri.ListPodSandboxRequest{})
 	if err != nil {
 		t.Fatal(err)

@@ -141,6 +141,17 @@ func (c *cluster) drain() error {
 	}
 }
 
+// testCRI is a CRI client of the cluster's containerd for the test.
+func testCRI(t *testing.T) cri.RuntimeServiceClient {
+	t.Helper()
+	rt, done, err := criClient(c.env.Address)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(done)
+	return rt
+}
+
 func criClient(address string) (cri.RuntimeServiceClient, func(), error) {
 	conn, err := grpc.NewClient("unix://"+address, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
