@@ -113,10 +113,18 @@ install: build
 	chmod 0644 $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
 
 # The DaemonSets' image (deploy/installer.yaml) as an OCI archive: the shim
-# and the node installer, each at the image's root, nothing else.
+# and the node installer, each at the image's root, nothing else; an image
+# index of one image per architecture in IMAGE_ARCHES, each built with
+# GOARCH (the pause task of each is committed: pod/pause).
 IMAGE ?= containerd-shim-pause-v2-installer:latest
+IMAGE_ARCHES ?= amd64 arm64
 image: build
-	mkdir -p $(OUTPUT) && $(GO) run ./integration/testimage/mkinstaller $(IMAGE) $(OUTPUT)/installer-image.tar $(SHIM) $(INSTALLER)
+	for arch in $(IMAGE_ARCHES); do \
+		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-$$arch/ \
+			./cmd/containerd-shim-pause-v2 ./cmd/containerd-shim-pause-installer || exit 1; \
+	done
+	mkdir -p $(OUTPUT) && $(GO) run ./integration/testimage/mkinstaller -index $(IMAGE) $(OUTPUT)/installer-image.tar \
+		$(foreach arch,$(IMAGE_ARCHES),$(arch)=bin/linux-$(arch))
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/containerd-shim-pause-v2 $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml

@@ -37,6 +37,7 @@ type Image struct {
 	Entrypoint []string
 	Cmd        []string
 	User       string // the image config's User
+	Arch       string // the platform's architecture (GOARCH); the host's when empty
 }
 
 // Busybox is an image of the host's static busybox with the applets linked
@@ -72,12 +73,49 @@ func Pause(name string, binary []byte) Image {
 // WriteArchive writes img as an OCI image layout archive, as
 // `ctr images import` takes it.
 func WriteArchive(img Image, out string) error {
-	layer, err := layerTar(img.Files)
+	md, blobs, err := manifestOf(img)
 	if err != nil {
 		return err
 	}
+	return writeLayout(out, named(md, img.Name), blobs)
+}
+
+// WriteIndexArchive writes imgs, one per architecture, as one image named
+// name: an OCI image index of their manifests, which a node's runtime
+// resolves to its own platform's.
+func WriteIndexArchive(name string, imgs []Image, out string) error {
+	index := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex}
+	index.SchemaVersion = 2
+	var blobs [][]byte
+	for _, img := range imgs {
+		md, b, err := manifestOf(img)
+		if err != nil {
+			return err
+		}
+		index.Manifests = append(index.Manifests, md)
+		blobs = append(blobs, b...)
+	}
+	indexJSON, err := json.Marshal(index)
+	if err != nil {
+		return err
+	}
+	blobs = append(blobs, indexJSON)
+	return writeLayout(out, named(descriptor(ocispec.MediaTypeImageIndex, indexJSON), name), blobs)
+}
+
+// manifestOf builds img's manifest: its descriptor, with the platform, and
+// the blobs (config, layer, manifest).
+func manifestOf(img Image) (ocispec.Descriptor, [][]byte, error) {
+	layer, err := layerTar(img.Files)
+	if err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	arch := img.Arch
+	if arch == "" {
+		arch = runtime.GOARCH
+	}
 	config := ocispec.Image{
-		Platform: ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH},
+		Platform: ocispec.Platform{OS: "linux", Architecture: arch},
 		Config: ocispec.ImageConfig{
 			Env:        []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 			Entrypoint: img.Entrypoint,
@@ -88,7 +126,7 @@ func WriteArchive(img Image, out string) error {
 	}
 	configJSON, err := json.Marshal(config)
 	if err != nil {
-		return err
+		return ocispec.Descriptor{}, nil, err
 	}
 	manifest := ocispec.Manifest{
 		MediaType: ocispec.MediaTypeImageManifest,
@@ -98,21 +136,32 @@ func WriteArchive(img Image, out string) error {
 	manifest.SchemaVersion = 2
 	manifestJSON, err := json.Marshal(manifest)
 	if err != nil {
-		return err
+		return ocispec.Descriptor{}, nil, err
 	}
 	md := descriptor(ocispec.MediaTypeImageManifest, manifestJSON)
-	md.Annotations = map[string]string{
-		"io.containerd.image.name": img.Name,
-		ocispec.AnnotationRefName:  refName(img.Name),
-	}
 	md.Platform = &config.Platform
-	index := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{md}}
+	return md, [][]byte{configJSON, layer, manifestJSON}, nil
+}
+
+// named is the descriptor of an image named name, as the layout's index
+// lists it.
+func named(d ocispec.Descriptor, name string) ocispec.Descriptor {
+	d.Annotations = map[string]string{
+		"io.containerd.image.name": name,
+		ocispec.AnnotationRefName:  refName(name),
+	}
+	return d
+}
+
+// writeLayout writes an OCI image layout archive whose index lists top,
+// with blobs.
+func writeLayout(out string, top ocispec.Descriptor, blobs [][]byte) error {
+	index := ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{top}}
 	index.SchemaVersion = 2
 	indexJSON, err := json.Marshal(index)
 	if err != nil {
 		return err
 	}
-
 	f, err := os.Create(out)
 	if err != nil {
 		return err
@@ -125,9 +174,16 @@ func WriteArchive(img Image, out string) error {
 	}{
 		{ocispec.ImageLayoutFile, []byte(`{"imageLayoutVersion":"1.0.0"}`)},
 		{"index.json", indexJSON},
-		{blobPath(configJSON), configJSON},
-		{blobPath(layer), layer},
-		{blobPath(manifestJSON), manifestJSON},
+	}
+	seen := map[string]bool{}
+	for _, b := range blobs {
+		if p := blobPath(b); !seen[p] {
+			seen[p] = true
+			entries = append(entries, struct {
+				name string
+				data []byte
+			}{p, b})
+		}
 	}
 	for _, e := range entries {
 		if err := tw.WriteHeader(&tar.Header{Name: e.name, Mode: 0o644, Size: int64(len(e.data)), ModTime: epoch}); err != nil {

@@ -104,3 +104,56 @@ func unmarshal(t *testing.T, data []byte, into any) {
 		t.Fatal(err)
 	}
 }
+
+// TestIndexHoldsEachArchitecture: -index writes one image name whose index
+// lists a linux manifest per architecture, each with the files of its own
+// directory; a bad argument or an empty directory fails.
+func TestIndexHoldsEachArchitecture(t *testing.T) {
+	dir := t.TempDir()
+	var args []string
+	for _, arch := range []string{"amd64", "arm64"} {
+		d := filepath.Join(dir, "linux-"+arch)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "containerd-shim-pause-v2"), []byte("shim for "+arch), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, arch+"="+d)
+	}
+	archive := filepath.Join(dir, "image.tar")
+	if err := runIndex("localhost/installer:multi", archive, args); err != nil {
+		t.Fatal(err)
+	}
+	blobs := readTar(t, mustRead(t, archive))
+	var top ocispec.Index
+	unmarshal(t, blobs["index.json"], &top)
+	if len(top.Manifests) != 1 || top.Manifests[0].MediaType != ocispec.MediaTypeImageIndex ||
+		top.Manifests[0].Annotations["io.containerd.image.name"] != "localhost/installer:multi" {
+		t.Fatalf("layout index %+v, want one image index named localhost/installer:multi", top)
+	}
+	var index ocispec.Index
+	unmarshal(t, blobs["blobs/sha256/"+top.Manifests[0].Digest.Encoded()], &index)
+	got := map[string]string{}
+	for _, m := range index.Manifests {
+		if m.Platform == nil || m.Platform.OS != "linux" {
+			t.Fatalf("manifest %+v: want a linux platform", m)
+		}
+		var manifest ocispec.Manifest
+		unmarshal(t, blobs["blobs/sha256/"+m.Digest.Encoded()], &manifest)
+		tr := tar.NewReader(bytes.NewReader(blobs["blobs/sha256/"+manifest.Layers[0].Digest.Encoded()]))
+		if _, err := tr.Next(); err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		got[m.Platform.Architecture] = string(data)
+	}
+	if len(got) != 2 || got["amd64"] != "shim for amd64" || got["arm64"] != "shim for arm64" {
+		t.Errorf("the index's images hold %v, want each architecture's own shim", got)
+	}
+	for _, bad := range [][]string{{"amd64"}, {"amd64=" + filepath.Join(dir, "missing")}, {args[0], args[0]}, {"arm64=" + t.TempDir()}} {
+		if err := runIndex("x", filepath.Join(dir, "bad.tar"), bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
