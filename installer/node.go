@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
 
@@ -33,7 +34,12 @@ func NewNode(name, kubeconfig string, out io.Writer) (*Node, error) {
 	if name == "" {
 		return n, nil
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	// In a pod, the pod's own credentials; clientcmd would say so with a
+	// warning in the installer's output.
+	cfg, err := rest.InClusterConfig()
+	if kubeconfig != "" {
+		cfg, err = clientcmd.BuildConfigFromFlags("", kubeconfig)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("API server config: %w", err)
 	}
