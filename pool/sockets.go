@@ -1,15 +1,35 @@
 package pool
 
-import "github.com/containerd/containerd/v2/pkg/shim"
+import (
+	"errors"
+	"syscall"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/shim"
+)
 
 // Shim sockets, as pods' cleanups and the pool's shims remove them: a
 // shim's own socket, or a pod's link to its shared shim's.
+
+// Listens tells whether a shim listens at address. A dead shim's socket
+// refuses the connection, or is gone; a live shim whose listen queue is
+// full (a loaded node, pods starting at once) answers "try again" at once,
+// which pkg/shim's CanConnect takes for dead: a start would then put a
+// second shim beside it, or remove its socket.
+func Listens(address string) bool {
+	conn, err := shim.AnonDialer(address, time.Second)
+	if err != nil {
+		return errors.Is(err, syscall.EAGAIN)
+	}
+	conn.Close()
+	return true
+}
 
 // AnyListens tells whether a shim answers at one of addrs: its pod is
 // alive.
 func AnyListens(addrs []string) bool {
 	for _, a := range addrs {
-		if shim.CanConnect(a) {
+		if Listens(a) {
 			return true
 		}
 	}
@@ -22,7 +42,7 @@ func AnyListens(addrs []string) bool {
 // once that shim is dead.
 func RemoveDeadSockets(addrs []string) {
 	for _, a := range addrs {
-		if !shim.CanConnect(a) {
+		if !Listens(a) {
 			_ = shim.RemoveSocket(a)
 		}
 	}

@@ -67,7 +67,7 @@ func Start(ctx context.Context, b Bootstrap, opts *bootapi.BootstrapParams, runt
 		return "", err
 	}
 	if holder, held := Holder(shims, id); held {
-		if shim.CanConnect(address) {
+		if Listens(address) {
 			return address, nil
 		}
 		// Its shim died: the pod starts again on another.
@@ -131,7 +131,7 @@ func roomIn(ctx context.Context, locked *Pool, shims []Shim, max int) (*Shim, er
 		if max != 0 && len(s.Pods) >= max {
 			continue
 		}
-		if shim.CanConnect(s.Address) {
+		if Listens(s.Address) {
 			return s, nil
 		}
 		if err := removeIfDead(ctx, locked, *s); err != nil {
@@ -145,7 +145,7 @@ func roomIn(ctx context.Context, locked *Pool, shims []Shim, max int) (*Shim, er
 // no pod and nobody listens at its address: a start killed before the
 // shim listened, or a shim killed as it left its pool, left it so.
 func removeIfDead(ctx context.Context, locked *Pool, s Shim) error {
-	if len(s.Pods) > 0 || shim.CanConnect(s.Address) {
+	if len(s.Pods) > 0 || Listens(s.Address) {
 		return nil
 	}
 	log.G(ctx).WithField("shim", s.Name).Info("removing a dead shared shim")
@@ -221,7 +221,7 @@ func Leave(ctx context.Context, dir, id, bundle string) {
 	}
 	bundles := filepath.Dir(bundle)
 	for _, s := range shims {
-		if shim.CanConnect(s.Address) {
+		if Listens(s.Address) {
 			continue
 		}
 		// A dead shim's pod is released by its own delete, or, with its

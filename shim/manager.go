@@ -212,7 +212,7 @@ func spawn(ctx context.Context, opts *bootapi.BootstrapParams, runtimeOpts optio
 		if !shim.SocketEaddrinuse(err) {
 			return fmt.Errorf("create shim socket: %w", err)
 		}
-		if shim.CanConnect(address) {
+		if pool.Listens(address) {
 			return errShimRuns
 		}
 		// A dead shim left its socket behind.
