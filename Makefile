@@ -175,7 +175,7 @@ test-node: build build-failpoints deps deps-conformance deps-node deps-k8s deps-
 # All of critest on the node's systemd handlers (runc with SystemdCgroup, the
 # reference, and pause-systemd); about 15 minutes under emulation, so not
 # in CI.
-conformance-node: build build-failpoints deps deps-conformance deps-node deps-k8s
+conformance-node: build build-failpoints deps deps-conformance deps-node deps-k8s deps-helm
 	DEPS_DIR=$(DEPS_DIR) ./hack/node/payload.sh $(OUTPUT)/node-payload conformance
 	NODE_TIMEOUT=100m ./hack/node/test.sh $(OUTPUT)/node-payload 2>&1 | tee $(OUTPUT)/conformance-node.log; exit $${PIPESTATUS[0]}
 

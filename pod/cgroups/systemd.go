@@ -90,22 +90,20 @@ func UnitNameEscape(s string) string {
 // busy or wedged manager must not hold a pod's start or stop for ever.
 const systemdTimeout = 30 * time.Second
 
-// systemdBus is the shim's connection to systemd, shared by its jobs.
-var systemdBus = &sharedBus[*systemd.Conn]{dial: func(ctx context.Context) (*systemd.Conn, error) {
-	// The connection outlives the job that opens it: godbus closes a
-	// connection when its dial's context ends.
-	return systemd.NewWithContext(context.WithoutCancel(ctx))
-}}
+// systemdBus is the shim's connection to systemd, shared by its jobs,
+// closed after a few idle seconds.
+var systemdBus = &sharedBus[*systemd.Conn]{dial: systemd.NewWithContext, idle: 5 * time.Second}
 
 // withSystemd runs fn on the shim's connection to systemd, within
 // systemdTimeout.
 func withSystemd(ctx context.Context, fn func(context.Context, *systemd.Conn) error) error {
 	ctx, cancel := context.WithTimeout(ctx, systemdTimeout)
 	defer cancel()
-	conn, err := systemdBus.get(ctx)
+	conn, release, err := systemdBus.get(ctx)
 	if err != nil {
 		return fmt.Errorf("connect to systemd: %w", err)
 	}
+	defer release()
 	return fn(ctx, conn)
 }
 
