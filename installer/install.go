@@ -150,7 +150,9 @@ func (in *installer) install(ctx context.Context) error {
 	}
 	rollback := func(cause error) error {
 		err := in.rollback(ctx, before, cause)
-		if in.restarted {
+		// A SIGTERM (a rollout, a deleted pod) is not the install's own
+		// failure: the next pod tries the same install again.
+		if in.restarted && ctx.Err() == nil {
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reportTimeout)
 			defer cancel()
 			in.recordAttempt(rctx, digest, err)

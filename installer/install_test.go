@@ -71,6 +71,10 @@ func TestRollbackAfterCancel(t *testing.T) {
 	if reasons := eventReasons(t, client); len(reasons) != 1 || reasons[0] != ReasonInstallFailed {
 		t.Errorf("events %v, want %s recorded though the context was cancelled", reasons, ReasonInstallFailed)
 	}
+	// A SIGTERM is not the install's failure: the next pod tries again.
+	if a := getNode(t, client).Annotations[InstallFailedAnnotation]; a != "" {
+		t.Errorf("a cancelled install recorded %s=%q: the next pod would refuse the same install", InstallFailedAnnotation, a)
+	}
 }
 
 // TestRestartNeededWait: where containerd is not a systemd unit, install

@@ -87,6 +87,11 @@ type unitState struct{ load, active string }
 func awaitUnit(ctx context.Context, unit string, state func(context.Context) (unitState, error), interval time.Duration) error {
 	for {
 		s, err := state(ctx)
+		if err != nil && ctx.Err() != nil {
+			// The deadline or a SIGTERM, not an answer: nothing says
+			// containerd is not systemd's.
+			return fmt.Errorf("containerd's unit %s: %w", unit, ctx.Err())
+		}
 		if err != nil {
 			return fmt.Errorf("%w: systemd: unit %s: %v", ErrNotSystemd, unit, err)
 		}

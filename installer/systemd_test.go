@@ -18,6 +18,9 @@ func TestAwaitUnit(t *testing.T) {
 		states  []unitState // what systemd answers, in turn; the last repeats
 		want    error       // nil, ErrNotSystemd, or errUnitFailed
 		timeout bool        // the deadline passes first
+		// askFails: once the deadline passed, asking systemd fails with
+		// the context's error, as a D-Bus call does.
+		askFails bool
 	}{
 		{name: "active", states: []unitState{{"loaded", "active"}}},
 		{name: "activating", states: []unitState{{"loaded", "activating"}, {"loaded", "activating"}, {"loaded", "active"}}},
@@ -27,18 +30,27 @@ func TestAwaitUnit(t *testing.T) {
 		{name: "failed", states: []unitState{{"loaded", "failed"}}, want: errUnitFailed},
 		{name: "activating then failed", states: []unitState{{"loaded", "activating"}, {"loaded", "failed"}}, want: errUnitFailed},
 		{name: "activating for ever", states: []unitState{{"loaded", "activating"}}, timeout: true},
+		{name: "asked as the deadline passes", states: []unitState{{"loaded", "activating"}}, timeout: true, askFails: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 			defer cancel()
 			asked := 0
-			state := func(context.Context) (unitState, error) {
+			state := func(ctx context.Context) (unitState, error) {
+				if tc.askFails && asked > 0 {
+					<-ctx.Done()
+					return unitState{}, ctx.Err()
+				}
 				s := tc.states[min(asked, len(tc.states)-1)]
 				asked++
 				return s, nil
 			}
 			err := awaitUnit(ctx, "containerd.service", state, time.Millisecond)
 			switch {
+			case tc.timeout && tc.askFails:
+				if err == nil || errors.Is(err, ErrNotSystemd) || !errors.Is(err, context.DeadlineExceeded) {
+					t.Errorf("got %v, want the deadline's error, not the restart-needed path", err)
+				}
 			case tc.timeout:
 				if err == nil || errors.Is(err, ErrNotSystemd) || !strings.Contains(err.Error(), "still activating") {
 					t.Errorf("got %v, want an error saying the unit is still activating", err)
