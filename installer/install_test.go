@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -227,5 +228,25 @@ func TestFailedInstallNotRepeated(t *testing.T) {
 	key, value, _ := in.o.LabelKV()
 	if n := getNode(t, client); n.Labels[key] != value || n.Annotations[InstallFailedAnnotation] != "" {
 		t.Errorf("labels %v annotations %v", n.Labels, n.Annotations)
+	}
+}
+
+// TestReadyAsksForThisPodsInstall: with the label and the handlers already
+// there (an upgrade: the previous pod's doing), a pod is not Ready before
+// its own install is done and has written its DoneFile.
+func TestReadyAsksForThisPodsInstall(t *testing.T) {
+	in, _, _, _ := newTestInstaller(t)
+	in.o.DoneFile = filepath.Join(t.TempDir(), "run", "installed")
+	if err := in.runInstall(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.ready(t.Context()); err == nil || !strings.Contains(err.Error(), "has not finished") {
+		t.Fatalf("ready before this pod's install is done: %v, want not ready", err)
+	}
+	if err := markDone(in.o.DoneFile); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.ready(t.Context()); err != nil {
+		t.Errorf("ready once the install is done: %v", err)
 	}
 }

@@ -42,6 +42,10 @@ type Options struct {
 	Wait  bool // install, uninstall: block until SIGTERM once done
 	Force bool // uninstall: even while pods use the handlers
 
+	// DoneFile is written by install --wait once done, and asked for by
+	// ready with a node name (DoneFile by default; "" asks for none).
+	DoneFile string
+
 	// PollInterval is how often install --wait asks CRI whether a
 	// containerd it could not restart was restarted by hand (0: every
 	// DefaultPollInterval).
@@ -90,7 +94,7 @@ func ParseArgs(args []string, getenv func(string) string, out io.Writer) (*Optio
 	if len(args) == 0 {
 		return nil, fmt.Errorf("usage: containerd-shim-pause-installer install|uninstall|ready [flags]")
 	}
-	o := &Options{Command: args[0]}
+	o := &Options{Command: args[0], DoneFile: DoneFile}
 	switch o.Command {
 	case CmdInstall, CmdUninstall, CmdReady:
 	default:

@@ -24,7 +24,7 @@ func TestParseArgsDefaults(t *testing.T) {
 		Handlers: []string{"pause", "pause-dense"}, ContainerdAddress: "/run/containerd/containerd.sock",
 		ContainerdUnit: "containerd.service", SystemdBus: "/run/dbus/system_bus_socket", NodeName: "node-1",
 		Label: "containerd-shim-pause-v2/ready=true", RestartTimeout: 2 * time.Minute,
-		ShimSource: "/containerd-shim-pause-v2",
+		ShimSource: "/containerd-shim-pause-v2", DoneFile: DoneFile,
 	}
 	if !reflect.DeepEqual(o, want) {
 		t.Fatalf("got %+v\nwant %+v", o, want)
