@@ -116,7 +116,9 @@ func DirFor(socketDir, grpcAddress, ns string, runtimeOpts options.Options) (str
 	if err != nil {
 		return "", err
 	}
-	binary, err := BinaryIdentity(self)
+	// The running binary's own file, even if another was renamed over
+	// its path since it started.
+	binary, err := BinaryIdentity("/proc/self/exe")
 	if err != nil {
 		return "", err
 	}
