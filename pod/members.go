@@ -87,6 +87,17 @@ func (p *Pod) Admit(ctx context.Context, id, configPath string) (string, error) 
 		// Never: only Created drops a reservation, and it follows Admit.
 		return "", fmt.Errorf("container %s of sandbox %s: its admission was dropped: %w", id, p.id, errdefs.ErrAborted)
 	}
+	if err := p.state.admit(p); err != nil || p.pause == nil || p.pause.Pid != pausePid {
+		// The pause task went while the spec was written: the container
+		// would enter the namespaces of a dead process, or of another that
+		// took its pid.
+		close(done)
+		delete(p.creating, id)
+		if err == nil {
+			err = fmt.Errorf("sandbox %s: its pause task changed during the admission of %s: %w", p.id, id, errdefs.ErrAborted)
+		}
+		return "", err
+	}
 	p.members[id] = struct{}{}
 	if p.reg != nil {
 		p.reg.joined(p, id)

@@ -153,3 +153,39 @@ func TestRegistryIndexFollowsMembersAndShutdown(t *testing.T) {
 		t.Errorf("after removal: %d pods, %d indexed, %d live", r.Len(), len(r.members), r.live)
 	}
 }
+
+// TestAdmitWhilePauseExits: the pause task dies while an admission does its
+// spec I/O off the pod's lock: the container does not join (it would enter
+// the namespaces of a dead process, or of another that took its pid), and
+// its reservation goes.
+func TestAdmitWhilePauseExits(t *testing.T) {
+	r := NewRegistry(&Deps{Options: options.Default(), Tasks: noTasks{}}, 0)
+	ctx := podCtx()
+	p, err := r.Create(ctx, criPodSpec(t, r, "sb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	markReady(p)
+	stepHook = func(name string) {
+		if name == "admit spec joined" {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			if err := p.state.pauseExited(p); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	t.Cleanup(func() { stepHook = nil })
+	if _, err := p.Admit(ctx, "late", criContainerSpec(t, t.TempDir())); err == nil {
+		t.Fatal("a container joined a pod whose pause task exited during its admission")
+	}
+	if r.MemberOf("late") != nil {
+		t.Error("the container is a member")
+	}
+	p.mu.Lock()
+	_, reserved := p.creating["late"]
+	p.mu.Unlock()
+	if reserved {
+		t.Error("its reservation is left")
+	}
+}
