@@ -16,13 +16,8 @@ import (
 // do not wait for that I/O. A second admission of the same id still
 // conflicts.
 func TestAdmitHoldsNoLockOverIO(t *testing.T) {
-	r := NewRegistry(&Deps{Options: options.Default(), Tasks: noTasks{}}, 0)
+	r, p := readyPod(t)
 	ctx := podCtx()
-	p, err := r.Create(ctx, criPodSpec(t, r, "sb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	markReady(p)
 	spec := criContainerSpec(t, t.TempDir())
 
 	reached, release := make(chan struct{}), make(chan struct{})
@@ -159,13 +154,8 @@ func TestRegistryIndexFollowsMembersAndShutdown(t *testing.T) {
 // the namespaces of a dead process, or of another that took its pid), and
 // its reservation goes.
 func TestAdmitWhilePauseExits(t *testing.T) {
-	r := NewRegistry(&Deps{Options: options.Default(), Tasks: noTasks{}}, 0)
+	r, p := readyPod(t)
 	ctx := podCtx()
-	p, err := r.Create(ctx, criPodSpec(t, r, "sb"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	markReady(p)
 	stepHook = func(name string) {
 		if name == "admit spec joined" {
 			p.mu.Lock()
@@ -188,4 +178,16 @@ func TestAdmitWhilePauseExits(t *testing.T) {
 	if reserved {
 		t.Error("its reservation is left")
 	}
+}
+
+// readyPod is a ready pod of a registry of its own, over no tasks.
+func readyPod(t *testing.T) (*Registry, *Pod) {
+	t.Helper()
+	r := NewRegistry(&Deps{Options: options.Default(), Tasks: noTasks{}}, 0)
+	p, err := r.Create(podCtx(), criPodSpec(t, r, "sb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	markReady(p)
+	return r, p
 }
