@@ -403,26 +403,6 @@ func classPod(name, handler string) *corev1.Pod {
 	return pod
 }
 
-// kept checks, more cheaply than unchanged, that a pod runs on in the same
-// sandbox (its pause process alive) with the same containers, none
-// restarted.
-func (r running) kept(t *testing.T, ctx context.Context, what string) {
-	t.Helper()
-	pod := waitPod(t, ctx, r.name, "Ready after the "+what, ready)
-	now := observe(t, ctx, pod)
-	if string(pod.UID) != r.uid || now.sandbox != r.sandbox || now.pid != r.pid {
-		t.Errorf("pod %s after the %s: uid %s, sandbox %s, pause pid %d; before: %s, %s, %d", r.name, what, pod.UID, now.sandbox, now.pid, r.uid, r.sandbox, r.pid)
-	}
-	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", r.pid)); err != nil || strings.TrimSpace(string(comm)) != "pause" {
-		t.Errorf("pod %s's pause pid %d is not a live pause process after the %s: %q %v", r.name, r.pid, what, comm, err)
-	}
-	for name, was := range r.containers {
-		if is, ok := now.containers[name]; !ok || !is.same(was) {
-			t.Errorf("pod %s's container %s changed across the %s: %s before, %+v after", r.name, name, what, was, is)
-		}
-	}
-}
-
 // shimVersion is what `binary -v` says its version is.
 func shimVersion(t *testing.T, binary string) string {
 	t.Helper()

@@ -132,24 +132,39 @@ func observe(t *testing.T, ctx context.Context, pod *corev1.Pod) running {
 // loopback.
 func (r running) unchanged(t *testing.T, ctx context.Context, what string) {
 	t.Helper()
+	r.kept(t, ctx, what)
+	if st := sandboxState(t, ctx, r.sandbox); st != cri.PodSandboxState_SANDBOX_READY {
+		t.Errorf("sandbox %s is %v after the %s", r.sandbox, st, what)
+	}
+	if ev := c.events(r.name); strings.Contains(ev, "SandboxChanged") || strings.Contains(ev, "Killing") {
+		t.Errorf("the kubelet replaced pod %s's sandbox or containers after the %s: %s", r.name, what, ev)
+	}
+	var out string
+	var err error
+	for i := 0; i < 10; i++ { // the server listens again a moment after each answer
+		if out, err = c.exec(ctx, r.name, "client", "sh", "-c", "nc 127.0.0.1 8080 </dev/null"); err == nil && out == "hello\n" {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Errorf("exec in pod %s after the %s: %v: %q, want hello from the server", r.name, what, err, out)
+}
+
+// kept checks, more cheaply than unchanged, that a pod runs on Ready in the
+// same sandbox (one, its pause process alive) with the same containers
+// running, none restarted.
+func (r running) kept(t *testing.T, ctx context.Context, what string) {
+	t.Helper()
 	pod := waitPod(t, ctx, r.name, "Ready after the "+what, ready)
 	if string(pod.UID) != r.uid {
 		t.Fatalf("pod %s is a new one after the %s: uid %s, was %s", r.name, what, pod.UID, r.uid)
 	}
-	rt, done, err := criClient(c.env.Address)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer done()
-	if sbs := sandboxesOf(t, ctx, rt, r.uid); len(sbs) != 1 || sbs[0].Id != r.sandbox {
+	if sbs := sandboxesOf(t, ctx, testCRI(t), r.uid); len(sbs) != 1 || sbs[0].Id != r.sandbox {
 		t.Fatalf("pod %s's sandbox recreated by the %s: %s before, %v after", r.name, what, r.sandbox, sandboxList(sbs))
 	}
 	now := observe(t, ctx, pod)
 	if now.pid != r.pid {
 		t.Errorf("sandbox %s's pause pid changed across the %s: %d before, %d after", r.sandbox, what, r.pid, now.pid)
-	}
-	if st := sandboxState(t, ctx, r.sandbox); st != cri.PodSandboxState_SANDBOX_READY {
-		t.Errorf("sandbox %s is %v after the %s", r.sandbox, st, what)
 	}
 	if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", r.pid)); err != nil || strings.TrimSpace(string(comm)) != "pause" {
 		t.Errorf("sandbox pid %d is not a live pause process after the %s: %q %v", r.pid, what, comm, err)
@@ -165,15 +180,4 @@ func (r running) unchanged(t *testing.T, ctx context.Context, what string) {
 			t.Errorf("container %s changed across the %s: %s before, %s after", name, what, was, is)
 		}
 	}
-	if ev := c.events(r.name); strings.Contains(ev, "SandboxChanged") || strings.Contains(ev, "Killing") {
-		t.Errorf("the kubelet replaced pod %s's sandbox or containers after the %s: %s", r.name, what, ev)
-	}
-	var out string
-	for i := 0; i < 10; i++ { // the server listens again a moment after each answer
-		if out, err = c.exec(ctx, r.name, "client", "sh", "-c", "nc 127.0.0.1 8080 </dev/null"); err == nil && out == "hello\n" {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Errorf("exec in pod %s after the %s: %v: %q, want hello from the server", r.name, what, err, out)
 }
