@@ -94,8 +94,8 @@ const reportTimeout = 10 * time.Second
 
 // RollbackTimeout bounds a rollback on an install whose restart timeout is
 // restart: a restart of containerd on the restored files, the wait for
-// CRI, and the file writes. A pod stopping the installer must give it this
-// beyond a restart in progress (its termination grace period).
+// CRI, and the file writes. The installer pod's termination grace period
+// must cover a restart already under way (restart) plus this.
 func RollbackTimeout(restart time.Duration) time.Duration {
 	return 2*restart + 15*time.Second
 }
@@ -207,8 +207,6 @@ func (in *installer) installed(ctx context.Context, version string) error {
 	return nil
 }
 
-// backupOnce keeps the config as it was before the installer first edited
-// it; a later run never overwrites that copy.
 // importDropIns writes containerd's config edited to import the drop-ins,
 // after a backup of the config as it was. The backup is made even when the
 // config imports them already: it is how uninstall tells an import the
@@ -226,6 +224,8 @@ func (in *installer) importDropIns(configPath string, orig fileState, edited []b
 	return true, nil
 }
 
+// backupOnce keeps the config as it was before the installer first edited
+// it; a later run never overwrites that copy.
 func (in *installer) backupOnce(configPath string, orig fileState) error {
 	backup := configPath + BackupSuffix
 	if _, err := os.Stat(backup); err == nil {
@@ -335,7 +335,13 @@ func (in *installer) awaitRestartByHand(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		return in.installed(ctx, version)
+		err = in.installed(ctx, version)
+		if ctx.Err() != nil {
+			// A SIGTERM cut the labelling short: it is no failure, and the
+			// DaemonSet's next pod finds the handlers live and labels.
+			return nil
+		}
+		return err
 	}
 }
 

@@ -2,6 +2,7 @@ package installer
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
 )
 
 // TestInstall: on a systemd node the install writes the files, restarts
@@ -153,6 +156,42 @@ func TestRestartNeededWait(t *testing.T) {
 		}
 		if n := getNode(t, client); len(n.Labels) != 0 || !annotated(n) {
 			t.Errorf("labels %v annotations %v", n.Labels, n.Annotations)
+		}
+	})
+	t.Run("SIGTERM while labelling after the restart by hand", func(t *testing.T) {
+		in, h, client, _ := newTestInstaller(t)
+		h.systemd = false
+		in.o.Wait = true
+		in.o.PollInterval = time.Millisecond
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		// The SIGTERM arrives while the label is being set: the patch is
+		// cut short by it.
+		client.PrependReactor("patch", "nodes", func(a k8stesting.Action) (bool, runtime.Object, error) {
+			key, value, _ := in.o.LabelKV()
+			if strings.Contains(string(a.(k8stesting.PatchAction).GetPatch()), fmt.Sprintf("%q:%q", key, value)) {
+				cancel()
+				return true, nil, context.Canceled
+			}
+			return false, nil, nil
+		})
+		done := make(chan error, 1)
+		go func() { done <- in.runInstall(ctx) }()
+		waitFor(t, "the restart-needed annotation", func() bool { return annotated(getNode(t, client)) })
+		h.restartByHand()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("SIGTERM while labelling: %v, want nil (the next pod labels the node)", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("a SIGTERM did not end the install")
+		}
+		if r := eventReasons(t, client); slices.Contains(r, ReasonInstallFailed) {
+			t.Errorf("events %v: a SIGTERM is not a failed install", r)
+		}
+		if n := getNode(t, client); n.Annotations[InstallFailedAnnotation] != "" {
+			t.Errorf("annotations %v", n.Annotations)
 		}
 	})
 }

@@ -111,8 +111,9 @@ volumes:
 {{- end }}
 
 {{/* The installer pod's termination grace period: a SIGTERM in the middle
-     of an install lets the restart under way end, then rolls back (a
-     restart and a wait for CRI): three restart timeouts and a minute. */}}
+     of an install lets the restart under way end (one restart timeout),
+     then rolls back (installer.RollbackTimeout: two restart timeouts and
+     15 s): three restart timeouts and a minute. */}}
 {{- define "pause.gracePeriod" -}}
 {{- add (mul 3 (include "pause.restartSeconds" . | atoi)) 60 -}}
 {{- end }}
