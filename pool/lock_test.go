@@ -1,9 +1,13 @@
 package pool
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,7 +35,7 @@ func holdsLockFile(t *testing.T, dir string) {
 // failing (`shim start` failed so).
 func TestLockSurvivesPruneBeforeOpen(t *testing.T) {
 	dir := Dir(t.TempDir(), "k")
-	holder, err := Lock(dir)
+	holder, err := Lock(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +49,7 @@ func TestLockSurvivesPruneBeforeOpen(t *testing.T) {
 		})
 	}
 	t.Cleanup(func() { testHookBeforeOpen = nil })
-	p, err := Lock(dir)
+	p, err := Lock(context.Background(), dir)
 	if err != nil {
 		t.Fatalf("Lock with the pool pruned between its mkdir and open: %v", err)
 	}
@@ -57,7 +61,7 @@ func TestLockSurvivesPruneBeforeOpen(t *testing.T) {
 // waits.
 func TestPruneKeepsThePoolLockedUntilUnlock(t *testing.T) {
 	dir := Dir(t.TempDir(), "k")
-	holder, err := Lock(dir)
+	holder, err := Lock(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +70,7 @@ func TestPruneKeepsThePoolLockedUntilUnlock(t *testing.T) {
 	}
 	got := make(chan *Pool, 1)
 	go func() {
-		p, err := Lock(dir)
+		p, err := Lock(context.Background(), dir)
 		if err != nil {
 			t.Error(err)
 		}
@@ -107,7 +111,7 @@ func TestLockStress(t *testing.T) {
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(uint64(w), 1))
 			for time.Now().Before(deadline) {
-				p, err := Lock(dir)
+				p, err := Lock(context.Background(), dir)
 				if err != nil {
 					errs <- err
 					return
@@ -185,7 +189,7 @@ func TestRemovedMeanwhile(t *testing.T) {
 			t.Errorf("removedMeanwhile(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
-	if _, err := Lock(filepath.Join(file, "k")); err == nil {
+	if _, err := Lock(context.Background(), filepath.Join(file, "k")); err == nil {
 		t.Error("Lock under a file succeeded")
 	}
 }
@@ -198,4 +202,38 @@ func waitAll(t *testing.T, wg *sync.WaitGroup, errs chan error) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// A Lock whose holder does not let go gives up when its context ends,
+// naming the holder's pid, and its abandoned wait, once it gets the lock,
+// lets go of it at once: the pool is not left locked by nobody.
+func TestLockGivesUpOnAStuckHolder(t *testing.T) {
+	dir := Dir(t.TempDir(), "k")
+	holder, err := Lock(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	p, err := Lock(ctx, dir)
+	if err == nil {
+		p.Unlock()
+		t.Fatal("locked a pool whose holder still holds it")
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+		t.Errorf("error %q: want the deadline, naming the holder pid %d", err, os.Getpid())
+	}
+	if waited := time.Since(began); waited > 5*time.Second {
+		t.Errorf("gave up after %v, its deadline was 100ms", waited)
+	}
+	holder.Unlock()
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	p, err = Lock(ctx, dir)
+	if err != nil {
+		t.Fatalf("after the holder let go: %v (the abandoned wait kept the lock)", err)
+	}
+	defer p.Unlock()
+	holdsLockFile(t, dir)
 }

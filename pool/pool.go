@@ -5,6 +5,7 @@
 package pool
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -105,7 +106,8 @@ type Pool struct {
 var testHookBeforeOpen func()
 
 // Lock opens the pool at dir, making it if need be, and waits for its
-// lock. Unlock releases it.
+// lock until ctx ends (then the error names the lock's holders). Unlock
+// releases it.
 //
 // The lock is a flock on the pool's lock file, and an empty pool goes
 // with its last holder, lock file and all (a lock file kept for ever
@@ -116,9 +118,9 @@ var testHookBeforeOpen func()
 // that finds the directory or the file gone as it comes makes the pool
 // anew, and one that waited on the removed file sees that it is no longer
 // the pool's and starts over.
-func Lock(dir string) (*Pool, error) {
+func Lock(ctx context.Context, dir string) (*Pool, error) {
 	for {
-		p, err := lockOnce(dir)
+		p, err := lockOnce(ctx, dir)
 		if err != nil || p != nil {
 			return p, err
 		}
@@ -128,7 +130,7 @@ func Lock(dir string) (*Pool, error) {
 
 // lockOnce locks the pool's lock file, or returns nil when the pool's
 // last holder removed the pool before that.
-func lockOnce(dir string) (*Pool, error) {
+func lockOnce(ctx context.Context, dir string) (*Pool, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		if removedMeanwhile(err) {
 			return nil, nil
@@ -146,14 +148,7 @@ func lockOnce(dir string) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("shim pool: %w", err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX)
-		if !errors.Is(err, unix.EINTR) {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
+	if err := flockExclusive(ctx, f); err != nil {
 		return nil, fmt.Errorf("shim pool: lock %s: %w", dir, err)
 	}
 	held, herr := f.Stat()

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,7 +14,7 @@ import (
 
 func TestShimsAndPods(t *testing.T) {
 	dir := Dir(t.TempDir(), Key("containerd.sock", "k8s.io", "shim", "{}"))
-	p, err := Lock(dir)
+	p, err := Lock(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestLockSerializesStarts(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			p, err := Lock(dir)
+			p, err := Lock(context.Background(), dir)
 			if err != nil {
 				errs <- err
 				return
@@ -123,7 +124,7 @@ func TestLockSerializesStarts(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	p, err := Lock(dir)
+	p, err := Lock(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,13 +146,13 @@ func TestLockSerializesStarts(t *testing.T) {
 // pool made anew, not the removed lock file (two holders otherwise).
 func TestLockAfterPrune(t *testing.T) {
 	dir := Dir(t.TempDir(), "k")
-	first, err := Lock(dir)
+	first, err := Lock(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	locked := make(chan *Pool)
 	go func() {
-		p, err := Lock(dir)
+		p, err := Lock(context.Background(), dir)
 		if err != nil {
 			t.Error(err)
 		}

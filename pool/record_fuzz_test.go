@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -48,7 +49,7 @@ func FuzzShims(f *testing.F) {
 			t.Skip("not a file name")
 		}
 		dir := Dir(t.TempDir(), "k")
-		p, err := Lock(dir)
+		p, err := Lock(context.Background(), dir)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -13,7 +14,7 @@ import (
 // hold the pool), instead of failing for the whole pool.
 func TestIncompleteRecordsAreSkippedAndRemoved(t *testing.T) {
 	dir := Dir(t.TempDir(), "k")
-	p, err := Lock(dir)
+	p, err := Lock(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +72,7 @@ func TestIncompleteRecordsAreSkippedAndRemoved(t *testing.T) {
 // removes it.
 func TestShimOfAnIncompleteRecord(t *testing.T) {
 	dir := Dir(t.TempDir(), "k")
-	p, err := Lock(dir)
+	p, err := Lock(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -122,7 +122,9 @@ func dropAwaited(srv Server, locked *Pool, own Shim, never func(id string) bool)
 // updateRecord runs change on the shim's record in the locked pool, then
 // removes the shim from the pool, and ends it, if it has no pod left.
 func (sh *SharedShim) updateRecord(ctx context.Context, srv Server, change func(*Pool, Shim) (Shim, error)) {
-	locked, err := Lock(sh.Dir)
+	lctx, cancel := context.WithTimeout(ctx, StartLockTimeout)
+	defer cancel()
+	locked, err := Lock(lctx, sh.Dir)
 	if err != nil {
 		log.G(ctx).WithError(err).Error("shim pool: the shim stays")
 		return

@@ -52,7 +52,9 @@ func Start(ctx context.Context, b Bootstrap, opts *bootapi.BootstrapParams, runt
 	if err != nil {
 		return "", err
 	}
-	locked, err := Lock(dir)
+	lctx, cancel := context.WithTimeout(ctx, StartLockTimeout)
+	defer cancel()
+	locked, err := Lock(lctx, dir)
 	if err != nil {
 		return "", err
 	}
@@ -209,9 +211,12 @@ func Leave(ctx context.Context, dir, id, bundle string) {
 	if _, err := os.Stat(dir); err != nil {
 		return // the pool's last shim removed it
 	}
-	locked, err := Lock(dir)
+	lctx, cancel := context.WithTimeout(ctx, LeaveLockTimeout)
+	defer cancel()
+	locked, err := Lock(lctx, dir)
 	if err != nil {
-		log.G(ctx).WithError(err).Warn("shim pool")
+		// The pod's own cleanup comes first (see LeaveLockTimeout).
+		log.G(ctx).WithError(err).WithField("sandbox", id).Warn("shim pool: the pod is left in its pool's record")
 		return
 	}
 	defer locked.Unlock()

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sync"
@@ -76,7 +77,7 @@ func TestStartStress(t *testing.T) {
 // leaves the pool and its socket goes; with its last pod the shim leaves
 // too, and the pool if it was the last shim.
 func (ps *pooledStart) leave(id string) error {
-	pl, err := Lock(ps.dir)
+	pl, err := Lock(context.Background(), ps.dir)
 	if err != nil {
 		return err
 	}

@@ -96,7 +96,7 @@ func (ps *pooledStart) start(id string) (string, error) {
 // shims lists the pool's shims.
 func (ps *pooledStart) shims(t *testing.T) []Shim {
 	t.Helper()
-	pl, err := Lock(ps.dir)
+	pl, err := Lock(context.Background(), ps.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestStartThatFailsLeavesNoRecord(t *testing.T) {
 // leaves (a record no one listens at, with no pod) goes at the next start.
 func TestStartAfterAStartKilledBeforeSpawn(t *testing.T) {
 	ps := newPooledStart(t, 3)
-	pl, err := Lock(ps.dir)
+	pl, err := Lock(context.Background(), ps.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -194,7 +194,7 @@ func TestShimDeleteRemovesADeadShimWithNoPod(t *testing.T) {
 	if err := os.WriteFile(dead, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := Lock(ps.dir)
+	pl, err := Lock(context.Background(), ps.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestShimDeleteReleasesPodsOfADeadShimWhoseBundleIsGone(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(bundles, "still-here"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := Lock(ps.dir)
+	pl, err := Lock(context.Background(), ps.dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -528,7 +528,7 @@ func TestSharedShimLeavesItsPoolWithItsLastPod(t *testing.T) {
 	opts.PodsPerShim = 0
 	ts := newTestServiceWith(t, opts)
 	dir := pool.Dir(t.TempDir(), "k")
-	pl, err := pool.Lock(dir)
+	pl, err := pool.Lock(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}

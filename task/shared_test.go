@@ -1,6 +1,7 @@
 package task
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -29,7 +30,7 @@ func sharedService(t *testing.T, withPods bool) *testService {
 		ts = &testService{s: s, runc: f, task: &taskService{TTRPCTaskService: f, svc: s}, sb: &sandboxService{svc: s}}
 	}
 	dir := pool.Dir(t.TempDir(), "k")
-	pl, err := pool.Lock(dir)
+	pl, err := pool.Lock(context.Background(), dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestSharedShimDropsAPodWhoseBundleIsGone(t *testing.T) {
 	if err := os.Mkdir(live, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := pool.Lock(ts.s.shared.Dir)
+	pl, err := pool.Lock(context.Background(), ts.s.shared.Dir)
 	if err != nil {
 		t.Fatal(err)
 	}
