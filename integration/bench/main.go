@@ -110,10 +110,17 @@ func run(pods int, out string) (retErr error) {
 		samples: map[string]map[string][]float64{}, timed: map[string][]string{}}
 	defer b.removeAll()
 
+	// First, while no pod runs.
+	execCost, err := measureExec(env)
+	if err != nil {
+		return err
+	}
 	res, err := b.measure(pods)
 	if err != nil {
 		return err
 	}
+	res.Exec = execCost
+	res.Targets = append(res.Targets, execVerdicts(execCost)...)
 	return report(res, out)
 }
 
@@ -371,6 +378,8 @@ type results struct {
 	FloorSamples map[string][]float64            `json:"floor_samples"`
 	// Memory is PSS per pod (kB) against live pods, per handler.
 	Memory map[string][][2]float64 `json:"memory_by_pods"`
+	// Exec is the shim binary's cost per invocation.
+	Exec execResult `json:"exec"`
 }
 
 // rotate is s starting at its i-th element (mod len), so that each turn

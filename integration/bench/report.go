@@ -264,6 +264,7 @@ and the floor alternate round by round.
   nearest ancestor running the handler's shim binary), each shim counted
   once however many pods it serves, over the number of pods.
 `, fl.Cycles)
+	b.WriteString(execMarkdown(res.Exec))
 	return b.String()
 }
 
