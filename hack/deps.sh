@@ -62,8 +62,10 @@ if [ "${1:-}" = helm ]; then
 	exit 0
 fi
 
+# crun: Debian 12's is too old for containerd 2.4's spec, which
+# TestCrunTooOldNamesBothVersions needs.
 apt_install libseccomp-dev pkg-config busybox-static iproute2 gcc containernetworking-plugins \
-	gcc-aarch64-linux-gnu qemu-user-static
+	gcc-aarch64-linux-gnu qemu-user-static crun
 
 go_install containerd "$CONTAINERD_VERSION" "" github.com/containerd/containerd/v2/cmd/containerd
 go_install ctr "$CONTAINERD_VERSION" "" github.com/containerd/containerd/v2/cmd/ctr

@@ -162,7 +162,8 @@ func (t *taskService) create(ctx context.Context, r *taskAPI.CreateTaskRequest, 
 	if err := t.svc.runcOptions(r, cgroupsPath); err != nil {
 		return nil, errgrpc.ToGRPC(err)
 	}
-	return t.TTRPCTaskService.Create(ctx, r)
+	resp, err := t.TTRPCTaskService.Create(ctx, r)
+	return resp, explainSpecVersion(ctx, err, r.Options, r.Bundle)
 }
 
 // runcOptions gives runc.v2's task service the runc options it reads: the
