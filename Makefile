@@ -164,13 +164,15 @@ bench: build deps
 # make e2e's scenarios with the kubelet on the systemd driver, the cluster
 # install (deploy/ applied to a node whose containerd is a systemd unit:
 # TestClusterInstall), and critest's fast subset on pause-systemd
-# (hack/node/suite.sh). NODE_MODE=install runs the cluster install alone.
+# (hack/node/suite.sh). NODE_MODE=install runs the cluster install alone;
+# NODE_MODE=node the node's own tests and critest, without the cluster.
+# NODE_CGROUP=v1 boots the node with cgroup v1 under systemd.
 deps-node:
 	DEPS_DIR=$(DEPS_DIR) ./hack/deps.sh node
 
 test-node: build build-failpoints deps deps-conformance deps-node deps-k8s deps-helm
 	DEPS_DIR=$(DEPS_DIR) ./hack/node/payload.sh $(OUTPUT)/node-payload $(NODE_MODE)
-	./hack/node/test.sh $(OUTPUT)/node-payload 2>&1 | tee $(OUTPUT)/test-node.log; exit $${PIPESTATUS[0]}
+	NODE_CGROUP=$(NODE_CGROUP) ./hack/node/test.sh $(OUTPUT)/node-payload 2>&1 | tee $(OUTPUT)/test-node.log; exit $${PIPESTATUS[0]}
 
 # All of critest on the node's systemd handlers (runc with SystemdCgroup, the
 # reference, and pause-systemd); about 15 minutes under emulation, so not

@@ -15,9 +15,10 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testenv"
 )
 
-// The node tests hold on a real node: systemd as PID 1, cgroup v2 and the
-// systemd cgroup driver. `make test-node` boots such a node (a Debian VM)
-// and runs them there, with testenv's systemd handlers.
+// The node tests hold on a real node: systemd as PID 1 and the systemd
+// cgroup driver, over cgroup v2 or v1. `make test-node` boots such a node
+// (a Debian VM; NODE_CGROUP=v1 boots it with v1) and runs them there, with
+// testenv's systemd handlers.
 
 // requireSystemdNode skips where the node's configuration is truly absent.
 func requireSystemdNode(t *testing.T) {
@@ -26,22 +27,30 @@ func requireSystemdNode(t *testing.T) {
 	if _, err := os.Stat("/run/systemd/system"); err != nil {
 		t.Skip("needs systemd as PID 1 (make test-node boots such a node)")
 	}
-	if !unifiedRoot("/sys/fs/cgroup") {
-		t.Skip("needs cgroup v2 (make test-node boots such a node)")
-	}
 	if !testenv.SystemdDriver() {
 		t.Skipf("needs %s=systemd (make test-node sets it)", testenv.SystemdDriverEnv)
 	}
 }
 
-// ownCgroup is a process's cgroup v2 path.
+// ownCgroup is the cgroup systemd placed a process in: its path in the v2
+// hierarchy (on v1, systemd's hybrid mode keeps one for its own tracking),
+// else in systemd's named v1 hierarchy.
 func ownCgroup(t *testing.T, pid int) string {
 	t.Helper()
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return strings.TrimSpace(strings.TrimPrefix(string(data), "0::"))
+	named := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "0::"); ok {
+			return v
+		}
+		if _, v, ok := strings.Cut(line, ":name=systemd:"); ok {
+			named = v
+		}
+	}
+	return named
 }
 
 // unitState is systemd's ActiveState of a unit ("inactive" once unloaded).

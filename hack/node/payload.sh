@@ -8,7 +8,8 @@
 #
 # Usage: payload.sh DIR [MODE]   (DIR/run.sh is hack/node/suite.sh; MODE
 #   "conformance" runs all of critest instead of the node's test suite,
-#   "install" only the cluster install test)
+#   "install" only the cluster install test, "node" the node's own tests
+#   and critest without the one-node cluster)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/../.." && pwd)

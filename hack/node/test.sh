@@ -11,7 +11,8 @@
 #
 # Usage: test.sh PAYLOAD_DIR      (PAYLOAD_DIR/run.sh is the in-VM script)
 # Environment: NODE_OUT (default _output/node: per-run directories, kept only
-#   on failure), NODE_TIMEOUT (40m; s, m or h suffix, or seconds), and those of
+#   on failure), NODE_TIMEOUT (40m; s, m or h suffix, or seconds), NODE_CGROUP
+#   (v2, or v1: systemd.unified_cgroup_hierarchy=0), and those of
 #   rootfs.sh, disk.sh and boot.sh.
 set -euo pipefail
 
@@ -24,6 +25,13 @@ case $timeout in
 *h) timeout=$((${timeout%h} * 3600)) ;; *m) timeout=$((${timeout%m} * 60)) ;; *s) timeout=${timeout%s} ;;
 esac
 export NODE_TIMEOUT=$timeout
+# NODE_CGROUP=v1 boots the node with cgroup v1 under systemd (its hybrid
+# mode, as older nodes run it); v2 (the default) as Debian boots.
+case ${NODE_CGROUP:-v2} in
+v1) export NODE_APPEND="${NODE_APPEND:-quiet} systemd.unified_cgroup_hierarchy=0" ;;
+v2) ;;
+*) echo "node: NODE_CGROUP=$NODE_CGROUP: want v1 or v2" >&2; exit 2 ;;
+esac
 # Whatever stops the harness itself still ends with the summary line.
 trap 'rc=$?; [ -n "${finished:-}" ] || { echo "node: FAIL: harness error (status $rc)"; echo "0 passed, 1 failed"; }' EXIT
 [ "$(id -u)" -eq 0 ] || { echo "node: needs root (mmdebstrap, a root-owned tree for mkfs)" >&2; exit 1; }
