@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -93,28 +92,33 @@ func CleanPath(field, p string) (string, error) {
 	return clean, nil
 }
 
-// Delete removes the cgroup at path if it still exists. On a hybrid
-// host runc also makes a container's parents in the unified hierarchy, which
-// runc's delete leaves: they go too. A path outside the hierarchies (see
-// CleanPath) is refused: it may come from a record on disk.
+// Delete removes the cgroup at path if it still exists. Off a unified
+// host it also goes from the hierarchies containerd's cgroups package does
+// not manage, where runc made it as a container's parent (see
+// removeFromHierarchies). A path outside the hierarchies (see CleanPath) is
+// refused: it may come from a record on disk.
 func Delete(path string) error {
 	path, err := CleanPath("cgroup", path)
 	if err != nil {
 		return err
 	}
-	if cgv3.Mode() == cgv3.Hybrid {
-		if err := os.Remove(filepath.Join("/sys/fs/cgroup/unified", path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+	cg, err := Load(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err == nil {
+		if err := cg.Delete(); err != nil {
 			return err
 		}
 	}
-	cg, err := Load(path)
-	if errors.Is(err, os.ErrNotExist) {
+	if Unified() {
 		return nil
 	}
+	mounts, err := cgroupMounts("/proc/self/mountinfo", "/sys/fs/cgroup")
 	if err != nil {
 		return err
 	}
-	return cg.Delete()
+	return removeFromHierarchies(mounts, path)
 }
 
 type v1Cgroup struct{ cg cgroup1.Cgroup }
