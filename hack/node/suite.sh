@@ -75,7 +75,13 @@ else
 	fi
 fi
 (cd repo && "$node/bin/conformance" -handlers "$handlers" -focus "$focus" -standins "$node/standins" -out /var/log/pause-node/conformance) || rc=1
+# A node with crun (NODE_PACKAGES=crun): the same subset with crun as the
+# OCI runtime, on runc.v2 (the reference) and on this shim.
+if [ "$mode" = node ] && command -v crun >/dev/null; then
+	echo "node: $(crun --version | head -1)"
+	(cd repo && "$node/bin/conformance" -handlers runc-crun,pause-crun -focus "$focus" -standins "$node/standins" -out /var/log/pause-node/conformance-crun) || rc=1
+fi
 [ "$mode" = conformance ] && cat /var/log/pause-node/conformance/*.md
 # Its totals, as lines the harness adds to its count.
-sed -n 's/^- \([^:]*\): \([0-9]* passed, [0-9]* failed\).*/critest \1: \2/p' /var/log/pause-node/conformance/*.md 2>/dev/null
+sed -n 's/^- \([^:]*\): \([0-9]* passed, [0-9]* failed\).*/critest \1: \2/p' /var/log/pause-node/conformance*/*.md 2>/dev/null
 exit $rc

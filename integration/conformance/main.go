@@ -101,6 +101,11 @@ func run(handlers []string, focus, out string, strict bool) (code int, retErr er
 	if slices.Contains(handlers, denseHandler) {
 		opts = append(opts, testenv.WithRuntime(testenv.Runtime{Name: denseHandler, Options: "PodsPerShim = 0"}))
 	}
+	crunOpts, err := crunRuntimes(handlers)
+	if err != nil {
+		return 1, err
+	}
+	opts = append(opts, crunOpts...)
 	env, err := testenv.Start(repo, shim, "pause-conformance", opts...)
 	defer func() {
 		if leaks := env.Leaks(); len(leaks) > 0 {
@@ -194,7 +199,7 @@ func critest(env *testenv.Env, handler, focus, report string) (map[string]string
 // handlersWithOptions are the handlers whose CRI runtime has an options
 // table (PodsPerShim, SystemdCgroup): containerd hands their containers
 // runtimeoptions.v1.Options.
-var handlersWithOptions = []string{denseHandler, "pause-systemd"}
+var handlersWithOptions = []string{denseHandler, "pause-systemd", crunHandler}
 
 // containerdLimitation names why a spec fails on handler for a reason in
 // containerd itself, or "". containerd 2.4's client starts a container with
@@ -301,4 +306,32 @@ func compare(results map[string]map[string]string, handlers []string, out string
 		}
 	}
 	return 0, nil
+}
+
+// The crun handlers run containers with crun (BinaryName): crunReference on
+// containerd's runc.v2 shim with the pause image, the reference, and
+// crunHandler on this shim. Added when asked for.
+const (
+	crunReference = "runc-crun"
+	crunHandler   = "pause-crun"
+)
+
+// crunRuntimes adds the crun handlers that handlers name, with the crun on
+// PATH, on the cgroup driver of the node.
+func crunRuntimes(handlers []string) ([]testenv.Option, error) {
+	if !slices.Contains(handlers, crunReference) && !slices.Contains(handlers, crunHandler) {
+		return nil, nil
+	}
+	crun, err := exec.LookPath("crun")
+	if err != nil {
+		return nil, fmt.Errorf("handlers %s and %s need crun: %w", crunReference, crunHandler, err)
+	}
+	options := fmt.Sprintf("BinaryName = %q\n", crun)
+	if testenv.SystemdDriver() {
+		options += "SystemdCgroup = true\n"
+	}
+	return []testenv.Option{
+		testenv.WithRuntime(testenv.Runtime{Name: crunReference, Binary: "io.containerd.runc.v2", Sandboxer: "podsandbox", PullPauseImage: true, Options: options}),
+		testenv.WithRuntime(testenv.Runtime{Name: crunHandler, Options: options}),
+	}, nil
 }

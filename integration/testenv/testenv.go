@@ -107,8 +107,10 @@ type Runtime struct {
 	// forgot disable_pause_image_pull would.
 	PullPauseImage bool
 	// Binary, when set, is the shim's absolute path (runtime_type), as
-	// the node installer's drop-in names it.
+	// the node installer's drop-in names it, or another runtime type.
 	Binary string
+	// Sandboxer is CRI's sandboxer for it: "shim" unless set.
+	Sandboxer string
 }
 
 // WithRuntime adds a CRI runtime handler on this shim.
@@ -119,8 +121,12 @@ func WithRuntime(r Runtime) Option {
 		if r.Binary != "" {
 			runtimeType = r.Binary
 		}
-		e.runtimes += fmt.Sprintf("[%s]\n  runtime_type = %q\n  sandboxer = \"shim\"\n  disable_pause_image_pull = %t\n[%s.options]\n%s\n",
-			table, runtimeType, !r.PullPauseImage, table, r.Options)
+		sandboxer := r.Sandboxer
+		if sandboxer == "" {
+			sandboxer = "shim"
+		}
+		e.runtimes += fmt.Sprintf("[%s]\n  runtime_type = %q\n  sandboxer = %q\n  disable_pause_image_pull = %t\n[%s.options]\n%s\n",
+			table, runtimeType, sandboxer, !r.PullPauseImage, table, r.Options)
 	}
 }
 
