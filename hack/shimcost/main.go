@@ -1,11 +1,11 @@
 // Command shimcost measures what builds of the shim cost per pod, to weigh
 // a library against the code it would replace: each build's size, its
-// start-up (`-v` run again and again, and GODEBUG=inittrace=1's package
-// inits), and the memory of a shim serving one CRI pod
-// (/proc/PID/smaps_rollup). Every build is a CRI handler of one private
-// containerd (its binary named by runtime_type), and the handlers take
-// turns, so drift on a shared machine hits all alike. Run it as root from
-// the repository's root, after `make deps`:
+// start-up (`-v` run again, again, also under GODEBUG=inittrace=1), the
+// memory of a shim serving one CRI pod (/proc/PID/smaps_rollup), a shared
+// shim's per pod. Every build is a CRI handler of one private containerd
+// (its binary named by runtime_type); the handlers take turns, so that
+// drift on a shared machine hits all alike. Run it as root from the
+// repository's root, after `make deps`:
 //
 //	go run ./hack/shimcost -build base=bin/containerd-shim-pause-v2 -build cri=/tmp/shim-cri
 package main
