@@ -1,6 +1,6 @@
-// Package deploy holds the manifests, the Helm chart and the containerd
-// drop-in that install the runtime on nodes; its tests decode the manifests
-// and the chart's renders strictly with the Kubernetes API types and check
+// Package deploy holds what installs the runtime on nodes: the manifests,
+// the Helm chart, the containerd drop-in. Its tests decode the manifests
+// with the chart's renders strictly, as the Kubernetes API types, then check
 // them against the node installer's contract.
 package deploy
 

@@ -1,6 +1,6 @@
-// Package docs holds the project's documentation, and tests that keep it
-// true to the tree: links resolve to files and headings that exist, every
-// page is reachable from the README, and every test a page names exists.
+// Package docs holds the project's documentation with the tests that keep
+// it true to the tree: links resolve to files or headings that exist, every
+// page is reachable from the README, every test a page names exists.
 package docs
 
 import (

@@ -1,6 +1,6 @@
 // Package integration drives the shim through a real containerd, runc, ctr
-// and CRI (package testenv starts them), and checks afterwards that nothing
-// the tests made is left on the host.
+// with CRI (package testenv starts them), then checks that nothing the tests
+// made is left on the host.
 package integration
 
 import (

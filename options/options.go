@@ -1,13 +1,6 @@
-// Package options reads the runtime options an operator gives the shim: the
-// `options` table of the runtime in containerd's CRI configuration, which
-// containerd hands `shim start` as a runtimeoptions.v1.Options (the table as
-// TOML, or the path of a TOML file), or runc's own options from a client
-// that sends those. `start` checks them and passes them to the shim server,
-// which applies them to the pod and its containers.
-//
-// It sits at the top level, beside the bootstrap (package shim) and the
-// server (packages task and pod), because both ends read it and neither
-// should import the other: it imports no package of this module.
+// Package options reads the runtime options an operator gives the shim:
+// the `options` table of the runtime in containerd's CRI configuration, or
+// runc's own options from a client that sends those.
 package options
 
 import (
@@ -26,6 +19,15 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/pelletier/go-toml/v2"
 )
+
+// containerd hands `shim start` the table as a runtimeoptions.v1.Options
+// (the table as TOML, or the path of a TOML file). `start` checks the
+// options, then passes them to the shim server in its environment; the
+// server applies them to the pod and its containers.
+//
+// The package sits at the top level, beside the bootstrap (package shim)
+// and the server (packages task and pod), because both ends read it and
+// neither should import the other: it imports no package of this module.
 
 // Defaults of the options an operator leaves out.
 const (

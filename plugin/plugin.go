@@ -1,6 +1,6 @@
-// Package plugin registers the shim's one ttrpc service, the pod (task v3 and
-// sandbox v1 over one state), with the shim's plugin graph, wiring it to the
-// event publisher and the shutdown service that pkg/shim provides.
+// Package plugin registers the shim's one ttrpc service (package task) with
+// the shim's plugin graph, wiring it to the event publisher and the
+// shutdown service that pkg/shim provides.
 package plugin
 
 import (

@@ -17,9 +17,9 @@ import (
 // below it: a member whose init was SIGKILLed while the pod counts more
 // kills than TaskOOM events reported was the OOM killer's victim.
 
-// memoryEvents is the memory.events file of a cgroup (cgroups.MemoryEvents);
-// tests point it at files of their own.
-var memoryEvents = cgroups.MemoryEvents
+// unifiedMountpoint is the cgroup v2 hierarchy's mount point, "" on cgroup
+// v1 (cgroups.UnifiedMountpoint); tests point it at a directory of their own.
+var unifiedMountpoint = cgroups.UnifiedMountpoint
 
 // oomAccount is what a pod knows of its OOM kills.
 type oomAccount struct {
@@ -38,14 +38,11 @@ type oomAccount struct {
 
 // oomKills is the oom_kill count of the pod's cgroup (cgroup v2 only).
 func (p *Pod) oomKills() (uint64, error) {
-	var events string
-	if p.rec.PodCgroup != "" {
-		events = memoryEvents(p.rec.PodCgroup)
-	}
-	if events == "" {
+	root := unifiedMountpoint()
+	if root == "" || p.rec.PodCgroup == "" {
 		return 0, fmt.Errorf("sandbox %s: no cgroup v2 of its own", p.id)
 	}
-	return cgroups.ReadOOMKills(events)
+	return cgroups.OOMKills(root, p.rec.PodCgroup)
 }
 
 // countOOMBaseline sets the baseline once, before the first container

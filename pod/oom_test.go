@@ -11,7 +11,12 @@ import (
 // with kills counted so far.
 func oomPod(t *testing.T, kills uint64) (*Pod, func(uint64)) {
 	t.Helper()
-	events := filepath.Join(t.TempDir(), "memory.events")
+	root := t.TempDir()
+	cgroup := filepath.Join(root, "kubepods", "podx")
+	if err := os.MkdirAll(cgroup, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	events := filepath.Join(cgroup, "memory.events")
 	set := func(n uint64) {
 		data := fmt.Sprintf("low 0\nhigh 0\nmax 7\noom %d\noom_kill %d\noom_group_kill 0\n", n, n)
 		if err := os.WriteFile(events, []byte(data), 0o600); err != nil {
@@ -19,9 +24,9 @@ func oomPod(t *testing.T, kills uint64) (*Pod, func(uint64)) {
 		}
 	}
 	set(kills)
-	saved := memoryEvents
-	memoryEvents = func(string) string { return events }
-	t.Cleanup(func() { memoryEvents = saved })
+	saved := unifiedMountpoint
+	unifiedMountpoint = func() string { return root }
+	t.Cleanup(func() { unifiedMountpoint = saved })
 	p := &Pod{id: "sb"}
 	p.rec.PodCgroup = "/kubepods/podx"
 	p.countOOMBaseline() // the first container's admission
@@ -72,7 +77,7 @@ func TestMissedOOM(t *testing.T) {
 
 func TestMissedOOMWithoutCgroupV2(t *testing.T) {
 	p, kills := oomPod(t, 0)
-	memoryEvents = func(string) string { return "" } // cgroup v1
+	unifiedMountpoint = func() string { return "" } // cgroup v1
 	kills(1)
 	if p.MissedOOM("a") {
 		t.Error("cgroup v1: a kill claimed from counters that do not add up the pod's")

@@ -1,5 +1,27 @@
-// Package pod runs a shim's pods, each a state machine from CreateSandbox to
-// its removal. A pod's configuration (CRI's PodSandboxConfig, read by package
+// Package pod runs a shim's pods, each a state machine from CreateSandbox
+// to its removal.
+package pod
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
+	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
+	"github.com/containerd/log"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
+)
+
+// A pod's configuration (CRI's PodSandboxConfig, read by package
 // cri, or the spec `ctr sandbox run` writes), its pause task (package pause),
 // its cgroups (package cgroups), its files (package files), the containers
 // that joined it and the state file `shim delete` cleans up from all follow
@@ -35,26 +57,6 @@
 // containers, the pause task's exit, removing cgroups and mounts) runs
 // between two transitions without it, and the state tells the calls that
 // come meanwhile where the pod stands.
-package pod
-
-import (
-	"context"
-	"fmt"
-	"sync"
-	"sync/atomic"
-	"syscall"
-	"time"
-
-	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
-	"github.com/containerd/containerd/v2/pkg/identifiers"
-	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
-	"github.com/containerd/log"
-	"google.golang.org/protobuf/types/known/anypb"
-
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/cgroups"
-	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod/pause"
-)
 
 // pauseStopGrace is how long the pause task gets to exit on SIGTERM.
 const pauseStopGrace = 2 * time.Second

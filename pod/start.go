@@ -21,15 +21,15 @@ import (
 // returns the pause task's pid. sockets are the shim's, which `shim delete`
 // removes with the pod if the shim cannot.
 func (p *Pod) Start(ctx context.Context, sockets []string) (int, error) {
-	rec, err := p.beginStart(sockets)
+	rec, err := p.enterStarting(sockets)
 	if err != nil {
 		return 0, err
 	}
 	proc, rec, err := p.setUp(ctx, rec)
-	if terr := p.endStart(ctx, proc, rec, err); terr != nil {
+	if terr := p.leaveStarting(ctx, proc, rec, err); terr != nil {
 		if err == nil {
 			// What the start made is published nowhere: it goes now.
-			p.abortStart(ctx, proc, rec)
+			p.undoSetUp(ctx, proc, rec)
 		}
 		return 0, errors.Join(err, terr)
 	}
@@ -39,10 +39,10 @@ func (p *Pod) Start(ctx context.Context, sockets []string) (int, error) {
 	return proc.Pid, nil
 }
 
-// beginStart moves the pod to starting, so that a call coming while its
+// enterStarting moves the pod to starting, so that a call coming while its
 // pause task gets ready gets an answer instead of waiting. It returns the
 // pod's record for the start to fill in.
-func (p *Pod) beginStart(sockets []string) (record, error) {
+func (p *Pod) enterStarting(sockets []string) (record, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.state.start(p); err != nil {
@@ -53,13 +53,13 @@ func (p *Pod) beginStart(sockets []string) (record, error) {
 	return rec, nil
 }
 
-// endStart ends the start: the transition first, then, if the start made
+// leaveStarting ends the start: the transition first, then, if the start made
 // its pause task, it publishes what the start made and wakes the calls
 // waiting for it. A stop that began meanwhile waited for this, and stops
 // the pause task now published. A transition the state machine does not
 // make is an error (the pod's state is not what the start left it in):
 // nothing is published then.
-func (p *Pod) endStart(ctx context.Context, proc *pause.Process, rec record, err error) error {
+func (p *Pod) leaveStarting(ctx context.Context, proc *pause.Process, rec record, err error) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if terr := p.state.started(p, err == nil); terr != nil {
@@ -82,7 +82,7 @@ func (p *Pod) endStart(ctx context.Context, proc *pause.Process, rec record, err
 // setUp makes the pod's files and cgroups and runs its pause task in them,
 // which may take up to the pause task's ready timeout. It runs without the
 // pod's lock, so it fills in rec, a copy of the pod's record, and leaves
-// the pod itself alone: endStart publishes what it made.
+// the pod itself alone: leaveStarting publishes what it made.
 //
 // It records before it acts: the state file names all the start will
 // make (files, cgroups, units) before it makes any, then the pause task
@@ -93,7 +93,7 @@ func (p *Pod) setUp(ctx context.Context, rec record) (_ *pause.Process, _ record
 	var proc *pause.Process
 	defer func() {
 		if retErr != nil {
-			p.abortStart(ctx, proc, rec)
+			p.undoSetUp(ctx, proc, rec)
 		}
 	}()
 	if p.cfg.FromCRI {
@@ -146,9 +146,9 @@ func (p *Pod) setUp(ctx context.Context, rec record) (_ *pause.Process, _ record
 	return proc, rec, nil
 }
 
-// abortStart removes what a failed start made, as rec records it: the
+// undoSetUp removes what a failed start made, as rec records it: the
 // pause task, if it runs, is killed and reaped first.
-func (p *Pod) abortStart(ctx context.Context, proc *pause.Process, rec record) {
+func (p *Pod) undoSetUp(ctx context.Context, proc *pause.Process, rec record) {
 	if proc != nil {
 		_ = proc.Signal(syscall.SIGKILL)
 		<-proc.Done()

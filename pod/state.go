@@ -9,7 +9,7 @@ import (
 )
 
 // state is what a pod may do in one of its states, a type each (see the
-// package comment for the diagram). Every method runs under the pod's lock
+// diagram in pod.go). Every method runs under the pod's lock
 // and returns at once: a transition sets p.state, and the work that waits
 // runs between two transitions, without the lock. A method a state does not
 // allow returns an errdefs error naming the sandbox and its state.

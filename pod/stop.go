@@ -114,7 +114,7 @@ func (p *Pod) abandon(ctx context.Context) {
 	if err := p.transition(ctx, state.shutDown); err != nil {
 		log.G(ctx).WithError(err).Error("abandon sandbox")
 	}
-	log.G(ctx).WithField("start_timeout", time.Duration(p.deps.Options.StartTimeout)).Warn("sandbox created but never started: removed, shim exits")
+	log.G(ctx).WithField("start_timeout", time.Duration(p.deps.Options.StartTimeout)).Warn("sandbox created but never started: removed")
 	if p.deps.Abandoned != nil {
 		p.deps.Abandoned(ctx, p)
 	}

@@ -77,12 +77,12 @@ func TestStartStress(t *testing.T) {
 // leaves the pool and its socket goes; with its last pod the shim leaves
 // too, and the pool if it was the last shim.
 func (ps *pooledStart) leave(id string) error {
-	pl, err := Lock(context.Background(), ps.dir)
+	locked, err := Lock(context.Background(), ps.dir)
 	if err != nil {
 		return err
 	}
-	defer pl.Unlock()
-	shims, err := pl.Shims()
+	defer locked.Unlock()
+	shims, err := locked.Shims()
 	if err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ func (ps *pooledStart) leave(id string) error {
 	if !ok {
 		return fmt.Errorf("pod %s on no shim", id)
 	}
-	if s, err = pl.Release(s, id); err != nil {
+	if s, err = locked.Release(s, id); err != nil {
 		return err
 	}
 	address, err := shim.CreateSocketAddress(ps.ctx, ps.socketDir, ps.opts.GetContainerdGrpcAddress(), id, false)
@@ -100,7 +100,7 @@ func (ps *pooledStart) leave(id string) error {
 	if err := os.Remove(socketPath(address)); err != nil {
 		return err
 	}
-	if retired, err := pl.Retire(s.Name); err != nil || !retired {
+	if retired, err := locked.Retire(s.Name); err != nil || !retired {
 		return err
 	}
 	ps.mu.Lock()
@@ -108,5 +108,5 @@ func (ps *pooledStart) leave(id string) error {
 	delete(ps.listeners, s.Address)
 	ps.mu.Unlock()
 	l.Close() // removes the socket
-	return pl.Prune()
+	return locked.Prune()
 }

@@ -96,12 +96,12 @@ func (ps *pooledStart) start(id string) (string, error) {
 // shims lists the pool's shims.
 func (ps *pooledStart) shims(t *testing.T) []Shim {
 	t.Helper()
-	pl, err := Lock(context.Background(), ps.dir)
+	locked, err := Lock(context.Background(), ps.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer pl.Unlock()
-	shims, err := pl.Shims()
+	defer locked.Unlock()
+	shims, err := locked.Shims()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,14 +168,14 @@ func TestStartThatFailsLeavesNoRecord(t *testing.T) {
 // leaves (a record no one listens at, with no pod) goes at the next start.
 func TestStartAfterAStartKilledBeforeSpawn(t *testing.T) {
 	ps := newPooledStart(t, 3)
-	pl, err := Lock(context.Background(), ps.dir)
+	locked, err := Lock(context.Background(), ps.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pl.AddShim("100", "unix://"+filepath.Join(ps.socketDir, "never-started")); err != nil {
+	if err := locked.AddShim("100", "unix://"+filepath.Join(ps.socketDir, "never-started")); err != nil {
 		t.Fatal(err)
 	}
-	pl.Unlock()
+	locked.Unlock()
 	if _, err := ps.start("pod-a"); err != nil {
 		t.Fatal(err)
 	}
@@ -194,14 +194,14 @@ func TestShimDeleteRemovesADeadShimWithNoPod(t *testing.T) {
 	if err := os.WriteFile(dead, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := Lock(context.Background(), ps.dir)
+	locked, err := Lock(context.Background(), ps.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pl.AddShim("100", "unix://"+dead); err != nil {
+	if err := locked.AddShim("100", "unix://"+dead); err != nil {
 		t.Fatal(err)
 	}
-	pl.Unlock()
+	locked.Unlock()
 	Leave(ps.ctx, ps.dir, "pod-a", filepath.Join(t.TempDir(), "pod-a"))
 	if _, err := os.Lstat(dead); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("the dead shim's socket is left: %v", err)
@@ -225,16 +225,16 @@ func TestShimDeleteReleasesPodsOfADeadShimWhoseBundleIsGone(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(bundles, "still-here"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	pl, err := Lock(context.Background(), ps.dir)
+	locked, err := Lock(context.Background(), ps.dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, step := range []error{pl.AddShim("100", "unix://"+dead), pl.Assign("100", "never-came"), pl.AddShim("200", "unix://"+dead+"2"), pl.Assign("200", "still-here")} {
+	for _, step := range []error{locked.AddShim("100", "unix://"+dead), locked.Assign("100", "never-came"), locked.AddShim("200", "unix://"+dead+"2"), locked.Assign("200", "still-here")} {
 		if step != nil {
 			t.Fatal(step)
 		}
 	}
-	pl.Unlock()
+	locked.Unlock()
 	Leave(ps.ctx, ps.dir, "other", filepath.Join(bundles, "other"))
 	shims := ps.shims(t)
 	if len(shims) != 1 || shims[0].Name != "200" {

@@ -1,7 +1,7 @@
 // Command chart draws make bench's charts from its results.json, as SVG
-// and PNG beside it: latency CDFs per handler (latency.*), PSS per pod
-// against live pods (memory.*), and each headline ratio to runc against its
-// target (targets.*).
+// beside PNG: latency CDFs per handler (latency.*), PSS per pod against
+// live pods (memory.*), each headline ratio to runc against its target
+// (targets.*).
 package main
 
 import (

@@ -1,8 +1,8 @@
 // Command bench measures pods on this runtime against the stock runc shim
 // with a pause image, in one run on one private containerd, through CRI's
-// gRPC API as the kubelet calls it: handler pause (a shim per pod) and
+// gRPC API as the kubelet calls it: handler pause (a shim per pod),
 // pause-dense (PodsPerShim = 0: the pods share a shim). Rounds alternate
-// the handlers, and a CNI floor (the pod network alone, see floor.go), so
+// the handlers with a CNI floor (the pod network alone, see floor.go), so
 // that drift on a shared machine hits all alike; results are reported as
 // ratios to runc. See `make bench`.
 package main

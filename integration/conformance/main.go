@@ -1,9 +1,9 @@
 // Command conformance runs the CRI validation suite (critest) against one
 // private containerd on two handlers, runc (containerd's runc shim with a
-// pause image) and pause (this shim, no image), and compares them spec by
-// spec. Images critest pulls are built here from host files and served by
-// a registry on 127.0.0.1; containerd sends every pull there. It fails when
-// a spec passes on runc but not on pause. See `make conformance`.
+// pause image) and pause (this shim, no image), to compare them spec by
+// spec: it fails when a spec passes on runc but not on pause. Images
+// critest pulls are built here from host files, served by a registry on
+// 127.0.0.1 to which containerd sends every pull. See `make conformance`.
 package main
 
 import (

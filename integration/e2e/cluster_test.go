@@ -1,9 +1,9 @@
 //go:build e2e
 
-// Package e2e runs a one-node Kubernetes cluster on this host — etcd,
-// kube-apiserver and a kubelet on 127.0.0.1, over the private containerd of
-// package testenv (CRI handlers runc and pause) — and runs pods through it
-// on both handlers (make e2e). No scheduler: pods name their node.
+// Package e2e runs pods on both handlers (runc, pause) through a one-node
+// Kubernetes cluster on this host: etcd, kube-apiserver, a kubelet on
+// 127.0.0.1, over the private containerd of package testenv (make e2e). No
+// scheduler: pods name their node.
 package e2e
 
 import (

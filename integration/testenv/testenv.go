@@ -1,9 +1,10 @@
-// Package testenv runs a private containerd for the tests and the
-// benchmark: its own root, state, sockets and containerd namespace, CRI with
-// the handlers runc (stock), pause (this shim, shim mode) and
-// pause-podsandbox, a CNI bridge whose addresses live only in the pods'
-// namespaces, and a busybox image built from the host's busybox-static. It
-// then finds what a run left behind.
+// Package testenv runs a private containerd for the tests, the benchmark
+// too, then finds what a run left behind.
+//
+// The containerd has its own root, state, sockets, containerd namespace;
+// CRI with the handlers runc (stock), pause (this shim, shim mode),
+// pause-podsandbox; a CNI bridge whose addresses live only in the pods'
+// namespaces; a busybox image built from the host's busybox-static.
 package testenv
 
 import (

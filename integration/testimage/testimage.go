@@ -1,6 +1,6 @@
 // Package testimage builds small OCI image archives from files on this host
-// (busybox-static, the shim's own pause binary), so tests and the demo import
-// images with `ctr images import` and never reach a registry.
+// (busybox-static, the shim's own pause binary): the tests (the demo too)
+// import images with `ctr images import`, never from a registry.
 package testimage
 
 import (

@@ -1,7 +1,9 @@
 // Package failpoint marks the steps of the shim where a crash test kills
-// the process: sandbox create, start, stop and shutdown, a container's
-// admission, `shim start` (and its pool) and `shim delete`. Each step calls
-// Inject with its name.
+// the process: each step calls Inject with its name.
+package failpoint
+
+// The steps: sandbox create, start, stop and shutdown, a container's
+// admission, `shim start` (and its pool) and `shim delete`.
 //
 // In the release build (no build tag) Inject is an empty function the
 // compiler removes. Built with `-tags failpoints` (make build-failpoints),
@@ -14,7 +16,6 @@
 // SIGKILL its own process; "kill:PATH" does so only if it creates PATH now
 // (O_EXCL), so that a point is crashed once per arming although containerd
 // restarts shims, runs `shim delete` and retries, and passes there again.
-package failpoint
 
 // FileEnv names the file of failpoint terms, in GOFAIL_FAILPOINTS' form
 // (name=terms[;name=terms]...), of a failpoint build.

@@ -1,6 +1,6 @@
-// Package proc names one process for good by its pid and its start time,
-// read from /proc/PID/stat (a pid alone may be reused), and kills a process
-// so named.
+// Package proc names a process for good by its pid with its start time,
+// read from /proc/PID/stat (a pid alone may be reused): a process so named
+// can be killed without hitting another that took its pid.
 package proc
 
 import (

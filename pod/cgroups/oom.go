@@ -1,38 +1,37 @@
 package cgroups
 
 import (
-	"bufio"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
+
+	"github.com/containerd/cgroups/v3/cgroup2"
 )
 
-// MemoryEvents is the memory.events file of a cgroup, "" on cgroup v1
-// (whose counters do not add up a cgroup's descendants).
-func MemoryEvents(cgroupPath string) string {
+// unifiedRoot is where the unified hierarchy is mounted.
+const unifiedRoot = "/sys/fs/cgroup"
+
+// UnifiedMountpoint is the mount point of the cgroup v2 hierarchy, whose
+// counters add up a cgroup's descendants; "" on cgroup v1, whose do not.
+func UnifiedMountpoint() string {
 	if !Unified() {
 		return ""
 	}
-	return filepath.Join("/sys/fs/cgroup", cgroupPath, "memory.events")
+	return unifiedRoot
 }
 
-// ReadOOMKills reads the oom_kill line of a memory.events file.
-func ReadOOMKills(path string) (uint64, error) {
-	f, err := os.Open(path)
+// OOMKills is the oom_kill count of memory.events of the cgroup v2 at
+// cgroupPath below mountpoint, read by containerd's cgroups library (the
+// one runc.v2's OOM watcher reads it with).
+func OOMKills(mountpoint, cgroupPath string) (uint64, error) {
+	m, err := cgroup2.Load(cgroupPath, cgroup2.WithMountpoint(mountpoint))
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "oom_kill "); ok {
-			return strconv.ParseUint(v, 10, 64)
-		}
-	}
-	if err := s.Err(); err != nil {
+	st, err := m.StatFiltered(cgroup2.StatMemoryEvents)
+	if err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("%s: no oom_kill line", path)
+	if st.MemoryEvents == nil {
+		return 0, fmt.Errorf("cgroup %s: no memory.events", cgroupPath)
+	}
+	return st.MemoryEvents.OomKill, nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/errdefs"
 	systemd "github.com/coreos/go-systemd/v22/dbus"
 	godbus "github.com/godbus/dbus/v5"
+	ocsystemd "github.com/opencontainers/cgroups/systemd"
 )
 
 // The systemd cgroup driver. On a node whose kubelet uses it, CRI gives a
@@ -49,24 +50,15 @@ func SplitSystemdPath(p string) (slice, prefix, name string, ok bool) {
 }
 
 // ExpandSlice turns a slice name into its cgroup path, as systemd lays it
-// out: each dash opens a level ("a-b.slice" is /a.slice/a-b.slice).
+// out: each dash opens a level ("a-b.slice" is /a.slice/a-b.slice). It is
+// runc's own expansion (opencontainers/cgroups), so a pod's slice is where
+// runc puts its containers' scopes.
 func ExpandSlice(slice string) (string, error) {
-	name, ok := strings.CutSuffix(slice, ".slice")
-	if !ok || strings.Contains(name, "/") || name == "" {
-		return "", fmt.Errorf("%q is not a systemd slice name: %w", slice, errdefs.ErrInvalidArgument)
+	p, err := ocsystemd.ExpandSlice(slice)
+	if err != nil {
+		return "", fmt.Errorf("%q is not a systemd slice name: %v: %w", slice, err, errdefs.ErrInvalidArgument)
 	}
-	if name == "-" {
-		return "/", nil
-	}
-	var path, prefix string
-	for _, part := range strings.Split(name, "-") {
-		if part == "" {
-			return "", fmt.Errorf("%q is not a systemd slice name: %w", slice, errdefs.ErrInvalidArgument)
-		}
-		path += "/" + prefix + part + ".slice"
-		prefix += part + "-"
-	}
-	return path, nil
+	return p, nil
 }
 
 // UnitNameEscape escapes s for one level of a unit name: systemd reads a

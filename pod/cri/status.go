@@ -87,7 +87,9 @@ func (c *PodConfig) JSON() map[string]any {
 		}
 		nsOpts["userns_options"] = map[string]any{"mode": u.Mode, "uids": mappings(u.UIDs), "gids": mappings(u.GIDs)}
 	}
-	linux := map[string]any{"security_context": map[string]any{"namespace_options": nsOpts}}
+	security := c.Security.json()
+	security["namespace_options"] = nsOpts
+	linux := map[string]any{"security_context": security}
 	if c.CgroupParent != "" {
 		linux["cgroup_parent"] = c.CgroupParent
 	}
@@ -95,5 +97,36 @@ func (c *PodConfig) JSON() map[string]any {
 		linux["sysctls"] = c.Sysctls
 	}
 	out["linux"] = linux
+	return out
+}
+
+// json writes the security context in the JSON form of CRI's Go type,
+// without its namespace options.
+func (s *Security) json() map[string]any {
+	out := map[string]any{}
+	set := func(key string, v any, present bool) {
+		if present {
+			out[key] = v
+		}
+	}
+	if se := s.SELinux; se != nil {
+		out["selinux_options"] = map[string]any{"user": se.User, "role": se.Role, "type": se.Type, "level": se.Level}
+	}
+	set("run_as_user", map[string]any{"value": s.RunAsUser}, s.RunAsUser != nil)
+	set("run_as_group", map[string]any{"value": s.RunAsGroup}, s.RunAsGroup != nil)
+	set("readonly_rootfs", s.ReadonlyRootfs, s.ReadonlyRootfs)
+	set("supplemental_groups", s.SupplementalGroups, len(s.SupplementalGroups) > 0)
+	set("supplemental_groups_policy", s.SupplementalGroupsPolicy, s.SupplementalGroupsPolicy != 0)
+	set("privileged", s.Privileged, s.Privileged)
+	set("seccomp_profile_path", s.SeccompProfilePath, s.SeccompProfilePath != "")
+	profile := func(p *Profile) map[string]any {
+		return map[string]any{"profile_type": p.Type, "localhost_ref": p.LocalhostRef}
+	}
+	if s.Seccomp != nil {
+		out["seccomp"] = profile(s.Seccomp)
+	}
+	if s.AppArmor != nil {
+		out["apparmor"] = profile(s.AppArmor)
+	}
 	return out
 }

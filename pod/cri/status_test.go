@@ -12,7 +12,7 @@ import (
 // its SandboxInfo type and encodes it again; what the shim writes must read
 // back as the pod's configuration, pid and runtime, as for a runc pod.
 func TestCRIInfoSurvivesCRI(t *testing.T) {
-	sample := samplePodConfig()
+	sample := securePodConfig()
 	data, _ := proto.Marshal(sample)
 	c, err := Decode(data)
 	if err != nil {
@@ -37,7 +37,6 @@ func TestCRIInfoSurvivesCRI(t *testing.T) {
 	// The fields the shim does not read are not claimed.
 	want := proto.Clone(sample).(*runtimeapi.PodSandboxConfig)
 	want.PortMappings = nil
-	want.Linux.SecurityContext.RunAsUser = nil
 	if !proto.Equal(info.Config, want) {
 		t.Errorf("config reads back as\n %v\nwant\n %v", info.Config, want)
 	}

@@ -1,10 +1,6 @@
 // Package pause runs a pod's built-in pause task: a freestanding binary
-// (c/pause.c), embedded in the shim, that holds the pod's namespaces, reaps
-// the pod's orphans and exits 0 on SIGTERM, confined by a seccomp filter
-// from its ready report on. It runs from one copy that every shim shares (in
-// CacheDir, else in the directory SetFallbackDir gives: containerd's root),
-// else from a sealed memfd of the shim's own. It needs no image and no runc
-// call, and costs a few kilobytes.
+// (c/pause.c), embedded in the shim, that holds the pod's namespaces. It
+// needs no image, no runc call, and costs a few kilobytes.
 package pause
 
 import (
@@ -22,6 +18,12 @@ import (
 	"github.com/containerd/errdefs"
 	"golang.org/x/sys/unix"
 )
+
+// The pause task also reaps the pod's orphans, exits 0 on SIGTERM, and is
+// confined by a seccomp filter from its ready report on. It runs from the
+// first place that may execute it: one copy that every shim shares (in
+// CacheDir, else in the directory SetFallbackDir gives: containerd's
+// root), else a sealed memfd of the shim's own (binary.go).
 
 // readyTimeout bounds the pause task's setup (join netns, hostname, lo up).
 const readyTimeout = 10 * time.Second

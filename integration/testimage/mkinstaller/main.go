@@ -1,11 +1,11 @@
 // Command mkinstaller writes the installer image of deploy/installer.yaml as
-// an OCI archive: the files it is given (the shim and the node installer),
-// each at the image's root, and nothing else: no shell, no libc (both are
-// static). The DaemonSets name the command. No registry, no Docker engine.
+// an OCI archive: the files it is given (the shim, the node installer), each
+// at the image's root, nothing else: no shell, no libc (both are static).
+// The DaemonSets name the command. No registry, no Docker engine.
 //
 // With -index, the image is an OCI image index of one image per
 // architecture, each from the files of a directory (ARCH=DIR, e.g.
-// arm64=bin/linux-arm64): one name serves amd64 and arm64 nodes alike.
+// arm64=bin/linux-arm64): one name serves amd64 as arm64 nodes.
 package main
 
 import (
