@@ -137,7 +137,7 @@ image: build build-arches
 # by the commit (SOURCE_DATE_EPOCH). check-release verifies one: the sums,
 # each tarball's files, its shim's -v and -info (under qemu for a foreign
 # architecture), the image's platforms; make test runs both at a test
-# version.
+# version. check-release needs qemu-user-static (deps-pause) for the arm64 shim.
 RELEASE_DIR := $(OUTPUT)/release
 RELEASE_IMAGE = containerd-shim-pause-v2-installer-$(VERSION).tar
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
@@ -151,7 +151,7 @@ release:
 	$(GO) run ./hack/release pack -version '$(VERSION)' -dropin bin/release/pause.toml -mtime $(SOURCE_DATE_EPOCH) -out $(RELEASE_DIR) \
 		$(foreach arch,$(IMAGE_ARCHES),$(arch)=bin/linux-$(arch))
 
-check-release:
+check-release: deps-pause
 	$(GO) run ./hack/release check -version '$(VERSION)' -revision $(REVISION) -arches '$(IMAGE_ARCHES)' -image $(RELEASE_IMAGE) -dir $(RELEASE_DIR)
 
 # make test's release, at a version no tag has.
