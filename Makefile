@@ -23,7 +23,7 @@ LDFLAGS   := -s -w \
 
 export PATH := $(DEPS_DIR)/bin:$(PATH)
 
-.PHONY: all build build-failpoints pause check-pause deps-pause goinstall deps deps-helm test unit integration demo install uninstall lint clean image soak bench fuzz conformance deps-conformance conformance-fast test-node deps-node conformance-node deps-k8s e2e deps-k8s-conformance e2e-conformance
+.PHONY: all build build-arches build-failpoints release check-release test-release pause check-pause deps-pause goinstall deps deps-helm test unit integration demo install uninstall lint clean image soak bench fuzz conformance deps-conformance conformance-fast test-node deps-node conformance-node deps-k8s e2e deps-k8s-conformance e2e-conformance
 
 all: build
 
@@ -89,7 +89,7 @@ integration: build build-failpoints deps
 goinstall:
 	./hack/goinstall.sh
 
-test: lint unit goinstall integration conformance-fast
+test: lint unit goinstall test-release integration conformance-fast
 
 demo: build deps
 	DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) ./hack/demo.sh
@@ -105,11 +105,12 @@ lint: check-pause
 # The shim, and a containerd drop-in declaring the CRI handler "pause" with
 # the installed shim's absolute path (containerd then needs no PATH for it).
 CONTAINERD_CONFDIR ?= /etc/containerd/conf.d
+# The drop-in naming the shim installed in $(1)/bin: install's and release's.
+dropin = sed 's\#^  runtime_type = "io.containerd.pause.v2"\#  runtime_type = "$(1)/bin/containerd-shim-pause-v2"\#' deploy/containerd-pause.toml
 install: build
 	install -D -m 0755 $(SHIM) $(DESTDIR)$(PREFIX)/bin/containerd-shim-pause-v2
 	install -d $(DESTDIR)$(CONTAINERD_CONFDIR)
-	sed 's#^  runtime_type = "io.containerd.pause.v2"#  runtime_type = "$(PREFIX)/bin/containerd-shim-pause-v2"#' \
-		deploy/containerd-pause.toml > $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
+	$(call dropin,$(PREFIX)) > $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
 	chmod 0644 $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml
 
 # The DaemonSets' image (deploy/installer.yaml) as an OCI archive: the shim
@@ -118,13 +119,44 @@ install: build
 # GOARCH (the pause task of each is committed: pod/pause).
 IMAGE ?= containerd-shim-pause-v2-installer:latest
 IMAGE_ARCHES ?= amd64 arm64
-image: build
+# The shim and the node installer of each of IMAGE_ARCHES, in bin/linux-ARCH/.
+build-arches:
 	for arch in $(IMAGE_ARCHES); do \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$arch $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/linux-$$arch/ \
 			./cmd/containerd-shim-pause-v2 ./cmd/containerd-shim-pause-installer || exit 1; \
 	done
+image: build build-arches
 	mkdir -p $(OUTPUT) && $(GO) run ./integration/testimage/mkinstaller -index $(IMAGE) $(OUTPUT)/installer-image.tar \
 		$(foreach arch,$(IMAGE_ARCHES),$(arch)=bin/linux-$(arch))
+
+# A release of VERSION (make release VERSION=vX.Y.Z) in _output/release/:
+# a tarball per architecture of IMAGE_ARCHES (the shim, the drop-in naming
+# it in /usr/local/bin, deploy/, LICENSE, README.md), the installer image
+# tagged VERSION as an index of those architectures, and SHA256SUMS over
+# them (hack/release). Reproducible: entries sorted, owned by root and dated
+# by the commit (SOURCE_DATE_EPOCH). check-release verifies one: the sums,
+# each tarball's files, its shim's -v and -info (under qemu for a foreign
+# architecture), the image's platforms; make test runs both at a test
+# version. check-release needs qemu-user-static (deps-pause) for the arm64 shim.
+RELEASE_DIR := $(OUTPUT)/release
+RELEASE_IMAGE = containerd-shim-pause-v2-installer-$(VERSION).tar
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+release:
+	$(GO) run ./hack/release version '$(VERSION)'
+	$(MAKE) --no-print-directory build-arches
+	rm -rf $(RELEASE_DIR) && mkdir -p $(RELEASE_DIR) bin/release
+	$(call dropin,/usr/local) > bin/release/pause.toml
+	$(GO) run ./integration/testimage/mkinstaller -index containerd-shim-pause-v2-installer:$(VERSION) $(RELEASE_DIR)/$(RELEASE_IMAGE) \
+		$(foreach arch,$(IMAGE_ARCHES),$(arch)=bin/linux-$(arch))
+	$(GO) run ./hack/release pack -version '$(VERSION)' -dropin bin/release/pause.toml -mtime $(SOURCE_DATE_EPOCH) -out $(RELEASE_DIR) \
+		$(foreach arch,$(IMAGE_ARCHES),$(arch)=bin/linux-$(arch))
+
+check-release: deps-pause
+	$(GO) run ./hack/release check -version '$(VERSION)' -revision $(REVISION) -arches '$(IMAGE_ARCHES)' -image $(RELEASE_IMAGE) -dir $(RELEASE_DIR)
+
+# make test's release, at a version no tag has.
+test-release:
+	$(MAKE) --no-print-directory release check-release VERSION=v0.0.0-ci
 
 uninstall:
 	rm -f $(DESTDIR)$(PREFIX)/bin/containerd-shim-pause-v2 $(DESTDIR)$(CONTAINERD_CONFDIR)/pause.toml

@@ -12,6 +12,7 @@ import (
 	runtimeoptions "github.com/containerd/containerd/api/types/runtimeoptions/v1"
 	// Registers runc's Features type, as the shim binary's imports do.
 	_ "github.com/containerd/containerd/v2/core/runtime"
+	"github.com/containerd/containerd/v2/version"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	"google.golang.org/protobuf/proto"
@@ -60,5 +61,38 @@ func TestInfoTakesTheOptionsTable(t *testing.T) {
 	}
 	if info, err := m.Info(context.Background(), bytes.NewReader(nil)); err != nil || info.GetFeatures() == nil {
 		t.Errorf("-info without options: %v %v", info, err)
+	}
+}
+
+// TestInfoReportsTheVersion: -info names the runtime and the version that
+// -v prints (make stamps it with -ldflags -X), so `make check-release` can
+// read a release's version from -info as containerd does. The runc it names
+// is a stand-in answering `features`: the version needs no runc.
+func TestInfoReportsTheVersion(t *testing.T) {
+	saved := [2]string{version.Version, version.Revision}
+	t.Cleanup(func() { version.Version, version.Revision = saved[0], saved[1] })
+	version.Version, version.Revision = "v1.2.3-test", "0123abcd"
+
+	runc := filepath.Join(t.TempDir(), "runc")
+	if err := os.WriteFile(runc, []byte("#!/bin/sh\necho '{\"ociVersionMin\":\"1.0.0\",\"ociVersionMax\":\"1.2.1\"}'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	a, err := typeurl.MarshalAnyToProto(&runcoptions.Options{BinaryName: runc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := proto.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := NewManager(RuntimeName).Info(context.Background(), bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.GetName() != RuntimeName || info.GetVersion().GetVersion() != "v1.2.3-test" || info.GetVersion().GetRevision() != "0123abcd" {
+		t.Errorf("-info: name %q version %v, want %q v1.2.3-test 0123abcd", info.GetName(), info.GetVersion(), RuntimeName)
+	}
+	if info.GetFeatures() == nil {
+		t.Error("-info gave no features from the stand-in runc")
 	}
 }
