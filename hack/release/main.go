@@ -1,15 +1,9 @@
-// Command release packs and checks a release of the shim (make release,
-// make check-release): a tarball per architecture holding the shim, the
-// containerd drop-in, deploy/, LICENSE and README.md, and SHA256SUMS over
-// the tarballs and the installer image archive beside them.
+// Command release packs a release of the shim, or checks one (make
+// release, make check-release).
 //
 //	release version VERSION
 //	release pack -version VERSION -dropin FILE -mtime SECONDS -out DIR ARCH=BINDIR...
 //	release check -version VERSION -revision REVISION -dir DIR
-//
-// The tarballs are reproducible: their entries sorted, owned by root, dated
-// -mtime (the commit's time), gzip without a name or date; so one commit
-// and one Go toolchain give the same bytes.
 package main
 
 import (
@@ -30,6 +24,13 @@ import (
 	"strings"
 	"time"
 )
+
+// A release is a tarball per architecture holding the shim, the containerd
+// drop-in, deploy/, LICENSE and README.md, beside the installer image
+// archive, with SHA256SUMS over them. The tarballs are reproducible: their
+// entries sorted, owned by root, dated -mtime (the commit's time), gzip
+// without a name or date; so one commit and one Go toolchain give the same
+// bytes.
 
 const (
 	shimName = "containerd-shim-pause-v2"
