@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"sync"
 	"time"
 
 	sandboxAPI "github.com/containerd/containerd/api/runtime/sandbox/v1"
@@ -33,7 +34,13 @@ const (
 )
 
 // sandboxService is sandbox API v1 over the shim's pods.
-type sandboxService struct{ svc *Service }
+type sandboxService struct {
+	svc *Service
+
+	mu sync.Mutex
+	// shuttingDown are the pods a ShutdownSandbox is under way for.
+	shuttingDown map[string]bool
+}
 
 func (sb *sandboxService) CreateSandbox(ctx context.Context, r *sandboxAPI.CreateSandboxRequest) (*sandboxAPI.CreateSandboxResponse, error) {
 	if err := identifiers.Validate(r.SandboxID); err != nil {
@@ -152,7 +159,18 @@ func (sb *sandboxService) PingSandbox(ctx context.Context, r *sandboxAPI.PingReq
 // pod's cgroups and files are removed (containerd deletes the bundle next).
 // A shim of one pod then exits; a shared shim takes the pod out of its pool,
 // and exits only once it serves no pod (see podGone).
+//
+// Two come at once when the kubelet's garbage collection removes a pod
+// beside its sync loop. containerd deletes its connection to the shim as
+// soon as one has succeeded, failing the other if still under way ("ttrpc:
+// closed"), whichever answers first. So the later one answers at once that
+// the pod is not found, which containerd's CRI takes for removed, and
+// containerd keeps the connection for the call under way.
 func (sb *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.ShutdownSandboxRequest) (*sandboxAPI.ShutdownSandboxResponse, error) {
+	if !sb.beginShutdown(r.SandboxID) {
+		return nil, errgrpc.ToGRPCf(errdefs.ErrNotFound, "sandbox %s: another ShutdownSandbox is removing it", r.SandboxID)
+	}
+	defer sb.endShutdown(r.SandboxID)
 	start := time.Now()
 	p, err := sb.svc.pods.Get(r.SandboxID)
 	if errdefs.IsNotFound(err) {
@@ -173,6 +191,26 @@ func (sb *sandboxService) ShutdownSandbox(ctx context.Context, r *sandboxAPI.Shu
 	log.G(ctx).WithField("took", time.Since(start)).Info("sandbox shut down")
 	sb.svc.podGone(ctx, r.SandboxID, p.Bundle())
 	return &sandboxAPI.ShutdownSandboxResponse{}, nil
+}
+
+// beginShutdown marks pod id's ShutdownSandbox under way, unless one is.
+func (sb *sandboxService) beginShutdown(id string) bool {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	if sb.shuttingDown[id] {
+		return false
+	}
+	if sb.shuttingDown == nil {
+		sb.shuttingDown = map[string]bool{}
+	}
+	sb.shuttingDown[id] = true
+	return true
+}
+
+func (sb *sandboxService) endShutdown(id string) {
+	sb.mu.Lock()
+	defer sb.mu.Unlock()
+	delete(sb.shuttingDown, id)
 }
 
 // shimSockets are the addresses of this pod's shim sockets (the debug one
