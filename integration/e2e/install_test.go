@@ -500,8 +500,31 @@ func removeSandboxes(t *testing.T, ctx context.Context, handlers ...string) {
 		if _, err := rt.StopPodSandbox(ctx, &cri.StopPodSandboxRequest{PodSandboxId: sb.Id}); err != nil && status.Code(err) != codes.NotFound {
 			t.Fatalf("stop sandbox %s (pod %s): %v", sb.Id, sb.Metadata.GetName(), err)
 		}
-		if _, err := rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: sb.Id}); err != nil && status.Code(err) != codes.NotFound {
+		if err := removeSandbox(ctx, rt, sb.Id); err != nil {
 			t.Fatalf("remove sandbox %s (pod %s): %v", sb.Id, sb.Metadata.GetName(), err)
+		}
+	}
+}
+
+// removeSandbox removes sandbox id through CRI as the kubelet does: a
+// removal that meets containerd's race with another one (the kubelet's,
+// here) is tried again. containerd closes its connection to the pod's shim
+// once the first removal's shutdown succeeded, but keeps it on record while
+// it runs `shim delete`; a removal that comes meanwhile fails with "ttrpc:
+// closed" (docs/failure-model.md). The next finds the sandbox gone.
+func removeSandbox(ctx context.Context, rt cri.RuntimeServiceClient, id string) error {
+	for try := 1; ; try++ {
+		_, err := rt.RemovePodSandbox(ctx, &cri.RemovePodSandboxRequest{PodSandboxId: id})
+		if err == nil || status.Code(err) == codes.NotFound {
+			return nil
+		}
+		if try == 5 || !strings.Contains(err.Error(), "ttrpc: closed") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
 		}
 	}
 }

@@ -108,13 +108,22 @@ func requireCluster(t *testing.T) context.Context {
 	return ctx
 }
 
-// drain deletes the pods the tests left, in every namespace, then waits
-// for the kubelet's garbage collection (once a minute) to remove every
-// sandbox and container of the deleted pods: what stays after that, stop
-// reports.
+// drain deletes the DaemonSets and pods the tests left, in every
+// namespace, then waits for the kubelet's garbage collection (once a
+// minute) to remove every sandbox and container of the deleted pods: what
+// stays after that, stop reports.
 func (c *cluster) drain() error {
 	ctx, cancel := context.WithTimeout(context.Background(), patience(5*time.Minute))
 	defer cancel()
+	// A DaemonSet a failed test left makes its pod again as soon as it is
+	// deleted: the wait below would last its whole deadline.
+	sets, err := c.client.AppsV1().DaemonSets(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	for _, ds := range sets.Items {
+		_ = c.client.AppsV1().DaemonSets(ds.Namespace).Delete(ctx, ds.Name, metav1.DeleteOptions{})
+	}
 	pods, err := c.client.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
