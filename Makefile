@@ -23,7 +23,7 @@ LDFLAGS   := -s -w \
 
 export PATH := $(DEPS_DIR)/bin:$(PATH)
 
-.PHONY: all build build-arches build-failpoints release check-release test-release pause check-pause deps-pause goinstall deps deps-helm test unit integration demo install uninstall lint clean image soak bench fuzz conformance deps-conformance conformance-fast test-node deps-node conformance-node deps-k8s e2e deps-k8s-conformance e2e-conformance
+.PHONY: all build build-arches build-failpoints release check-release test-release pause check-pause deps-pause goinstall deps deps-helm test unit integration demo install uninstall lint clean image soak stress bench fuzz conformance deps-conformance conformance-fast test-node deps-node conformance-node deps-k8s e2e deps-k8s-conformance e2e-conformance
 
 all: build
 
@@ -98,6 +98,7 @@ lint: check-pause
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 	$(GO) vet -tags failpoints ./...
+	$(GO) vet -tags stress ./integration/
 	$(GO) vet -tags e2e ./integration/e2e/
 	cd hack/chart && $(GO) vet ./...
 	$(GO) test -count=1 ./docs/
@@ -168,6 +169,12 @@ clean:
 SOAK_CYCLES ?= 1000
 soak: build deps
 	mkdir -p $(OUTPUT) && SOAK_CYCLES=$(SOAK_CYCLES) DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) $(GO) test -count=1 -timeout 60m -v -run 'TestChurn|TestDenseChurn' ./integration/ 2>&1 | tee $(OUTPUT)/soak.log; exit $${PIPESTATUS[0]}
+
+# Removals at scale that are known to stall a shared shim (integration
+# tests under the stress build tag; see docs/failure-model.md): not in make
+# test until they pass.
+stress: build build-failpoints deps
+	mkdir -p $(OUTPUT) && DEPS_DIR=$(DEPS_DIR) SHIM_BINARY=$(CURDIR)/$(SHIM) SHIM_FAILPOINTS_BINARY=$(CURDIR)/$(SHIM_FAILPOINTS) $(GO) test -count=1 -timeout 20m -v -tags stress -run 'TestSharedShimMassRemoval' ./integration/ 2>&1 | tee $(OUTPUT)/stress.log; exit $${PIPESTATUS[0]}
 
 # critest on handlers runc and pause, side by side (report in _output/).
 deps-conformance:

@@ -72,7 +72,7 @@ func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Servi
 	if err != nil {
 		return nil, err
 	}
-	s := newService(newKillQueue(r), opts, os.Getenv(options.ContainerdRootEnv))
+	s := newService(r, opts, os.Getenv(options.ContainerdRootEnv))
 	events.pods.Store(s.pods)
 	s.grpcAddress = grpcAddress
 	s.socketDir = os.Getenv(options.SocketDirEnv)
