@@ -39,7 +39,7 @@ func TestSharedShimMassRemoval(t *testing.T) {
 	rt, _ := criClients(t)
 	took := map[string]time.Duration{}
 	for _, handler := range []string{"pause", denseHandler} {
-		took[handler] = removeAtOnce(t, ctx, rt, handler)
+		took[handler] = removeAtOnce(t, ctx, rt, handler, cri.NamespaceMode_POD)
 	}
 	shimPerPodPace(t, took)
 }
@@ -53,13 +53,16 @@ func shimPerPodPace(t *testing.T, took map[string]time.Duration) {
 	}
 }
 
-// removeAtOnce runs massPods pods on handler, each with a container, then
-// removes them all at once; it returns how long the removal took.
-func removeAtOnce(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, handler string) time.Duration {
+// removeAtOnce runs massPods pods on handler, each with a container, their
+// PID namespace pid (POD: shared by the pod's containers), then removes
+// them all at once; it returns how long the removal took.
+func removeAtOnce(t *testing.T, ctx context.Context, rt cri.RuntimeServiceClient, handler string, pid cri.NamespaceMode) time.Duration {
 	t.Helper()
 	var pods []*criPod
 	for i := range massPods {
-		p := runCRIPod(t, ctx, rt, podConfig(t, fmt.Sprintf("mass-%d", i), false), handler)
+		config := podConfig(t, fmt.Sprintf("mass-%d", i), false)
+		config.Linux.SecurityContext.NamespaceOptions.Pid = pid
+		p := runCRIPod(t, ctx, rt, config, handler)
 		p.start(t, ctx, "c", "/bin/sleep", "100000")
 		pods = append(pods, p)
 	}
@@ -132,7 +135,10 @@ exit $rc
 
 // TestSharedShimMassRemovalOverlappingKills is TestSharedShimMassRemoval
 // with the kills made to overlap every time: a containerd of its own runs
-// runc through overlappingKillsRunc.
+// runc through overlappingKillsRunc. Pods whose containers share their PID
+// namespace and pods with one per container (the kubelet's default) are
+// told apart: for the former, runc.v2's exit handler itself runs `runc kill
+// --all` on each container's exit.
 func TestSharedShimMassRemovalOverlappingKills(t *testing.T) {
 	requireEnv(t)
 	if testenv.Slow() {
@@ -168,17 +174,21 @@ func TestSharedShimMassRemovalOverlappingKills(t *testing.T) {
 	if err != nil {
 		t.Fatalf("containerd: %v", err)
 	}
-	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), criNamespace), 4*time.Minute)
+	ctx, cancel := context.WithTimeout(namespaces.WithNamespace(context.Background(), criNamespace), 8*time.Minute)
 	defer cancel()
 	conn, rt := dialCRI(t, e.Address)
 	defer conn.Close()
-	took := map[string]time.Duration{}
-	for _, handler := range []string{"pause", denseHandler} {
-		entries, _ := os.ReadDir(kills)
-		for _, f := range entries {
-			os.Remove(filepath.Join(kills, f.Name()))
-		}
-		took[handler] = removeAtOnce(t, ctx, rt, handler)
+	for _, pid := range []cri.NamespaceMode{cri.NamespaceMode_POD, cri.NamespaceMode_CONTAINER} {
+		t.Run("PID namespace "+pid.String(), func(t *testing.T) {
+			took := map[string]time.Duration{}
+			for _, handler := range []string{"pause", denseHandler} {
+				entries, _ := os.ReadDir(kills)
+				for _, f := range entries {
+					os.Remove(filepath.Join(kills, f.Name()))
+				}
+				took[handler] = removeAtOnce(t, ctx, rt, handler, pid)
+			}
+			shimPerPodPace(t, took)
+		})
 	}
-	shimPerPodPace(t, took)
 }
