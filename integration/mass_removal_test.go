@@ -1,5 +1,3 @@
-//go:build stress
-
 package integration
 
 import (
@@ -19,30 +17,8 @@ import (
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/integration/testenv"
 )
 
-// massPods is how many pods TestSharedShimMassRemoval removes at once.
+// massPods is how many pods the mass-removal tests remove at once.
 const massPods = 30
-
-// TestSharedShimMassRemoval: every pod of a shared shim, each with a
-// running container, deleted at once as a kubelet does when a namespace
-// or a node's pods go (each pod: its container stopped, then the pod
-// stopped and removed). A shim per pod does it beside, as the reference.
-// The shared shim's removal may take at most a few times the reference's,
-// with a floor for a loaded machine. It stalls for a minute and more when
-// the kills overlap (docs/failure-model.md), which this test leaves to
-// chance; TestSharedShimMassRemovalOverlappingKills forces it. Both run in
-// make stress, not in make test, until the stall is fixed.
-func TestSharedShimMassRemoval(t *testing.T) {
-	ctx := requireEnv(t)
-	if testenv.Slow() {
-		t.Skip("an emulated node runs fewer pods; make test runs this on the host")
-	}
-	rt, _ := criClients(t)
-	took := map[string]time.Duration{}
-	for _, handler := range []string{"pause", denseHandler} {
-		took[handler] = removeAtOnce(t, ctx, rt, handler, cri.NamespaceMode_POD)
-	}
-	shimPerPodPace(t, took)
-}
 
 // shimPerPodPace fails the test if the shared shim's removal took over a
 // few times the reference's, with a floor for a loaded machine.

@@ -26,14 +26,17 @@ import (
 	ptypes "github.com/containerd/containerd/v2/pkg/protobuf/types"
 	"github.com/containerd/containerd/v2/pkg/shim"
 	"github.com/containerd/containerd/v2/pkg/shutdown"
+	"github.com/containerd/containerd/v2/pkg/sys/reaper"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/errdefs/pkg/errgrpc"
+	runcC "github.com/containerd/go-runc"
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/failpoint"
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/runcmonitor"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/options"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pod"
 	"github.com/containerd-shim-pause/containerd-shim-pause-v2/pool"
@@ -72,6 +75,9 @@ func NewService(ctx context.Context, publisher shim.Publisher, sd shutdown.Servi
 	if err != nil {
 		return nil, err
 	}
+	// After NewTaskService, which sets the stock monitor: runc's own exits
+	// must not wait behind the exits its exit handler has yet to take.
+	runcC.Monitor = runcmonitor.New(reaper.Default)
 	s := newService(r, opts, os.Getenv(options.ContainerdRootEnv))
 	events.pods.Store(s.pods)
 	s.grpcAddress = grpcAddress

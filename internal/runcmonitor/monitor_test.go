@@ -1,0 +1,151 @@
+package runcmonitor
+
+import (
+	"bytes"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd/v2/pkg/sys/reaper"
+	runc "github.com/containerd/go-runc"
+
+	"github.com/containerd-shim-pause/containerd-shim-pause-v2/internal/reaptest"
+)
+
+// TestWaitWhileExitQueueIsFull: a runc command's exit reaches its waiter at
+// once while another subscriber of the reaper takes no exits, as runc.v2's
+// exit handler takes none while it waits for a `runc kill --all`. The
+// reaper then hands over one exit a second; the stock monitor waits behind
+// every exit queued before the command's.
+func TestWaitWhileExitQueueIsFull(t *testing.T) {
+	reaptest.Children(t)
+	clogged := reaper.Default.Subscribe() // read by no one, as a busy exit handler's
+	t.Cleanup(func() { reaper.Default.Unsubscribe(clogged) })
+	const queued = 32 + 15 // the subscription's buffer, then a second per exit
+	for range queued {
+		child := exec.Command("true")
+		if err := child.Start(); err != nil {
+			t.Fatal(err)
+		}
+		waitGone(t, child.Process.Pid)
+	}
+
+	m := New(reaper.Default)
+	start := time.Now()
+	status := run(t, m, exec.Command("sh", "-c", "exit 3"))
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the command's exit took %v to reach its waiter behind %d queued exits", took.Round(time.Millisecond), queued)
+	}
+	if status != 3 {
+		t.Errorf("exit status %d, want 3", status)
+	}
+}
+
+// TestWaitStatus: statuses as the reaper reports them, whether the monitor
+// or the reaper reaps the command.
+func TestWaitStatus(t *testing.T) {
+	m := New(reaper.Default)
+	for _, tc := range []struct {
+		name   string
+		script string
+		want   int
+	}{
+		{"exit 0", "exit 0", 0},
+		{"exit 7", "exit 7", 7},
+		{"SIGKILL", "kill -9 $$", 128 + 9},
+	} {
+		t.Run(tc.name+" reaped by the monitor", func(t *testing.T) {
+			if got := run(t, m, exec.Command("sh", "-c", tc.script)); got != tc.want {
+				t.Errorf("status %d, want %d", got, tc.want)
+			}
+		})
+		t.Run(tc.name+" reaped by the reaper first", func(t *testing.T) {
+			cmd := exec.Command("sh", "-c", tc.script)
+			ec, err := m.Start(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitZombie(t, cmd.Process.Pid)
+			if err := reaper.Reap(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := m.Wait(cmd, ec)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("status %d, want %d", got, tc.want)
+			}
+		})
+	}
+	if n := len(m.pidfds); n != 0 {
+		t.Errorf("%d pidfds kept after every command was waited for", n)
+	}
+}
+
+// TestWaitRacingTheReaper: commands with output, their exits raced for by
+// the reaper's loop as in the shim; each gives its status and its whole
+// output, whoever reaps it.
+func TestWaitRacingTheReaper(t *testing.T) {
+	reaptest.Children(t)
+	m := New(reaper.Default)
+	for i := range 200 {
+		var out bytes.Buffer
+		cmd := exec.Command("sh", "-c", "echo out; exit 5")
+		cmd.Stdout = &out
+		if status := run(t, m, cmd); status != 5 || out.String() != "out\n" {
+			t.Fatalf("command %d: status %d, output %q; want 5, %q", i, status, out.String(), "out\n")
+		}
+	}
+}
+
+func run(t *testing.T, m runc.ProcessMonitor, cmd *exec.Cmd) int {
+	t.Helper()
+	ec, err := m.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, err := m.Wait(cmd, ec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return status
+}
+
+// waitZombie waits until pid has exited and waits to be reaped.
+func waitZombie(t *testing.T, pid int) {
+	t.Helper()
+	if state := waitState(t, pid); state != "Z" {
+		t.Fatalf("process %d was reaped before the test could", pid)
+	}
+}
+
+// waitGone waits until pid has exited, reaped or not.
+func waitGone(t *testing.T, pid int) { waitState(t, pid) }
+
+// waitState polls pid until it is a zombie ("Z") or gone ("").
+func waitState(t *testing.T, pid int) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+			return "" // gone, or going
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:])); fields[0] == "Z" {
+			return "Z"
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("process %d did not exit", pid)
+	return ""
+}
