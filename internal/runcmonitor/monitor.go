@@ -48,7 +48,12 @@ func (m *Monitor) Start(c *exec.Cmd) (chan runc.Exit, error) {
 	if err != nil {
 		return nil, err
 	}
-	m.keep(ec, *pidfd)
+	if *pidfd >= 0 {
+		m.keep(ec, *pidfd)
+		// go-runc returns without Wait when a start's I/O fails after the
+		// start: the pidfd goes with the command.
+		runtime.AddCleanup(c, m.forget, ec)
+	}
 	return ec, nil
 }
 
@@ -92,12 +97,16 @@ func askPidfd(c *exec.Cmd) *int {
 }
 
 func (m *Monitor) keep(ec chan runc.Exit, pidfd int) {
-	if pidfd < 0 {
-		return
-	}
 	m.mu.Lock()
 	m.pidfds[ec] = pidfd
 	m.mu.Unlock()
+}
+
+// forget closes ec's pidfd unless Wait took it.
+func (m *Monitor) forget(ec chan runc.Exit) {
+	if pidfd := m.take(ec); pidfd >= 0 {
+		unix.Close(pidfd)
+	}
 }
 
 // take returns ec's pidfd, or -1, and forgets it.

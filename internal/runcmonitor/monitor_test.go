@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,7 +85,7 @@ func TestWaitStatus(t *testing.T) {
 			}
 		})
 	}
-	if n := len(m.pidfds); n != 0 {
+	if n := kept(m); n != 0 {
 		t.Errorf("%d pidfds kept after every command was waited for", n)
 	}
 }
@@ -103,6 +104,33 @@ func TestWaitRacingTheReaper(t *testing.T) {
 			t.Fatalf("command %d: status %d, output %q; want 5, %q", i, status, out.String(), "out\n")
 		}
 	}
+}
+
+// TestPidfdOfACommandNeverWaitedFor: go-runc leaves a command it started
+// unwaited for when the command's I/O fails; its pidfd closes once the
+// command is collected.
+func TestPidfdOfACommandNeverWaitedFor(t *testing.T) {
+	reaptest.Children(t)
+	m := New(reaper.Default)
+	ec, err := m.Start(exec.Command("true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reaper.Default.Unsubscribe(ec)
+	deadline := time.Now().Add(10 * time.Second)
+	for kept(m) > 0 && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := kept(m); n > 0 {
+		t.Errorf("%d pidfds kept for a command collected without Wait", n)
+	}
+}
+
+func kept(m *Monitor) int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.pidfds)
 }
 
 func run(t *testing.T, m runc.ProcessMonitor, cmd *exec.Cmd) int {
