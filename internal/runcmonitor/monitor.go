@@ -51,7 +51,7 @@ func (m *Monitor) Start(c *exec.Cmd) (chan runc.Exit, error) {
 	if *pidfd >= 0 {
 		m.keep(ec, *pidfd)
 		// go-runc returns without Wait when a start's I/O fails after the
-		// start: the pidfd goes with the command.
+		// start: the pidfd and the subscription go with the command.
 		runtime.AddCleanup(c, m.forget, ec)
 	}
 	return ec, nil
@@ -66,23 +66,39 @@ func (m *Monitor) StartLocked(c *exec.Cmd) (chan runc.Exit, error) {
 }
 
 // Wait returns c's exit status. It reaps c on its pidfd, unless the reaper
-// reaped it first and so reports it. cmd.Wait runs once either way: it
-// ends c's I/O copies, and a second call would block for ever.
+// reaped it first and so reports it. Meanwhile it takes every exit the
+// reaper offers c's subscription, as the stock wait does: a subscription
+// nobody reads fills, then costs the reaper a second per exit of the shim.
+// cmd.Wait runs once either way: it ends c's I/O copies, and a second call
+// would block for ever.
 func (m *Monitor) Wait(c *exec.Cmd, ec chan runc.Exit) (int, error) {
 	pidfd := m.take(ec)
 	if pidfd < 0 {
 		return m.reaper.Wait(c, ec)
 	}
+	reported := make(chan int, 1)
+	go drain(ec, c.Process.Pid, reported)
 	status, err := reap(pidfd)
 	unix.Close(pidfd)
 	if err != nil {
 		// ECHILD: the reaper reaped c first. Any other error is a kernel
 		// whose pidfds cannot be waited on. The reaper reports c's exit.
-		return m.reaper.Wait(c, ec)
+		status = <-reported
 	}
-	_ = c.Wait() // c is reaped: this only ends its I/O copies
-	m.reaper.Unsubscribe(ec)
+	m.reaper.Unsubscribe(ec) // ends drain
+	_ = c.Wait()             // c is reaped: this only ends its I/O copies
 	return status, nil
+}
+
+// drain takes ec's exits until ec is closed, reporting pid's first.
+func drain(ec chan runc.Exit, pid int, reported chan<- int) {
+	sent := false
+	for e := range ec {
+		if e.Pid == pid && !sent {
+			reported <- e.Status
+			sent = true
+		}
+	}
 }
 
 // askPidfd makes c's start return a pidfd for it in the int returned, which
@@ -102,10 +118,11 @@ func (m *Monitor) keep(ec chan runc.Exit, pidfd int) {
 	m.mu.Unlock()
 }
 
-// forget closes ec's pidfd unless Wait took it.
+// forget closes ec's pidfd and subscription unless Wait took them.
 func (m *Monitor) forget(ec chan runc.Exit) {
 	if pidfd := m.take(ec); pidfd >= 0 {
 		unix.Close(pidfd)
+		m.reaper.Unsubscribe(ec)
 	}
 }
 

@@ -61,6 +61,7 @@ func TestWaitStatus(t *testing.T) {
 		{"exit 7", "exit 7", 7},
 		{"SIGKILL", "kill -9 $$", 128 + 9},
 	} {
+		// No reaper loop runs here: only the monitor reaps.
 		t.Run(tc.name+" reaped by the monitor", func(t *testing.T) {
 			if got := run(t, m, exec.Command("sh", "-c", tc.script)); got != tc.want {
 				t.Errorf("status %d, want %d", got, tc.want)
@@ -107,8 +108,8 @@ func TestWaitRacingTheReaper(t *testing.T) {
 }
 
 // TestPidfdOfACommandNeverWaitedFor: go-runc leaves a command it started
-// unwaited for when the command's I/O fails; its pidfd closes once the
-// command is collected.
+// unwaited for when the command's I/O fails; its pidfd closes, and its
+// subscription ends, once the command is collected.
 func TestPidfdOfACommandNeverWaitedFor(t *testing.T) {
 	reaptest.Children(t)
 	m := New(reaper.Default)
@@ -116,14 +117,62 @@ func TestPidfdOfACommandNeverWaitedFor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer reaper.Default.Unsubscribe(ec)
 	deadline := time.Now().Add(10 * time.Second)
 	for kept(m) > 0 && time.Now().Before(deadline) {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
 	}
 	if n := kept(m); n > 0 {
-		t.Errorf("%d pidfds kept for a command collected without Wait", n)
+		t.Fatalf("%d pidfds kept for a command collected without Wait", n)
+	}
+	for {
+		select {
+		case _, open := <-ec:
+			if !open {
+				return
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the reaper still reports exits to the subscription of a command collected without Wait")
+		}
+	}
+}
+
+// TestOtherExitsFlowWhileACommandRuns: while a runc command runs, the
+// reaper hands the shim's other exits on at once, as with the stock
+// monitor, which reads the command's subscription as it waits; one left
+// unread fills after 32 exits, then holds each further exit a second.
+func TestOtherExitsFlowWhileACommandRuns(t *testing.T) {
+	reaptest.Children(t)
+	m := New(reaper.Default)
+	long := exec.Command("sleep", "60")
+	ec, err := m.Start(long)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan struct{})
+	go func() { _, _ = m.Wait(long, ec); close(waited) }()
+	defer func() { _ = long.Process.Kill(); <-waited }()
+
+	other := reaper.Default.Subscribe()
+	defer reaper.Default.Unsubscribe(other)
+	const exits = 32 + 16
+	pids := map[int]bool{}
+	for range exits {
+		child := exec.Command("true")
+		if err := child.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pids[child.Process.Pid] = true
+	}
+	start := time.Now()
+	deadline := time.After(4 * time.Second) // unread: 16 s and more
+	for len(pids) > 0 {
+		select {
+		case e := <-other:
+			delete(pids, e.Pid)
+		case <-deadline:
+			t.Fatalf("%d of %d exits still not handed on after %v while a command ran", len(pids), exits, time.Since(start).Round(time.Millisecond))
+		}
 	}
 }
 
